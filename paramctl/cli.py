@@ -1,0 +1,183 @@
+"""The ``paramctl`` command line: parse, call the library, render.
+
+Each command is short: it turns options into library arguments, calls one library
+function, and hands the data to :mod:`paramctl.render`. Library errors become one line on
+stderr and the exit code their class names; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from . import __version__
+from .errors import ExitCode, ParamctlError
+from .formats import read_checkpoint
+from .listing import SortKey, build_listing
+from .render import Environment, OutputFormat, emit, listing_report, tree_view
+from .select import Selection
+
+app = typer.Typer(
+    name="paramctl",
+    help="Inspect and reinitialize neural-network checkpoints (PyTorch .pt/.pth/.bin/.ckpt, "
+    "safetensors) without loading them whole.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# -- options shared by commands -----------------------------------------------------------
+PathArg = Annotated[str, typer.Argument(help="Checkpoint file, or - for standard input.", show_default=False)]
+MatchOpt = Annotated[
+    list[str] | None,
+    typer.Option("--match", "-m", help="Shell glob on the dotted name (repeatable).", show_default=False),
+]
+RegexOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--regex",
+        "-r",
+        help="Regular expression searched in the name (repeatable).",
+        show_default=False,
+    ),
+]
+ExcludeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--exclude", "-x", help="Shell glob of names to leave out (repeatable).", show_default=False
+    ),
+]
+KeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--key",
+        "-k",
+        help="Dotted path of the sub-dict to use (e.g. model.ema).",
+        show_default=False,
+    ),
+]
+AllOpt = Annotated[bool, typer.Option("--all", "-a", help="Every tensor in the file, with full paths.")]
+FormatOpt = Annotated[
+    OutputFormat | None,
+    typer.Option(
+        "--format",
+        "-f",
+        help="Output format [default: table on a terminal, tsv in a pipe].",
+        show_default=False,
+    ),
+]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Say how the file was read.")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def reports_errors(command: F) -> F:
+    """Turn library errors into one line on stderr and the exit code their class names."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ParamctlError as exc:
+            if kwargs.get("debug"):
+                raise
+            _fail(str(exc), exc.exit_code)
+        except BrokenPipeError:
+            # The reader (head, grep -m1) has what it wanted; stop quietly.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(ExitCode.OK) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            if kwargs.get("debug"):
+                raise
+            _fail(
+                f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)",
+                ExitCode.NEGATIVE,
+            )
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _fail(message: str, code: int) -> None:
+    Environment.current().err_console().print(f"paramctl: error: {message}", markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+def _selection(match: list[str] | None, regex: list[str] | None, exclude: list[str] | None) -> Selection:
+    return Selection(match=tuple(match or ()), regex=tuple(regex or ()), exclude=tuple(exclude or ()))
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"paramctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Inspect and reinitialize neural-network checkpoints."""
+
+
+@app.command("list")
+@reports_errors
+def list_command(
+    path: PathArg,
+    match: MatchOpt = None,
+    regex: RegexOpt = None,
+    exclude: ExcludeOpt = None,
+    key: KeyOpt = None,
+    all_tensors: AllOpt = False,
+    extras: Annotated[
+        bool,
+        typer.Option("--extras", "-e", help="Also show non-tensor entries (epoch, hyper-parameters)."),
+    ] = False,
+    tree: Annotated[
+        bool, typer.Option("--tree", "-t", help="Group names by module path with subtotals.")
+    ] = False,
+    sort: Annotated[
+        SortKey,
+        typer.Option("--sort", "-s", help="file order, name, or largest first by size or numel."),
+    ] = "file",
+    output_format: FormatOpt = None,
+    verbose: VerboseOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """List every named tensor: shape, dtype, elements, bytes, and what shares its storage.
+
+    Reads metadata only: no tensor values, no torch import.
+    """
+    env = Environment.current()
+    checkpoint = read_checkpoint(path, on_note=env.note if verbose else None)
+    listing = build_listing(
+        checkpoint,
+        _selection(match, regex, exclude),
+        key=key,
+        all_tensors=all_tensors,
+        sort=sort,
+        extras=extras,
+    )
+    fmt = env.resolve(output_format)
+    if verbose:
+        tensors, storages = len(checkpoint.entries), len(checkpoint.storages)
+        env.note(f"{checkpoint.path}: {checkpoint.format}, {tensors} tensors in {storages} storages")
+    if listing.prefix and fmt not in (OutputFormat.table, OutputFormat.json):
+        env.note(f"showing {listing.prefix!r} with its prefix cut; --all shows every tensor")
+    if tree:
+        tree_view([row.to_dict() for row in listing.rows], env, fmt)
+        return
+    emit(listing_report(listing), fmt, env)

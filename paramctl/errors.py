@@ -1,0 +1,60 @@
+"""Errors paramctl raises, each with the exit code the command line turns it into."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit codes shared by every command (documented in the README)."""
+
+    OK = 0
+    NEGATIVE = 1  # a well-formed question with a "no" answer: nothing matched, problems found
+    USAGE = 2
+    INVALID_INPUT = 3
+    UNSAFE = 4
+    IO = 5
+
+
+class ParamctlError(Exception):
+    """Base class: a problem to report in one line, with an exit code."""
+
+    exit_code: ExitCode = ExitCode.INVALID_INPUT
+
+
+class UsageError(ParamctlError):
+    """The arguments do not make sense together."""
+
+    exit_code = ExitCode.USAGE
+
+
+class NothingSelected(ParamctlError):
+    """A selection matched no tensor."""
+
+    exit_code = ExitCode.NEGATIVE
+
+
+class CorruptCheckpoint(ParamctlError):
+    """The input is not a checkpoint paramctl can read, or it is damaged."""
+
+    exit_code = ExitCode.INVALID_INPUT
+
+
+class UnsafePickle(ParamctlError):
+    """The pickle asks for a global outside the allowlist; nothing was executed."""
+
+    exit_code = ExitCode.UNSAFE
+
+    def __init__(self, global_name: str, detail: str = "") -> None:
+        self.global_name = global_name
+        message = (
+            f"refusing to load: the pickle references {global_name!r}, which is not on the "
+            "allowlist of plain tensor data (nothing was executed)"
+        )
+        super().__init__(message + (f"; {detail}" if detail else ""))
+
+
+class CheckpointIOError(ParamctlError):
+    """A file could not be read or written (missing, permission, disk full)."""
+
+    exit_code = ExitCode.IO

@@ -1,0 +1,167 @@
+"""``paramctl list`` as a library call: the selected entries, their sharing and totals."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .checkpoint import Checkpoint, Extra, TensorEntry, join_path, model_view, shared_names
+from .select import Selection, select
+
+SortKey = Literal["file", "name", "size", "numel"]
+
+
+@dataclass(frozen=True)
+class DTypeTotal:
+    tensors: int = 0
+    numel: int = 0
+    bytes: int = 0
+
+    def add(self, entry: TensorEntry) -> DTypeTotal:
+        return DTypeTotal(self.tensors + 1, self.numel + entry.numel, self.bytes + entry.nbytes)
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Sums over listed tensors. ``unique_bytes`` counts shared bytes once."""
+
+    tensors: int
+    numel: int
+    bytes: int
+    unique_bytes: int
+    by_dtype: dict[str, DTypeTotal]
+
+    @classmethod
+    def of(cls, entries: Sequence[TensorEntry]) -> Totals:
+        by_dtype: dict[str, DTypeTotal] = {}
+        for entry in entries:
+            by_dtype[entry.dtype] = by_dtype.get(entry.dtype, DTypeTotal()).add(entry)
+        return cls(
+            tensors=len(entries),
+            numel=sum(entry.numel for entry in entries),
+            bytes=sum(entry.nbytes for entry in entries),
+            unique_bytes=stored_bytes(entries),
+            by_dtype=by_dtype,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tensors": self.tensors,
+            "numel": self.numel,
+            "bytes": self.bytes,
+            "unique_bytes": self.unique_bytes,
+            "by_dtype": {name: vars(total) for name, total in self.by_dtype.items()},
+        }
+
+
+def stored_bytes(entries: Sequence[TensorEntry]) -> int:
+    """Bytes the entries occupy, counting overlapping views of a storage once.
+
+    >>> a = TensorEntry("a", ("a",), (4,), "float32", (1,), "s")
+    >>> b = TensorEntry("b", ("b",), (2,), "float32", (1,), "s", storage_offset=2)
+    >>> stored_bytes([a, b])
+    16
+    """
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for entry in entries:
+        spans.setdefault(entry.storage_key, []).append(entry.byte_span)
+    total = 0
+    for intervals in spans.values():
+        reach = 0
+        for start, end in sorted(intervals):
+            total += max(0, end - max(start, reach))
+            reach = max(reach, end)
+    return total
+
+
+@dataclass(frozen=True)
+class ListedTensor:
+    """One row of ``paramctl list``: an entry and the other names on its storage."""
+
+    entry: TensorEntry
+    shared_with: tuple[str, ...] = ()
+    stats: dict[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    def to_dict(self) -> dict[str, Any]:
+        row = self.entry.to_dict()
+        row["shared_with"] = list(self.shared_with)
+        if self.stats is not None:
+            row.update(self.stats)
+        return row
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What ``paramctl list`` shows, as data."""
+
+    source: str
+    format: str
+    rows: list[ListedTensor]
+    totals: Totals
+    prefix: str = ""
+    prefix_detected: bool = False
+    top_level_keys: list[str] = field(default_factory=list)
+    extras: list[Extra] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "file": self.source,
+            "format": self.format,
+            "prefix": self.prefix,
+            "tensors": [row.to_dict() for row in self.rows],
+            "totals": self.totals.to_dict(),
+        }
+        if self.extras is not None:
+            data["extras"] = [extra.to_dict() for extra in self.extras]
+        return data
+
+
+def sort_entries(entries: list[TensorEntry], key: SortKey) -> list[TensorEntry]:
+    """File order, by name, or largest first (by bytes or element count)."""
+    if key == "name":
+        return sorted(entries, key=lambda e: e.name)
+    if key == "size":
+        return sorted(entries, key=lambda e: -e.nbytes)
+    if key == "numel":
+        return sorted(entries, key=lambda e: -e.numel)
+    return list(entries)
+
+
+def build_listing(
+    checkpoint: Checkpoint,
+    selection: Selection = Selection(),
+    *,
+    key: str | None = None,
+    all_tensors: bool = False,
+    sort: SortKey = "file",
+    extras: bool = False,
+) -> Listing:
+    """The rows, totals and provenance that ``paramctl list`` renders.
+
+    Sharing is judged over the whole checkpoint, so a tied name outside the view or the
+    selection still marks its partner.
+    """
+    view = model_view(checkpoint, key=key, all_tensors=all_tensors)
+    chosen = select(view.entries, selection)
+    partners = shared_names(checkpoint.entries, by=lambda e: join_path(e.path))
+    shown_as = {join_path(e.path): e.name for e in view.entries}
+    rows = [
+        ListedTensor(entry, tuple(shown_as.get(p, p) for p in partners.get(join_path(entry.path), ())))
+        for entry in sort_entries(chosen, sort)
+    ]
+    top = list(checkpoint.payload) if isinstance(checkpoint.payload, dict) else []
+    return Listing(
+        source=str(checkpoint.path),
+        format=checkpoint.format,
+        rows=rows,
+        totals=Totals.of(chosen),
+        prefix=view.prefix_name,
+        prefix_detected=view.auto_detected,
+        top_level_keys=[str(k) for k in top],
+        extras=checkpoint.extras() if extras else None,
+    )

@@ -1,0 +1,349 @@
+"""How things look: Rich tables on a terminal, stable text and JSON in pipes.
+
+Every command hands its rows (plain dicts from ``to_dict()``) and column descriptions to
+:func:`emit`; this is the only module that decides presentation, and it never reads files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from .listing import Listing
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    tsv = "tsv"
+    csv = "csv"
+    json = "json"
+    jsonl = "jsonl"
+    names = "names"
+
+
+@dataclass
+class Environment:
+    """Where output goes and whether a person is watching it.
+
+    Consoles are built per call, so ``NO_COLOR`` and test captures are honoured.
+    """
+
+    stdout: TextIO
+    stderr: TextIO
+    stdout_isatty: bool
+    stderr_isatty: bool
+
+    @classmethod
+    def current(cls) -> Environment:
+        return cls(sys.stdout, sys.stderr, _isatty(sys.stdout), _isatty(sys.stderr))
+
+    def console(self) -> Console:
+        # A pipe gets no width limit worth wrapping names at.
+        return Console(file=self.stdout, highlight=False, width=None if self.stdout_isatty else 200)
+
+    def err_console(self) -> Console:
+        return Console(file=self.stderr, highlight=False, stderr=True)
+
+    def resolve(self, requested: OutputFormat | None) -> OutputFormat:
+        """An explicit ``--format`` wins; otherwise a table for people, TSV for pipes."""
+        if requested is not None:
+            return requested
+        return OutputFormat.table if self.stdout_isatty else OutputFormat.tsv
+
+    def note(self, message: str) -> None:
+        """A side remark on stderr (never mixed into data on stdout)."""
+        self.err_console().print(Text(message, style="dim"))
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def format_bytes(size: int) -> str:
+    """Binary units, three significant figures.
+
+    >>> format_bytes(48), format_bytes(4096), format_bytes(3 * 2**30)
+    ('48 B', '4.00 KiB', '3.00 GiB')
+    """
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return (
+                f"{size} B"
+                if unit == "B"
+                else f"{value:.3g} {unit}"
+                if value >= 100
+                else f"{value:.2f} {unit}"
+            )
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def format_shape(shape: Sequence[int] | None) -> str:
+    """``[3, 4]``; ``[]`` for a scalar; ``?`` when unknown.
+
+    >>> format_shape([3, 4]), format_shape([])
+    ('[3, 4]', '[]')
+    """
+    return "?" if shape is None else "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+def escape_control(text: str) -> str:
+    r"""Make control characters visible so a name cannot rewrite the terminal or split a row.
+
+    >>> escape_control("a\tb\x1b[31m")
+    'a\\tb\\x1b[31m'
+    """
+    if not any(unicodedata.category(ch) == "Cc" for ch in text):
+        return text
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) == "Cc" else ch for ch in text
+    )
+
+
+def _plain(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return ",".join(escape_control(str(v)) for v in value)
+    return escape_control(str(value))
+
+
+@dataclass(frozen=True)
+class Column:
+    """A field of the rows: its key, its header, and how a person reads it."""
+
+    key: str
+    header: str
+    justify: str = "left"
+    human: Callable[[Any], str] | None = None
+    plain: Callable[[Any], str] = _plain
+    style: str | None = None
+
+
+@dataclass
+class Report:
+    """Everything a listing command shows: rows, their columns and the surroundings."""
+
+    columns: list[Column]
+    rows: list[dict[str, Any]]
+    document: dict[str, Any] | None = None  # the whole JSON answer; rows alone if None
+    title: str | None = None
+    caption: str | None = None
+    footer: list[str] = field(default_factory=list)
+    sections: list[Report] = field(default_factory=list)  # e.g. extras after tensors
+
+
+def emit(report: Report, fmt: OutputFormat, env: Environment) -> None:
+    """Write ``report`` to stdout in ``fmt``."""
+    if fmt is OutputFormat.json:
+        document = report.document if report.document is not None else report.rows
+        env.stdout.write(json.dumps(document, indent=2, allow_nan=True, default=str) + "\n")
+    elif fmt is OutputFormat.jsonl:
+        for row in _all_rows(report):
+            env.stdout.write(json.dumps(row, allow_nan=True, default=str) + "\n")
+    elif fmt is OutputFormat.names:
+        for row in report.rows:
+            env.stdout.write(escape_control(str(row["name"])) + "\n")
+    elif fmt is OutputFormat.table:
+        _emit_table(report, env)
+    else:
+        _emit_delimited(report, env, "\t" if fmt is OutputFormat.tsv else ",")
+
+
+def _all_rows(report: Report) -> Iterable[dict[str, Any]]:
+    yield from report.rows
+    for section in report.sections:
+        yield from _all_rows(section)
+
+
+def _emit_delimited(report: Report, env: Environment, delimiter: str) -> None:
+    if delimiter == "\t":
+        # TSV has no quoting: control characters are escaped instead, so rows stay rows.
+        lines = [[c.key for c in report.columns]]
+        lines += [[c.plain(row.get(c.key)) for c in report.columns] for row in report.rows]
+        env.stdout.write("".join("\t".join(line) + "\n" for line in lines))
+    else:
+        writer = csv.writer(env.stdout, lineterminator="\n")
+        writer.writerow([c.key for c in report.columns])
+        writer.writerows([c.plain(row.get(c.key)) for c in report.columns] for row in report.rows)
+    for section in report.sections:
+        env.stdout.write("\n")
+        _emit_delimited(section, env, delimiter)
+
+
+def _emit_table(report: Report, env: Environment) -> None:
+    console = env.console()
+    table = Table(title=report.title, caption=report.caption, caption_justify="left")
+    for column in report.columns:
+        table.add_column(column.header, justify=column.justify, style=column.style)  # type: ignore[arg-type]
+    for row in report.rows:
+        table.add_row(*(_human(column, row.get(column.key)) for column in report.columns))
+    console.print(table)
+    for line in report.footer:
+        console.print(line)
+    for section in report.sections:
+        console.print()
+        _emit_table(section, env)
+
+
+def _human(column: Column, value: Any) -> Text:
+    text = column.human(value) if column.human else _plain(value)
+    return Text(escape_control(text))
+
+
+# -- columns shared by the listing commands ---------------------------------------------
+
+
+def _human_int(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else _plain(value)
+
+
+def _human_bytes(value: Any) -> str:
+    return format_bytes(value) if isinstance(value, int) else _plain(value)
+
+
+def _human_shared(value: Any) -> str:
+    if not value:
+        return ""
+    more = f" +{len(value) - 1}" if len(value) > 1 else ""
+    return f"↔ {value[0]}{more}"
+
+
+NAME = Column("name", "name", style="bold")
+SHAPE = Column("shape", "shape", plain=format_shape, human=format_shape)
+DTYPE = Column("dtype", "dtype")
+NUMEL = Column("numel", "numel", "right", human=_human_int)
+BYTES = Column("bytes", "bytes", "right", human=_human_bytes)
+SHARED = Column("shared_with", "shared", human=_human_shared, style="magenta")
+TENSOR_COLUMNS = [NAME, SHAPE, DTYPE, NUMEL, BYTES, SHARED]
+EXTRA_COLUMNS = [
+    Column("name", "extra", style="bold"),
+    Column("value", "value"),
+    Column("type", "type"),
+]
+
+
+def listing_report(listing: Listing) -> Report:
+    """The report of ``paramctl list``: tensor rows, totals footer, where the names came from."""
+    totals = listing.totals
+    stored = format_bytes(totals.unique_bytes)
+    footer = [
+        f"{totals.tensors} tensors, {totals.numel:,} elements, {format_bytes(totals.bytes)}"
+        + (f" ({stored} stored, sharing counted once)" if totals.unique_bytes != totals.bytes else "")
+    ]
+    if totals.by_dtype:
+        parts = (f"{name} {t.tensors} ({format_bytes(t.bytes)})" for name, t in totals.by_dtype.items())
+        footer.append("by dtype: " + ", ".join(parts))
+    caption = None
+    if listing.prefix:
+        origin = "found" if listing.prefix_detected else "chosen"
+        others = ", ".join(k for k in listing.top_level_keys if k != listing.prefix) or "none"
+        caption = f"model dict {listing.prefix!r} ({origin}); other keys: {others}; --all shows every tensor"
+    sections = []
+    if listing.extras is not None:
+        sections.append(Report(EXTRA_COLUMNS, [extra.to_dict() for extra in listing.extras]))
+    return Report(
+        TENSOR_COLUMNS,
+        [row.to_dict() for row in listing.rows],
+        document=listing.to_dict(),
+        title=f"{listing.source} ({listing.format})",
+        caption=caption,
+        footer=footer,
+        sections=sections,
+    )
+
+
+def tree_view(report_rows: Sequence[dict[str, Any]], env: Environment, fmt: OutputFormat) -> None:
+    """Names grouped by module path (``encoder.layers.0``), each group with subtotals."""
+    root = _ModuleNode("")
+    for row in report_rows:
+        root.add(str(row["name"]).split("."), row)
+    if fmt is OutputFormat.json:
+        env.stdout.write(json.dumps(root.to_dict(), indent=2) + "\n")
+    elif fmt is OutputFormat.table:
+        tree = Tree(Text(root.label(), style="bold"))
+        root.attach(tree)
+        env.console().print(tree)
+    else:
+        for depth, node in root.walk():
+            if fmt is OutputFormat.names:
+                env.stdout.write(escape_control(node.path) + "\n")
+            else:
+                sep = "\t" if fmt is not OutputFormat.csv else ","
+                fields = [
+                    escape_control(node.path) or ".",
+                    str(node.tensors),
+                    str(node.numel),
+                    str(node.bytes),
+                ]
+                if depth == 0:
+                    env.stdout.write(sep.join(["module", "tensors", "numel", "bytes"]) + "\n")
+                env.stdout.write(sep.join(fields) + "\n")
+
+
+@dataclass
+class _ModuleNode:
+    path: str
+    tensors: int = 0
+    numel: int = 0
+    bytes: int = 0
+    children: dict[str, _ModuleNode] = field(default_factory=dict)
+    row: dict[str, Any] | None = None
+
+    def add(self, parts: list[str], row: dict[str, Any]) -> None:
+        self.tensors += 1
+        self.numel += int(row["numel"])
+        self.bytes += int(row["bytes"])
+        if not parts:
+            self.row = row
+            return
+        head, *rest = parts
+        child_path = f"{self.path}.{head}" if self.path else head
+        self.children.setdefault(head, _ModuleNode(child_path)).add(rest, row)
+
+    def label(self) -> str:
+        name = self.path.rsplit(".", 1)[-1] if self.path else "(all)"
+        if self.row is not None and not self.children:
+            shape, dtype = format_shape(self.row["shape"]), self.row["dtype"]
+            return f"{escape_control(name)}  {shape} {dtype}  {format_bytes(self.bytes)}"
+        size = format_bytes(self.bytes)
+        return f"{escape_control(name)}  {self.tensors} tensors, {self.numel:,} numel, {size}"
+
+    def attach(self, tree: Tree) -> None:
+        for child in self.children.values():
+            child.attach(tree.add(child.label()))
+
+    def walk(self, depth: int = 0) -> Iterable[tuple[int, _ModuleNode]]:
+        yield depth, self
+        for child in self.children.values():
+            yield from child.walk(depth + 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "module": self.path,
+            "tensors": self.tensors,
+            "numel": self.numel,
+            "bytes": self.bytes,
+        }
+        if self.children:
+            data["children"] = [child.to_dict() for child in self.children.values()]
+        return data

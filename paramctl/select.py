@@ -1,0 +1,119 @@
+"""Choosing tensors by name: shell globs, regular expressions, exclusions, name lists.
+
+The rule, the same for every command: a name is selected when it matches any ``--match``
+glob or any ``--regex`` (or is listed by ``--names-from``), and no ``--exclude`` glob. With
+no positive criterion at all, every name is selected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Protocol, TypeVar
+
+from .errors import NothingSelected, UsageError
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+E = TypeVar("E", bound=_Named)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which names to take.
+
+    Globs are shell-style over the whole dotted name (``*`` also crosses dots); regexes
+    are searched anywhere in the name (anchor with ``^``/``$``), like Gluon's
+    ``collect_params('.*weight')``.
+
+    >>> names = ["0.weight", "0.bias", "2.weight", "2.bias"]
+    >>> Selection(match=("*.weight",)).apply(names)
+    ['0.weight', '2.weight']
+    >>> Selection(regex=("^2",), exclude=("*.bias",)).apply(names)
+    ['2.weight']
+    """
+
+    match: tuple[str, ...] = ()
+    regex: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    names: frozenset[str] | None = None
+    _compiled: tuple[re.Pattern[str], ...] = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        compiled = []
+        for pattern in self.regex:
+            try:
+                compiled.append(re.compile(pattern))
+            except re.error as exc:
+                raise UsageError(f"--regex {pattern!r}: {exc}") from exc
+        object.__setattr__(self, "_compiled", tuple(compiled))
+
+    @property
+    def is_everything(self) -> bool:
+        return not (self.match or self.regex or self.exclude or self.names is not None)
+
+    def describe(self) -> str:
+        """A short text of the criteria, for reports and provenance."""
+        parts = [f"--match {p}" for p in self.match] + [f"--regex {p}" for p in self.regex]
+        if self.names is not None:
+            parts.append(f"{len(self.names)} listed names")
+        parts += [f"--exclude {p}" for p in self.exclude]
+        return " ".join(parts) or "everything"
+
+    def matches(self, name: str) -> bool:
+        positive = bool(self.match or self.regex or self.names is not None)
+        chosen = not positive or (
+            any(fnmatchcase(name, glob) for glob in self.match)
+            or any(pattern.search(name) for pattern in self._compiled)
+            or (self.names is not None and name in self.names)
+        )
+        return chosen and not any(fnmatchcase(name, glob) for glob in self.exclude)
+
+    def apply(self, names: Iterable[str]) -> list[str]:
+        return [name for name in names if self.matches(name)]
+
+
+def select(entries: Sequence[E], selection: Selection) -> list[E]:
+    """The entries whose names ``selection`` takes; an empty result is an error.
+
+    Raises :class:`NothingSelected` (exit code 1) naming a few close names.
+    """
+    chosen = [entry for entry in entries if selection.matches(entry.name)]
+    if not chosen and entries:
+        raise nothing_selected(selection, [entry.name for entry in entries])
+    return chosen
+
+
+def unknown_names(selection: Selection, available: Iterable[str]) -> list[str]:
+    """Names given by ``--names-from`` that the checkpoint does not have."""
+    if selection.names is None:
+        return []
+    present = set(available)
+    return sorted(name for name in selection.names if name not in present)
+
+
+def read_names(lines: Iterable[str]) -> frozenset[str]:
+    """Names from ``--names-from``: one per line; blank lines and ``#`` comments skipped."""
+    names = (line.rstrip("\r\n") for line in lines)
+    return frozenset(name for name in names if name.strip() and not name.lstrip().startswith("#"))
+
+
+def nothing_selected(selection: Selection, available: Sequence[str]) -> NothingSelected:
+    """The error for an empty selection, naming a few close names to help."""
+    probes = [*selection.match, *selection.regex, *(selection.names or ())]
+    close: list[str] = []
+    for probe in probes:
+        for hit in difflib.get_close_matches(probe.strip("*^$"), available, n=3, cutoff=0.4):
+            if hit not in close:
+                close.append(hit)
+    hint = f"; close names: {', '.join(close[:5])}" if close else ""
+    if not close and available:
+        hint = f"; names look like: {', '.join(available[:3])}"
+    return NothingSelected(f"no tensor matches {selection.describe()}{hint}")
