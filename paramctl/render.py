@@ -253,11 +253,12 @@ def listing_report(listing: Listing) -> Report:
     if totals.by_dtype:
         parts = (f"{name} {t.tensors} ({format_bytes(t.bytes)})" for name, t in totals.by_dtype.items())
         footer.append("by dtype: " + ", ".join(parts))
-    caption = None
     if listing.prefix:
         origin = "found" if listing.prefix_detected else "chosen"
         others = ", ".join(k for k in listing.top_level_keys if k != listing.prefix) or "none"
-        caption = f"model dict {listing.prefix!r} ({origin}); other keys: {others}; --all shows every tensor"
+        footer.insert(
+            0, f"model dict {listing.prefix!r} ({origin}); other keys: {others}; --all shows every tensor"
+        )
     sections = []
     if listing.extras is not None:
         sections.append(Report(EXTRA_COLUMNS, [extra.to_dict() for extra in listing.extras]))
@@ -266,7 +267,6 @@ def listing_report(listing: Listing) -> Report:
         [row.to_dict() for row in listing.rows],
         document=listing.to_dict(),
         title=f"{listing.source} ({listing.format})",
-        caption=caption,
         footer=footer,
         sections=sections,
     )
