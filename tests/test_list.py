@@ -26,7 +26,7 @@ def torch_truth(path: Path) -> dict[str, tuple[list[int], str]]:
     """Name -> (shape, dtype) as the reference libraries report them (nested names joined)."""
     if path.suffix == ".safetensors":
         with safe_open(path, "pt") as f:
-            return {k: (list(f.get_slice(k).get_shape()), str(f.get_tensor(k).dtype)[6:]) for k in f.keys()}
+            return {k: (list(f.get_slice(k).get_shape()), str(f.get_tensor(k).dtype)[6:]) for k in f.keys()}  # noqa: SIM118 - safe_open is not a dict
     found = {}
 
     def walk(node, prefix):
