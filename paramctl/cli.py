@@ -16,8 +16,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from . import __version__
-from .errors import ExitCode, ParamctlError
-from .formats import read_checkpoint
+from .errors import ExitCode, ParamctlError, UsageError
+from .formats import STDIN, read_checkpoint
 from .listing import SortKey, build_listing
 from .render import Environment, OutputFormat, emit, listing_report, tree_view
 from .select import Selection
@@ -33,7 +33,12 @@ app = typer.Typer(
 )
 
 # -- options shared by commands -----------------------------------------------------------
-PathArg = Annotated[str, typer.Argument(help="Checkpoint file, or - for standard input.", show_default=False)]
+PathArg = Annotated[
+    str,
+    typer.Argument(
+        help="Checkpoint file; - or nothing reads standard input.", show_default=False, metavar="[PATH]"
+    ),
+]
 MatchOpt = Annotated[
     list[str] | None,
     typer.Option("--match", "-m", help="Shell glob on the dotted name (repeatable).", show_default=False),
@@ -114,6 +119,20 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
+def checkpoint_source(path: str) -> str:
+    """The path to read; ``-`` (the default) means standard input, which must not be a terminal."""
+    if path == STDIN and _stdin_isatty():
+        raise UsageError("no checkpoint given: pass a path, or pipe one into standard input")
+    return path
+
+
+def _stdin_isatty() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def _selection(match: list[str] | None, regex: list[str] | None, exclude: list[str] | None) -> Selection:
     return Selection(match=tuple(match or ()), regex=tuple(regex or ()), exclude=tuple(exclude or ()))
 
@@ -136,7 +155,7 @@ def main(
 @app.command("list")
 @reports_errors
 def list_command(
-    path: PathArg,
+    path: PathArg = STDIN,
     match: MatchOpt = None,
     regex: RegexOpt = None,
     exclude: ExcludeOpt = None,
@@ -162,7 +181,7 @@ def list_command(
     Reads metadata only: no tensor values, no torch import.
     """
     env = Environment.current()
-    checkpoint = read_checkpoint(path, on_note=env.note if verbose else None)
+    checkpoint = read_checkpoint(checkpoint_source(path), on_note=env.note if verbose else None)
     listing = build_listing(
         checkpoint,
         _selection(match, regex, exclude),
