@@ -147,6 +147,11 @@ class Checkpoint:
     notes: list[str] = field(default_factory=list)
     # Set by readers that could only load the file through torch itself.
     fallback_tensors: dict[str, Any] | None = None
+    # How messages name the source: the path, or "<stdin>" for a piped checkpoint.
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        self.label = self.label or str(self.path)
 
     def __iter__(self) -> Iterator[TensorEntry]:
         return iter(self.entries)

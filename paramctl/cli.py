@@ -193,7 +193,7 @@ def list_command(
     fmt = env.resolve(output_format)
     if verbose:
         tensors, storages = len(checkpoint.entries), len(checkpoint.storages)
-        env.note(f"{checkpoint.path}: {checkpoint.format}, {tensors} tensors in {storages} storages")
+        env.note(f"{checkpoint.label}: {checkpoint.format}, {tensors} tensors in {storages} storages")
     if listing.prefix and fmt not in (OutputFormat.table, OutputFormat.json):
         env.note(f"showing {listing.prefix!r} with its prefix cut; --all shows every tensor")
     if tree:

@@ -156,7 +156,7 @@ def build_listing(
     ]
     top = list(checkpoint.payload) if isinstance(checkpoint.payload, dict) else []
     return Listing(
-        source=str(checkpoint.path),
+        source=checkpoint.label,
         format=checkpoint.format,
         rows=rows,
         totals=Totals.of(chosen),

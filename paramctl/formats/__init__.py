@@ -18,13 +18,14 @@ from types import ModuleType
 from typing import BinaryIO
 
 from ..checkpoint import Checkpoint
-from ..errors import CheckpointIOError, CorruptCheckpoint, UnsafePickle
+from ..errors import CheckpointIOError, CorruptCheckpoint, ParamctlError
 from . import safetensors, torch_legacy, torch_zip
 from ._pickle import NeedsTorch
 
 READERS: tuple[ModuleType, ...] = (torch_zip, torch_legacy, safetensors)
 FORMATS = tuple(reader.FORMAT for reader in READERS)
 STDIN = "-"
+STDIN_LABEL = "<stdin>"
 _SNIFF_BYTES = 64
 
 
@@ -51,7 +52,19 @@ def read_checkpoint(
     tensor, a tensor subclass), the file is loaded with ``torch.load(weights_only=True,
     mmap=True)`` instead, which is still safe; ``on_note`` hears about it.
     """
-    path = spool_stdin() if str(source) == STDIN else Path(source)
+    if str(source) != STDIN:
+        return _read(Path(source), on_note)
+    path = spool_stdin()
+    try:
+        checkpoint = _read(path, on_note)
+    except ParamctlError as exc:
+        exc.args = (str(exc).replace(str(path), STDIN_LABEL),)
+        raise
+    checkpoint.label = STDIN_LABEL
+    return checkpoint
+
+
+def _read(path: Path, on_note: Callable[[str], None] | None) -> Checkpoint:
     reader = detect_format(path)
     try:
         return reader.read(path)  # type: ignore[no-any-return]
@@ -64,8 +77,6 @@ def read_checkpoint(
         if on_note:
             on_note(note)
         return checkpoint
-    except UnsafePickle:
-        raise
     except OSError as exc:
         raise CheckpointIOError(f"{path}: {exc.strerror or exc}") from exc
     except RecursionError as exc:
