@@ -53,7 +53,8 @@ class Environment:
         return Console(file=self.stdout, highlight=False, width=None if self.stdout_isatty else 200)
 
     def err_console(self) -> Console:
-        return Console(file=self.stderr, highlight=False, stderr=True)
+        # Messages are single lines: never hard-wrap them at the terminal width.
+        return Console(file=self.stderr, highlight=False, stderr=True, soft_wrap=True)
 
     def resolve(self, requested: OutputFormat | None) -> OutputFormat:
         """An explicit ``--format`` wins; otherwise a table for people, TSV for pipes."""
@@ -145,7 +146,8 @@ class Report:
 
     columns: list[Column]
     rows: list[dict[str, Any]]
-    document: dict[str, Any] | None = None  # the whole JSON answer; rows alone if None
+    # The whole JSON answer, built only when JSON is asked for; the rows alone if None.
+    document: Callable[[], dict[str, Any]] | None = None
     title: str | None = None
     caption: str | None = None
     footer: list[str] = field(default_factory=list)
@@ -155,7 +157,7 @@ class Report:
 def emit(report: Report, fmt: OutputFormat, env: Environment) -> None:
     """Write ``report`` to stdout in ``fmt``."""
     if fmt is OutputFormat.json:
-        document = report.document if report.document is not None else report.rows
+        document = report.document() if report.document is not None else report.rows
         env.stdout.write(json.dumps(document, indent=2, allow_nan=True, default=str) + "\n")
     elif fmt is OutputFormat.jsonl:
         for row in _all_rows(report):
@@ -265,7 +267,7 @@ def listing_report(listing: Listing) -> Report:
     return Report(
         TENSOR_COLUMNS,
         [row.to_dict() for row in listing.rows],
-        document=listing.to_dict(),
+        document=listing.to_dict,
         title=f"{listing.source} ({listing.format})",
         footer=footer,
         sections=sections,
