@@ -131,7 +131,7 @@ def join_path(parts: Sequence[PathPart]) -> str:
     >>> join_path(("optimizer", "state", 0, "exp_avg"))
     'optimizer.state.0.exp_avg'
     """
-    return ".".join(str(part) for part in parts)
+    return ".".join(map(str, parts))
 
 
 @dataclass

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -103,17 +103,18 @@ def format_shape(shape: Sequence[int] | None) -> str:
     return "?" if shape is None else "[" + ", ".join(str(s) for s in shape) + "]"
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc: C0, DEL and C1
+
+
 def escape_control(text: str) -> str:
     r"""Make control characters visible so a name cannot rewrite the terminal or split a row.
 
     >>> escape_control("a\tb\x1b[31m")
     'a\\tb\\x1b[31m'
     """
-    if not any(unicodedata.category(ch) == "Cc" for ch in text):
+    if not _CONTROL.search(text):
         return text
-    return "".join(
-        ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) == "Cc" else ch for ch in text
-    )
+    return _CONTROL.sub(lambda hit: hit.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def _plain(value: Any) -> str:
