@@ -206,3 +206,10 @@ def test_no_color_is_honoured_on_a_terminal(monkeypatch, samples, capsys):
     assert magenta in render()
     monkeypatch.setenv("NO_COLOR", "1")
     assert magenta not in render()
+
+
+def test_each_standard_input_is_read_afresh(cli, samples):
+    first = cli("list", "-f", "names", input=(samples / "mlp.pt").read_bytes())
+    second = cli("list", "-f", "names", input=(samples / "tied_sequential.pt").read_bytes())
+    assert first.stdout.split() == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert second.stdout.split() == ["0.weight", "1.weight"]

@@ -96,7 +96,8 @@ def _opened(path: Path) -> Iterator[BinaryIO]:
         yield file
 
 
-_spooled: Path | None = None
+# One spooled copy per standard-input stream: a command may read "-" more than once.
+_spooled: dict[int, Path] = {}
 
 
 def spool_stdin() -> Path:
@@ -104,11 +105,12 @@ def spool_stdin() -> Path:
 
     Checkpoints need random access (zip's directory is at the end), which a pipe lacks.
     """
-    global _spooled
-    if _spooled is None:
+    stream = sys.stdin.buffer
+    path = _spooled.get(id(stream))
+    if path is None:
         handle, name = tempfile.mkstemp(prefix="paramctl-stdin-")
-        _spooled = Path(name)
-        atexit.register(_spooled.unlink, missing_ok=True)
+        path = _spooled[id(stream)] = Path(name)
+        atexit.register(path.unlink, missing_ok=True)
         with os.fdopen(handle, "wb") as out:
-            shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
-    return _spooled
+            shutil.copyfileobj(stream, out, 1 << 20)
+    return path
