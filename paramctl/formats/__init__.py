@@ -11,11 +11,12 @@ import os
 import shutil
 import sys
 import tempfile
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from ..checkpoint import Checkpoint
 from ..errors import CheckpointIOError, CorruptCheckpoint, ParamctlError
@@ -97,7 +98,7 @@ def _opened(path: Path) -> Iterator[BinaryIO]:
 
 
 # One spooled copy per standard-input stream: a command may read "-" more than once.
-_spooled: dict[int, Path] = {}
+_spooled: weakref.WeakKeyDictionary[Any, Path] = weakref.WeakKeyDictionary()
 
 
 def spool_stdin() -> Path:
@@ -106,10 +107,10 @@ def spool_stdin() -> Path:
     Checkpoints need random access (zip's directory is at the end), which a pipe lacks.
     """
     stream = sys.stdin.buffer
-    path = _spooled.get(id(stream))
+    path = _spooled.get(stream)
     if path is None:
         handle, name = tempfile.mkstemp(prefix="paramctl-stdin-")
-        path = _spooled[id(stream)] = Path(name)
+        path = _spooled[stream] = Path(name)
         atexit.register(path.unlink, missing_ok=True)
         with os.fdopen(handle, "wb") as out:
             shutil.copyfileobj(stream, out, 1 << 20)
