@@ -123,7 +123,8 @@ class _Accumulator:
     def result(self) -> TensorStats:
         count = self.moments.count
         if count == 0:
-            return TensorStats(self.numel, None, None, None, None, None, None, self._zero_fraction(), 0, 0)
+            zeros = self._zero_fraction()
+            return TensorStats(self.numel, None, None, None, None, None, None, zeros, self.nan, self.inf)
         mean = self.moments.mean
         if self.int_sum is not None:
             mean = self.int_sum / count  # exact sum over an exact count, rounded once
