@@ -80,7 +80,7 @@ FormatOpt = Annotated[
     typer.Option(
         "--format",
         "-f",
-        help="Output format [default: table on a terminal, tsv in a pipe].",
+        help="Output format \\[default: table on a terminal, tsv in a pipe].",
         show_default=False,
     ),
 ]
@@ -253,8 +253,9 @@ def shared_command(
 ) -> None:
     """Group names that share storage: aliases, overlapping views, disjoint views of one storage.
 
-    Reads the file's own storage identity and byte ranges; tensor values are read only
-    with --by-value. Exits 0 whether or not anything is shared.
+    Reads the file's own storage identity and byte ranges; values only with --by-value.
+
+    Exits 0 whether or not anything is shared.
     """
     env = Environment.current()
     checkpoint = read_checkpoint(checkpoint_source(path), on_note=env.note if verbose else None)
@@ -277,8 +278,13 @@ def shared_command(
 @app.command("show")
 @reports_errors
 def show_command(
-    path: Annotated[str, typer.Argument(help="Checkpoint file; - reads standard input.", show_default=False)],
-    name: Annotated[str, typer.Argument(help="The tensor's name, as list shows it.", show_default=False)],
+    path: Annotated[
+        str,
+        typer.Argument(help="Checkpoint file; - reads standard input.", show_default=False, metavar="PATH"),
+    ],
+    name: Annotated[
+        str, typer.Argument(help="The tensor's name, as list shows it.", show_default=False, metavar="NAME")
+    ],
     index: Annotated[
         str | None,
         typer.Option(
@@ -336,8 +342,7 @@ def check_command(
 ) -> None:
     """Verify a checkpoint: zip CRCs, safetensors layout, readable metadata, NaN/Inf, constant weights.
 
-    One line per finding. Exits 1 when an error is found (or a warning, with --strict),
-    0 otherwise.
+    One line per finding. Exits 1 when an error is found (or a warning, with --strict).
     """
     env = Environment.current()
     source = checkpoint_source(path)

@@ -3,9 +3,9 @@
 Each tensor is walked in chunks of at most :data:`CHUNK_ELEMENTS` values, so the working
 copies (an upcast of float16, a float64 copy of integers) stay small and a chunk stays in
 the CPU cache while the few reductions run over it. Per chunk: ``torch.aminmax`` (whose
-NaN propagation doubles as the "all finite?" test), ``mean``, ``var`` (torch's two-pass
-full reduction) and ``count_nonzero``; the L2 norm follows from the mean and variance
-without another pass. Only a chunk that holds NaN or Inf pays for counting them.
+NaN propagation doubles as the "all finite?" test), ``mean``, one ``dot`` of the
+deviations from the mean, and ``count_nonzero``; the L2 norm follows from the mean and
+variance without another pass. Only a chunk that holds NaN or Inf pays for counting them.
 
 What the numbers mean:
 
@@ -207,7 +207,43 @@ def _working_chunk(chunk: torch.Tensor, kind: str) -> torch.Tensor:
     return chunk
 
 
-def _add_float_chunk(acc: _Accumulator, chunk: torch.Tensor) -> None:
+class Workspace:
+    """Scratch buffers reused from chunk to chunk and tensor to tensor.
+
+    A fresh 4 MiB allocation per chunk would cost page faults on every one; one buffer per
+    dtype, kept for the whole scan, costs them once.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[torch.dtype, torch.Tensor] = {}
+
+    def like(self, values: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        buffer = self._buffers.get(values.dtype)
+        if buffer is None or buffer.numel() < values.numel():
+            buffer = torch.empty(max(values.numel(), CHUNK_ELEMENTS), dtype=values.dtype)
+            self._buffers[values.dtype] = buffer
+        return buffer[: values.numel()]
+
+
+def _squared_deviations(values: torch.Tensor, mean: float, workspace: Workspace) -> float:
+    """Sum of (x - mean)^2 over a 1-D chunk.
+
+    Subtracting first and then one ``dot`` is a fraction of the cost of ``torch.var`` (which
+    converts every value to double) and, as the mean is removed before squaring, loses no
+    precision to cancellation: the relative error stays near 1e-6 for float32 chunks.
+    """
+    import torch
+
+    if values.numel() < 2:
+        return 0.0
+    deviations = workspace.like(values)
+    torch.sub(values, mean, out=deviations)
+    return float(torch.dot(deviations, deviations).item())
+
+
+def _add_float_chunk(acc: _Accumulator, chunk: torch.Tensor, workspace: Workspace) -> None:
     import torch
 
     low_t, high_t = torch.aminmax(chunk)
@@ -229,11 +265,10 @@ def _add_float_chunk(acc: _Accumulator, chunk: torch.Tensor) -> None:
         return
     acc.extremes(low, high)
     mean = finite.mean().item()
-    m2 = finite.var(correction=0).item() * count if count > 1 else 0.0
-    acc.moments.add(count, mean, m2)
+    acc.moments.add(count, mean, _squared_deviations(finite, mean, workspace))
 
 
-def _add_int_chunk(acc: _Accumulator, chunk: torch.Tensor) -> None:
+def _add_int_chunk(acc: _Accumulator, chunk: torch.Tensor, workspace: Workspace) -> None:
     import torch
 
     low_t, high_t = torch.aminmax(chunk)
@@ -248,11 +283,12 @@ def _add_int_chunk(acc: _Accumulator, chunk: torch.Tensor) -> None:
         else:
             acc.int_sum = None  # would overflow int64: fall back to the float64 mean
     mean = as_float.mean().item()
-    m2 = as_float.var(correction=0).item() * count if count > 1 else 0.0
-    acc.moments.add(count, mean, m2)
+    acc.moments.add(count, mean, _squared_deviations(as_float, mean, workspace))
 
 
-def tensor_stats(tensor: torch.Tensor, max_elements: int = CHUNK_ELEMENTS) -> TensorStats:
+def tensor_stats(
+    tensor: torch.Tensor, max_elements: int = CHUNK_ELEMENTS, workspace: Workspace | None = None
+) -> TensorStats:
     """Statistics of one tensor, computed chunk by chunk.
 
     >>> import torch
@@ -262,14 +298,15 @@ def tensor_stats(tensor: torch.Tensor, max_elements: int = CHUNK_ELEMENTS) -> Te
     """
     kind = _kind(tensor.dtype)
     acc = _Accumulator(tensor.numel(), kind)
+    workspace = workspace or Workspace()
     for raw in flat_chunks(tensor, max_elements):
         chunk = _working_chunk(raw, kind)
         if chunk.dtype.is_floating_point:
             if kind == "int":
                 acc.int_sum = None  # uint64 goes through float64: no exact sum
-            _add_float_chunk(acc, chunk)
+            _add_float_chunk(acc, chunk, workspace)
         else:
-            _add_int_chunk(acc, chunk)
+            _add_int_chunk(acc, chunk, workspace)
     return acc.result()
 
 
@@ -304,6 +341,7 @@ def checkpoint_stats(
     for position, index in enumerate(order):
         last_use[entries[index].storage_key] = position
     done: dict[tuple[Any, ...], TensorStats] = {}
+    workspace = Workspace()
     results: list[TensorStats | None] = [None] * len(entries)
     try:
         for position, index in enumerate(order):
@@ -314,7 +352,7 @@ def checkpoint_stats(
                     upcoming = entries[order[position + 1]]
                     if upcoming.storage_key != entry.storage_key:
                         _prefetch(values, checkpoint, upcoming)
-                done[key] = tensor_stats(values.tensor(entry))
+                done[key] = tensor_stats(values.tensor(entry), workspace=workspace)
                 if on_progress:
                     on_progress(entry.nbytes)
             if last_use[entry.storage_key] == position:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import struct
+from pathlib import Path
 
 import pytest
 import torch
@@ -187,7 +189,9 @@ def views_of_one_storage(draw):
     size = draw(st.integers(4, 40))
     spans = draw(
         st.lists(
-            st.tuples(st.integers(0, size - 1), st.integers(1, size)).map(lambda t: (t[0], max(t[0] + 1, t[1]))),
+            st.tuples(st.integers(0, size - 1), st.integers(1, size)).map(
+                lambda t: (t[0], max(t[0] + 1, t[1]))
+            ),
             min_size=2,
             max_size=6,
         )
@@ -204,7 +208,7 @@ def test_views_chain_by_overlap_and_relation_follows(layout):
         for i, (start, end) in enumerate(spans)
     ]
     checkpoint = Checkpoint(
-        path=__import__("pathlib").Path("x"),
+        path=Path("x"),
         format="test",
         entries=entries,
         storages={"s": Storage("s", "uint8", size, 0)},
@@ -215,7 +219,7 @@ def test_views_chain_by_overlap_and_relation_follows(layout):
         by_view.setdefault(name.view, []).append((name.start, name.end))
     # names in different views never overlap; a view is one connected run of intervals
     views = sorted(by_view.values(), key=min)
-    for left, right in zip(views, views[1:], strict=False):
+    for left, right in itertools.pairwise(views):
         assert max(end for _, end in left) <= min(start for start, _ in right)
     for members in views:
         members.sort()

@@ -88,7 +88,9 @@ def test_big_tensor_is_summarised(cli, save_pt):
 
 
 def test_float16_and_bfloat16(cli, save_pt):
-    path = save_pt({"h": torch.tensor([1.5, -2.0], dtype=torch.float16), "b": torch.ones(2, dtype=torch.bfloat16)})
+    path = save_pt(
+        {"h": torch.tensor([1.5, -2.0], dtype=torch.float16), "b": torch.ones(2, dtype=torch.bfloat16)}
+    )
     assert "dtype=torch.float16" in cli("show", path, "h").stdout
     assert json.loads(cli("show", path, "b", "-f", "json").stdout)["stats"]["std"] == 0.0
 

@@ -147,7 +147,9 @@ def test_shared_storages_are_read_once(save_pt, monkeypatch):
     path = save_pt({"a": weight, "b": weight, "c": torch.randn(3)})
     calls = []
     original = stats_module.tensor_stats
-    monkeypatch.setattr(stats_module, "tensor_stats", lambda t, *a: calls.append(t.shape) or original(t, *a))
+    monkeypatch.setattr(
+        stats_module, "tensor_stats", lambda t, *a, **k: calls.append(t.shape) or original(t, *a, **k)
+    )
     checkpoint = read_checkpoint(path)
     result = checkpoint_stats(checkpoint, checkpoint.entries)
     assert len(calls) == 2
@@ -173,7 +175,9 @@ def test_values_are_right_after_pages_are_released(save_pt):
     assert first[1].max == values[10:20].max().item()
 
 
-@pytest.mark.parametrize("name", ["mlp.pt", "mlp_legacy.pt", "cnn.safetensors", "tied_transformer.safetensors"])
+@pytest.mark.parametrize(
+    "name", ["mlp.pt", "mlp_legacy.pt", "cnn.safetensors", "tied_transformer.safetensors"]
+)
 def test_list_stats_matches_torch_for_the_samples(cli, samples, name):
     rows = json.loads(cli("list", samples / name, "--stats", "-f", "json").stdout)["tensors"]
     if name.endswith(".safetensors"):
@@ -223,7 +227,9 @@ def test_list_without_stats_does_not_import_torch(tmp_path, samples):
         "try:\n    app(['list', sys.argv[1]])\nexcept SystemExit: pass\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
-    done = subprocess.run([sys.executable, "-c", code, str(samples / "mlp.pt")], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(samples / "mlp.pt")], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     assert "0.weight" in done.stdout
 
