@@ -189,3 +189,17 @@ def test_not_a_checkpoint_is_invalid_input(cli, tmp_path):
     assert result.exit_code == 3
     assert result.stderr.startswith("paramctl: error:")
     assert cli("check", tmp_path / "missing.pt").exit_code == 5
+
+
+def test_no_values_does_not_import_torch(samples):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from paramctl.cli import app\n"
+        "try:\n    app(['check', '--no-values', sys.argv[1]])\nexcept SystemExit as exit:\n"
+        "    assert exit.code == 0, exit.code\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(samples / "cnn.safetensors")], capture_output=True)
+    assert done.returncode == 0, done.stderr
