@@ -90,11 +90,6 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Say how the f
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class ShowFormat(str, Enum):
-    text = "text"
-    json = "json"
-
-
 def reports_errors(command: F) -> F:
     """Turn library errors into one line on stderr and the exit code their class names."""
 
@@ -273,6 +268,13 @@ def shared_command(
             on_progress=on_progress,
         )
     emit_shared(report, env.resolve(output_format), env)
+
+
+class ShowFormat(str, Enum):
+    """What show writes: a page for people, or the data as JSON."""
+
+    text = "text"
+    json = "json"
 
 
 @app.command("show")
