@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from .checkpoint import Checkpoint, TensorEntry
+from .checkpoint import Checkpoint, Storage, TensorEntry
 from .listing import Listing
 
 if TYPE_CHECKING:
@@ -329,17 +329,15 @@ def checkpoint_stats(
 ) -> list[TensorStats]:
     """Statistics of ``entries``, in their order, reading the file once front to back.
 
-    Entries that view the same values (tied weights) are computed once. Each storage's
-    pages are let go when its last tensor is done, and the next storage is prefetched.
+    Entries that view the same values (tied weights) are computed once. Pages are let go
+    once their tensors are done, and big storages are prefetched one ahead.
     ``on_progress`` hears the number of bytes done after each tensor.
     """
     from .torch_io import ValueReader
 
     values = reader or ValueReader(checkpoint)
+    pages = _Pages(values, checkpoint)
     order = sorted(range(len(entries)), key=lambda i: _file_position(checkpoint, entries[i]))
-    last_use: dict[str, int] = {}
-    for position, index in enumerate(order):
-        last_use[entries[index].storage_key] = position
     done: dict[tuple[Any, ...], TensorStats] = {}
     workspace = Workspace()
     results: list[TensorStats | None] = [None] * len(entries)
@@ -347,18 +345,18 @@ def checkpoint_stats(
         for position, index in enumerate(order):
             entry = entries[index]
             key = identity(entry)
+            upcoming = entries[order[position + 1]] if position + 1 < len(order) else None
             if key not in done:
-                if position + 1 < len(order):
-                    upcoming = entries[order[position + 1]]
-                    if upcoming.storage_key != entry.storage_key:
-                        _prefetch(values, checkpoint, upcoming)
+                if upcoming is not None and upcoming.storage_key != entry.storage_key:
+                    pages.prefetch(upcoming)
                 done[key] = tensor_stats(values.tensor(entry), workspace=workspace)
                 if on_progress:
                     on_progress(entry.nbytes)
-            if last_use[entry.storage_key] == position:
-                _release(values, checkpoint, entry)
+            if upcoming is None or upcoming.storage_key != entry.storage_key:
+                pages.done(entry)
             results[index] = done[key]
     finally:
+        pages.flush()
         if reader is None:
             values.close()
     return [stats for stats in results if stats is not None]
@@ -370,14 +368,43 @@ def _file_position(checkpoint: Checkpoint, entry: TensorEntry) -> tuple[int, int
     return (offset, entry.storage_offset)
 
 
-def _prefetch(values: ValueReader, checkpoint: Checkpoint, entry: TensorEntry) -> None:
-    if checkpoint.fallback_tensors is None:
-        values.prefetch(checkpoint.storage_of(entry))
+class _Pages:
+    """Which pages of the map to read ahead and which to let go, in few system calls.
 
+    Storages are visited in file order, so the ones done form a run of the file; the run
+    is handed back once it reaches :attr:`BATCH` bytes (and at the end), which keeps
+    resident memory near one tensor plus a batch without a call per small tensor.
+    """
 
-def _release(values: ValueReader, checkpoint: Checkpoint, entry: TensorEntry) -> None:
-    if checkpoint.fallback_tensors is None:
-        values.release(checkpoint.storage_of(entry))
+    BATCH = 4 << 20
+    PREFETCH_MIN = 1 << 20
+
+    def __init__(self, values: ValueReader, checkpoint: Checkpoint) -> None:
+        self.values = values
+        self.checkpoint = checkpoint
+        self.active = checkpoint.fallback_tensors is None
+        self.start: int | None = None
+        self.end = 0
+
+    def prefetch(self, entry: TensorEntry) -> None:
+        storage = self.checkpoint.storages.get(entry.storage_key)
+        if self.active and storage is not None and storage.nbytes >= self.PREFETCH_MIN:
+            self.values.prefetch(storage)
+
+    def done(self, entry: TensorEntry) -> None:
+        storage = self.checkpoint.storages.get(entry.storage_key)
+        if not self.active or storage is None or storage.offset is None:
+            return
+        if self.start is None:
+            self.start = storage.offset
+        self.end = max(self.end, storage.offset + storage.nbytes)
+        if self.end - self.start >= self.BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.start is not None:
+            self.values.release(Storage("", "uint8", self.end - self.start, self.start))
+            self.start = None
 
 
 @dataclass(frozen=True)

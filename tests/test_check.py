@@ -203,3 +203,15 @@ def test_no_values_does_not_import_torch(samples):
     )
     done = subprocess.run([sys.executable, "-c", code, str(samples / "cnn.safetensors")], capture_output=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_recompressed_archive_passes_crc_and_says_values_went_unchecked(save_pt, tmp_path):
+    plain = save_pt({"w": torch.ones(4, 4)})
+    deflated = tmp_path / "deflated.pt"
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(deflated, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+    result = check_checkpoint(deflated)
+    assert result.errors == 0
+    assert [(f.severity, f.check) for f in result.findings] == [("warning", "values")]
+    assert "compressed" in result.findings[0].message

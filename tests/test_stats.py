@@ -15,7 +15,7 @@ import paramctl.stats as stats_module
 from paramctl import read_checkpoint
 from paramctl.render import Environment
 from paramctl.render_inspect import progress
-from paramctl.stats import checkpoint_stats, histogram, tensor_stats
+from paramctl.stats import _Pages, checkpoint_stats, histogram, tensor_stats
 from paramctl.torch_io import ValueReader
 
 FLOATS = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
@@ -156,13 +156,28 @@ def test_shared_storages_are_read_once(save_pt, monkeypatch):
     assert result[0] == result[1] and result[0].mean == pytest.approx(weight.mean().item())
 
 
-def test_each_storage_is_released_after_its_last_tensor(save_pt, monkeypatch):
+def test_every_storage_is_released_after_its_tensors(save_pt, monkeypatch):
     path = save_pt({"a": torch.randn(100), "b": torch.randn(200), "c": torch.randn(300)})
-    released = []
-    monkeypatch.setattr(ValueReader, "release", lambda self, storage: released.append(storage.key))
+    released: list[tuple[int, int]] = []
+    monkeypatch.setattr(
+        ValueReader, "release", lambda self, s: released.append((s.offset, s.offset + s.nbytes))
+    )
     checkpoint = read_checkpoint(path)
     checkpoint_stats(checkpoint, checkpoint.entries)
-    assert sorted(released) == sorted(checkpoint.storages)
+    for storage in checkpoint.storages.values():
+        assert any(lo <= storage.offset and storage.offset + storage.nbytes <= hi for lo, hi in released)
+    assert len(released) == 1  # small storages go back together, in one call
+
+
+def test_big_storages_are_released_in_batches(save_pt, monkeypatch):
+    path = save_pt({f"w{i}": torch.randn(300_000) for i in range(8)})  # 1.2 MB each
+    released: list[int] = []
+    monkeypatch.setattr(ValueReader, "release", lambda self, s: released.append(s.nbytes))
+    checkpoint = read_checkpoint(path)
+    checkpoint_stats(checkpoint, checkpoint.entries)
+    # every batch but the last reaches the batch size, and none holds much more
+    assert all(_Pages.BATCH <= size < _Pages.BATCH + 1_300_000 for size in released[:-1])
+    assert len(released) == 2
 
 
 def test_values_are_right_after_pages_are_released(save_pt):
