@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import resource
 
 import pytest
 import torch
@@ -61,12 +62,21 @@ def test_slice_shows_part_of_the_tensor(cli, save_pt):
 
 
 def test_slice_reads_only_the_pages_it_needs(save_pt):
-    # 64 MiB of rows; the slice touches one row: stats and preview see only that row.
+    # 64 MiB of rows; the slice touches one row: stats and preview see only that row, and
+    # the page faults while showing it stay far below the 16,384 pages of the tensor.
     rows = torch.zeros(4096, 4096)
     rows[17] = torch.arange(4096.0)
-    report = show_tensor(read_checkpoint(save_pt({"w": rows})), "w", index="17, ::1024")
+    checkpoint = read_checkpoint(save_pt({"w": rows}))
+    show_tensor(checkpoint, "w", index="0, :2")  # first use: imports and lazy set-up
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    report = show_tensor(checkpoint, "w", index="17, ::1024")
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
     assert report.preview == "tensor([   0., 1024., 2048., 3072.])"
     assert report.stats.numel == 4
+    assert faults < 1000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    show_tensor(checkpoint, "w")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before > 10 * max(faults, 50)  # all of it
 
 
 def test_zero_dim_tensor(cli, save_pt):
