@@ -17,7 +17,6 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from . import __version__
-from .check import check_checkpoint
 from .checkpoint import Checkpoint, model_view
 from .errors import ExitCode, ParamctlError, UsageError
 from .formats import STDIN, read_checkpoint
@@ -25,9 +24,6 @@ from .listing import Listing, SortKey, build_listing
 from .render import Environment, OutputFormat, emit, listing_report, tree_view
 from .render_inspect import emit_check, emit_shared, emit_tensor, progress
 from .select import Selection
-from .sharing import find_shared, value_work
-from .show import show_tensor
-from .stats import with_stats, work_bytes
 
 app = typer.Typer(
     name="paramctl",
@@ -220,7 +216,13 @@ def list_command(
 # -- shared, show, check, and list --stats ------------------------------------------------
 
 
+# The modules behind these commands load when a command needs them, so `list` without
+# --stats starts as fast as it can.
+
+
 def _with_stats(listing: Listing, checkpoint: Checkpoint, env: Environment) -> Listing:
+    from .stats import with_stats, work_bytes
+
     entries = [row.entry for row in listing.rows]
     with progress(env, work_bytes(entries), "statistics") as on_progress:
         return with_stats(listing, checkpoint, on_progress=on_progress)
@@ -252,6 +254,8 @@ def shared_command(
 
     Exits 0 whether or not anything is shared.
     """
+    from .sharing import find_shared, value_work
+
     env = Environment.current()
     checkpoint = read_checkpoint(checkpoint_source(path), on_note=env.note if verbose else None)
     selection = _selection(match, regex, exclude)
@@ -308,6 +312,8 @@ def show_command(
     debug: DebugOpt = False,
 ) -> None:
     """Print one tensor: metadata, statistics, torch's preview of the values, and a histogram."""
+    from .show import show_tensor
+
     env = Environment.current()
     checkpoint = read_checkpoint(checkpoint_source(path), on_note=env.note if verbose else None)
     width = env.console().width if env.stdout_isatty else 80
@@ -346,6 +352,8 @@ def check_command(
 
     One line per finding. Exits 1 when an error is found (or a warning, with --strict).
     """
+    from .check import check_checkpoint
+
     env = Environment.current()
     source = checkpoint_source(path)
     size = 0 if source == STDIN else _file_size(source)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
-from .check import CheckResult
 from .render import (
     BYTES,
     DTYPE,
@@ -30,9 +30,12 @@ from .render import (
     format_bytes,
     format_shape,
 )
-from .sharing import SharingReport
-from .show import TensorReport
-from .stats import Histogram
+
+if TYPE_CHECKING:
+    from .check import CheckResult
+    from .sharing import SharingReport
+    from .show import TensorReport
+    from .stats import Histogram
 
 # Below this much reading a bar would only flicker.
 PROGRESS_THRESHOLD = 256 << 20
