@@ -11,15 +11,18 @@ import functools
 import os
 import sys
 from collections.abc import Callable
+from enum import Enum
 from typing import Annotated, Any, TypeVar
 
 import typer
 
 from . import __version__
+from .checkpoint import Checkpoint, model_view
 from .errors import ExitCode, ParamctlError, UsageError
 from .formats import STDIN, read_checkpoint
-from .listing import SortKey, build_listing
+from .listing import Listing, SortKey, build_listing
 from .render import Environment, OutputFormat, emit, listing_report, tree_view
+from .render_inspect import emit_check, emit_shared, emit_tensor, progress
 from .select import Selection
 
 app = typer.Typer(
@@ -74,7 +77,7 @@ FormatOpt = Annotated[
     typer.Option(
         "--format",
         "-f",
-        help="Output format [default: table on a terminal, tsv in a pipe].",
+        help="Output format \\[default: table on a terminal, tsv in a pipe].",
         show_default=False,
     ),
 ]
@@ -173,13 +176,19 @@ def list_command(
         SortKey,
         typer.Option("--sort", "-s", help="file order, name, or largest first by size or numel."),
     ] = "file",
+    stats: Annotated[
+        bool,
+        typer.Option(
+            "--stats", help="Add value statistics: mean, std, min, max, max|x|, L2 norm, zeros, NaN, Inf."
+        ),
+    ] = False,
     output_format: FormatOpt = None,
     verbose: VerboseOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """List every named tensor: shape, dtype, elements, bytes, and what shares its storage.
 
-    Reads metadata only: no tensor values, no torch import.
+    Reads metadata only (no tensor values, no torch import) unless --stats is given.
     """
     env = Environment.current()
     checkpoint = read_checkpoint(checkpoint_source(path), on_note=env.note if verbose else None)
@@ -191,6 +200,8 @@ def list_command(
         sort=sort,
         extras=extras,
     )
+    if stats:
+        listing = _with_stats(listing, checkpoint, env)
     fmt = env.resolve(output_format)
     if verbose:
         tensors, storages = len(checkpoint.entries), len(checkpoint.storages)
@@ -201,3 +212,168 @@ def list_command(
         tree_view([row.to_dict() for row in listing.rows], env, fmt)
         return
     emit(listing_report(listing), fmt, env)
+
+
+# -- shared, show, check, and list --stats ------------------------------------------------
+
+
+# The modules behind these commands load when a command needs them, so `list` without
+# --stats starts as fast as it can.
+
+
+def _with_stats(listing: Listing, checkpoint: Checkpoint, env: Environment) -> Listing:
+    from .stats import with_stats, work_bytes
+
+    entries = [row.entry for row in listing.rows]
+    with progress(env, work_bytes(entries), "statistics") as on_progress:
+        return with_stats(listing, checkpoint, on_progress=on_progress)
+
+
+@app.command("shared")
+@reports_errors
+def shared_command(
+    path: PathArg = STDIN,
+    match: MatchOpt = None,
+    regex: RegexOpt = None,
+    exclude: ExcludeOpt = None,
+    key: KeyOpt = None,
+    all_tensors: AllOpt = False,
+    by_value: Annotated[
+        bool,
+        typer.Option(
+            "--by-value",
+            help="Also find tensors stored apart with equal bytes (same dtype and shape), by hashing them.",
+        ),
+    ] = False,
+    output_format: FormatOpt = None,
+    verbose: VerboseOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Group names that share storage: aliases, overlapping views, disjoint views of one storage.
+
+    Reads the file's own storage identity and byte ranges; values only with --by-value.
+
+    Exits 0 whether or not anything is shared.
+    """
+    from .sharing import find_shared, value_work
+
+    env = Environment.current()
+    checkpoint = read_checkpoint(checkpoint_source(path), on_note=env.note if verbose else None)
+    selection = _selection(match, regex, exclude)
+    total = 0
+    if by_value:
+        total = value_work(checkpoint, model_view(checkpoint, key=key, all_tensors=all_tensors).entries)
+    with progress(env, total, "hashing") as on_progress:
+        report = find_shared(
+            checkpoint,
+            selection,
+            key=key,
+            all_tensors=all_tensors,
+            by_value=by_value,
+            on_progress=on_progress,
+        )
+    emit_shared(report, env.resolve(output_format), env)
+
+
+class ShowFormat(str, Enum):
+    """What show writes: a page for people, or the data as JSON."""
+
+    text = "text"
+    json = "json"
+
+
+@app.command("show")
+@reports_errors
+def show_command(
+    path: Annotated[
+        str,
+        typer.Argument(help="Checkpoint file; - reads standard input.", show_default=False, metavar="PATH"),
+    ],
+    name: Annotated[
+        str, typer.Argument(help="The tensor's name, as list shows it.", show_default=False, metavar="NAME")
+    ],
+    index: Annotated[
+        str | None,
+        typer.Option(
+            "--slice",
+            help="Show part of the tensor, in Python's indexing syntax: '0,:5', '...,-1', '::2'.",
+            show_default=False,
+        ),
+    ] = None,
+    precision: Annotated[int, typer.Option("--precision", "-p", help="Digits after the point.")] = 4,
+    full: Annotated[bool, typer.Option("--full", help="Print every value, not the edges.")] = False,
+    bins: Annotated[int, typer.Option("--bins", help="Histogram bins.")] = 20,
+    key: KeyOpt = None,
+    all_tensors: AllOpt = False,
+    output_format: Annotated[
+        ShowFormat,
+        typer.Option("--format", "-f", help="text for people, json with statistics and histogram bins."),
+    ] = ShowFormat.text,
+    verbose: VerboseOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Print one tensor: metadata, statistics, torch's preview of the values, and a histogram."""
+    from .show import show_tensor
+
+    env = Environment.current()
+    checkpoint = read_checkpoint(checkpoint_source(path), on_note=env.note if verbose else None)
+    width = env.console().width if env.stdout_isatty else 80
+    report = show_tensor(
+        checkpoint,
+        name,
+        key=key,
+        all_tensors=all_tensors,
+        index=index,
+        bins=bins,
+        precision=precision,
+        full=full,
+        linewidth=width,
+    )
+    emit_tensor(report, OutputFormat.json if output_format is ShowFormat.json else OutputFormat.table, env)
+
+
+@app.command("check")
+@reports_errors
+def check_command(
+    path: PathArg = STDIN,
+    match: MatchOpt = None,
+    regex: RegexOpt = None,
+    exclude: ExcludeOpt = None,
+    key: KeyOpt = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
+    values: Annotated[
+        bool,
+        typer.Option("--values/--no-values", help="Scan tensor values for NaN, Inf and constant matrices."),
+    ] = True,
+    output_format: FormatOpt = None,
+    verbose: VerboseOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Verify a checkpoint: zip CRCs, safetensors layout, readable metadata, NaN/Inf, constant weights.
+
+    One line per finding. Exits 1 when an error is found (or a warning, with --strict).
+    """
+    from .check import check_checkpoint
+
+    env = Environment.current()
+    source = checkpoint_source(path)
+    size = 0 if source == STDIN else _file_size(source)
+    with progress(env, size * (2 if values else 1), "checking") as on_progress:
+        result = check_checkpoint(
+            source,
+            selection=_selection(match, regex, exclude),
+            key=key,
+            values=values,
+            on_progress=on_progress,
+            on_note=env.note if verbose else None,
+        )
+    emit_check(result, env.resolve(output_format), env, strict)
+    if not result.passed(strict):
+        raise typer.Exit(ExitCode.NEGATIVE)
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0

@@ -238,6 +238,30 @@ NUMEL = Column("numel", "numel", "right", human=_human_int)
 BYTES = Column("bytes", "bytes", "right", human=_human_bytes)
 SHARED = Column("shared_with", "shared", human=_human_shared, style="magenta")
 TENSOR_COLUMNS = [NAME, SHAPE, DTYPE, NUMEL, BYTES, SHARED]
+
+
+def _human_stat(value: Any) -> str:
+    if isinstance(value, float) and not isinstance(value, bool):
+        return f"{value:.4g}"
+    return _human_int(value)
+
+
+def _human_fraction(value: Any) -> str:
+    return f"{value:.1%}" if isinstance(value, float) else _plain(value)
+
+
+# `list --stats` adds these (see paramctl.stats for what each means).
+STAT_COLUMNS = [
+    Column("mean", "mean", "right", human=_human_stat),
+    Column("std", "std", "right", human=_human_stat),
+    Column("min", "min", "right", human=_human_stat),
+    Column("max", "max", "right", human=_human_stat),
+    Column("absmax", "max|x|", "right", human=_human_stat),
+    Column("norm", "L2 norm", "right", human=_human_stat),
+    Column("zeros", "zeros", "right", human=_human_fraction),
+    Column("nan", "NaN", "right", human=_human_int),
+    Column("inf", "Inf", "right", human=_human_int),
+]
 EXTRA_COLUMNS = [
     Column("name", "extra", style="bold"),
     Column("value", "value"),
@@ -265,8 +289,9 @@ def listing_report(listing: Listing) -> Report:
     sections = []
     if listing.extras is not None:
         sections.append(Report(EXTRA_COLUMNS, [extra.to_dict() for extra in listing.extras]))
+    with_stats = any(row.stats is not None for row in listing.rows)
     return Report(
-        TENSOR_COLUMNS,
+        TENSOR_COLUMNS + STAT_COLUMNS if with_stats else TENSOR_COLUMNS,
         [row.to_dict() for row in listing.rows],
         document=listing.to_dict,
         title=f"{listing.source} ({listing.format})",

@@ -60,6 +60,25 @@ class ValueReader:
             self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_COPY)
         return self._map
 
+    def prefetch(self, storage: Storage, limit: int = 64 << 20) -> None:
+        """Ask the kernel to start reading a storage's pages (up to ``limit`` bytes) now,
+        so the disk works while the CPU is busy with the previous tensor."""
+        self._advise(storage, getattr(mmap, "MADV_WILLNEED", None), limit)
+
+    def release(self, storage: Storage) -> None:
+        """Let go of a storage's pages once its values are used, so resident memory stays
+        near one tensor however big the file. The map is copy-on-write and only read, so
+        the pages come back from the file if the storage is read again."""
+        self._advise(storage, getattr(mmap, "MADV_DONTNEED", None), storage.nbytes)
+
+    def _advise(self, storage: Storage, advice: int | None, limit: int) -> None:
+        if advice is None or storage.offset is None or storage.nbytes == 0 or self._map is None:
+            return
+        start = storage.offset - storage.offset % mmap.PAGESIZE
+        end = min(storage.offset + min(storage.nbytes, limit), len(self._map))
+        if end > start:
+            self._map.madvise(advice, start, end - start)
+
     def storage(self, storage: Storage) -> torch.Tensor:
         """A flat tensor over one storage's bytes, in the storage's dtype."""
         import torch

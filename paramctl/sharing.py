@@ -1,0 +1,415 @@
+"""``paramctl shared``: which names share bytes, and how, from the file's own identity.
+
+Like ``safetensors.torch._find_shared_tensors``, names are grouped by the storage they
+view first, then split by the byte intervals they touch: names whose intervals chain by
+overlap form one *view*. A storage viewed by two or more names is a group, and its
+relation says what the names are to each other:
+
+- ``alias``: one view, every name touching the same bytes (tied weights);
+- ``overlapping``: one view, the names touching different but overlapping bytes (a slice
+  saved alongside the tensor it was cut from);
+- ``disjoint``: two or more views, each a single span (two halves of one tensor);
+- ``mixed``: several views, some of them shared by more than one name (each name's
+  ``view`` number tells them apart).
+
+In safetensors each tensor has its own byte range, so storages whose ranges overlap in the
+file are grouped too, and names that ``save_model`` dropped as duplicates (recorded in
+``__metadata__``) come back as aliases of the tensor they were dropped for.
+
+With ``by_value``, tensors stored apart but holding the same bytes (tied weights a
+converter duplicated) are found as well: only tensors of equal dtype and shape are
+compared, each by a BLAKE2b digest streamed over its bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from .checkpoint import Checkpoint, TensorEntry, model_view
+from .listing import stored_bytes
+from .select import Selection, select
+
+if TYPE_CHECKING:
+    from .torch_io import ValueReader
+
+Relation = Literal["alias", "overlapping", "disjoint", "mixed", "equal"]
+# Bytes hashed per read: enough to keep the disk busy, small against any tensor.
+_HASH_CHUNK = 8 << 20
+
+
+@dataclass(frozen=True)
+class SharedName:
+    """One name of a group: its tensor, the bytes it touches, and which view it is in.
+
+    ``start``/``end`` count from the start of the group's storage (its first storage in
+    the file, when several are grouped). ``from_metadata`` marks a name the file records
+    only as an alias in ``__metadata__``.
+    """
+
+    entry: TensorEntry
+    start: int
+    end: int
+    view: int
+    from_metadata: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.entry.to_dict()
+        data.update(start=self.start, end=self.end, view=self.view, from_metadata=self.from_metadata)
+        return data
+
+
+@dataclass(frozen=True)
+class SharingGroup:
+    """Names that share bytes (or, for ``equal``, hold the same bytes apart)."""
+
+    relation: Relation
+    storage: str
+    storage_bytes: int
+    names: tuple[SharedName, ...]
+    saved_bytes: int
+    digest: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "relation": self.relation,
+            "storage": self.storage,
+            "storage_bytes": self.storage_bytes,
+            "saved_bytes": self.saved_bytes,
+            "names": [name.to_dict() for name in self.names],
+        }
+        if self.digest is not None:
+            data["digest"] = self.digest
+        return data
+
+
+@dataclass(frozen=True)
+class SharingReport:
+    """Every group found, and what sharing saves in total."""
+
+    source: str
+    format: str
+    groups: list[SharingGroup]
+    tensors: int
+    by_value: bool = False
+    prefix: str = ""
+
+    @property
+    def names(self) -> int:
+        return len({name.name for group in self.groups for name in group.names})
+
+    @property
+    def saved_bytes(self) -> int:
+        return sum(group.saved_bytes for group in self.groups)
+
+    def summary(self) -> str:
+        from .render import format_bytes
+
+        kinds = "shared storages" + (" or equal values" if self.by_value else "")
+        if not self.groups:
+            return f"no {kinds} among {self.tensors} tensors"
+        groups = f"{len(self.groups)} group{'s' * (len(self.groups) != 1)}"
+        return f"{groups}, {self.names} names, sharing saves {format_bytes(self.saved_bytes)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.source,
+            "format": self.format,
+            "prefix": self.prefix,
+            "by_value": self.by_value,
+            "groups": [group.to_dict() for group in self.groups],
+            "summary": {
+                "groups": len(self.groups),
+                "names": self.names,
+                "saved_bytes": self.saved_bytes,
+                "tensors": self.tensors,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class _Located:
+    """An entry placed in a region of the file: a storage, or storages that overlap."""
+
+    entry: TensorEntry
+    region: int
+    start: int
+    end: int
+
+
+def _regions(checkpoint: Checkpoint) -> tuple[dict[str, int], dict[int, int], dict[int, list[str]]]:
+    """Assign each storage a region: storages whose bytes overlap in the file share one.
+
+    Returns storage key -> region, region -> base (the absolute offset its spans count
+    from, or 0 when the storage's bytes have no plain offset), region -> storage keys.
+    """
+    region_of: dict[str, int] = {}
+    base: dict[int, int] = {}
+    keys: dict[int, list[str]] = {}
+    placed = sorted(
+        (s for s in checkpoint.storages.values() if s.offset is not None and s.nbytes > 0),
+        key=lambda s: (s.offset, -s.nbytes),
+    )
+    reach = -1
+    for storage in placed:
+        assert storage.offset is not None
+        if storage.offset >= reach:
+            region = len(keys)
+            keys[region], base[region] = [], storage.offset
+        region = len(keys) - 1
+        region_of[storage.key] = region
+        keys[region].append(storage.key)
+        reach = max(reach, storage.offset + storage.nbytes)
+    for storage in checkpoint.storages.values():
+        if storage.key not in region_of:
+            region = len(keys)
+            region_of[storage.key], base[region], keys[region] = region, 0, [storage.key]
+    return region_of, base, keys
+
+
+def _locate(checkpoint: Checkpoint, entries: Sequence[TensorEntry]) -> tuple[list[_Located], dict[int, int]]:
+    region_of, base, keys = _regions(checkpoint)
+    extent: dict[int, int] = {}
+    for region, members in keys.items():
+        ends = []
+        for key in members:
+            storage = checkpoint.storages[key]
+            ends.append((storage.offset or 0) + storage.nbytes)
+        extent[region] = max(ends) - base[region]
+    located = []
+    for entry in entries:
+        if entry.numel == 0:
+            continue  # an empty tensor touches no bytes, so it shares none
+        storage = checkpoint.storage_of(entry)
+        region = region_of[storage.key]
+        shift = (storage.offset or 0) - base[region]
+        start, end = entry.byte_span
+        located.append(_Located(entry, region, start + shift, end + shift))
+    return located, extent
+
+
+def _views(members: list[_Located]) -> list[list[_Located]]:
+    """Split a region's names into runs whose byte intervals chain by overlap."""
+    ordered = sorted(members, key=lambda m: (m.start, m.end))
+    views: list[list[_Located]] = []
+    reach = -1
+    for member in ordered:
+        if views and member.start < reach:
+            views[-1].append(member)
+            reach = max(reach, member.end)
+        else:
+            views.append([member])
+            reach = member.end
+    return views
+
+
+def _relation(views: list[list[_Located]]) -> Relation:
+    if len(views) == 1:
+        spans = {(m.start, m.end) for m in views[0]}
+        return "alias" if len(spans) == 1 else "overlapping"
+    return "disjoint" if all(len(view) == 1 for view in views) else "mixed"
+
+
+def storage_groups(checkpoint: Checkpoint, entries: Sequence[TensorEntry]) -> list[SharingGroup]:
+    """Groups of ``entries`` that view one storage (or overlapping bytes of the file).
+
+    Reads metadata only.
+    """
+    located, extent = _locate(checkpoint, entries)
+    by_region: dict[int, list[_Located]] = {}
+    for item in located:
+        by_region.setdefault(item.region, []).append(item)
+    groups = []
+    for region, members in by_region.items():
+        if len(members) < 2:
+            continue
+        views = _views(members)
+        names = []
+        for number, view in enumerate(views, start=1):
+            for member in view:
+                names.append(
+                    SharedName(
+                        member.entry,
+                        member.start,
+                        member.end,
+                        number,
+                        _from_metadata(checkpoint, member.entry),
+                    )
+                )
+        keys = dict.fromkeys(name.entry.storage_key for name in names)
+        saved = sum(m.entry.nbytes for m in members) - stored_bytes([_as_region_entry(m) for m in members])
+        groups.append(SharingGroup(_relation(views), "+".join(keys), extent[region], tuple(names), saved))
+    return groups
+
+
+def _as_region_entry(item: _Located) -> TensorEntry:
+    """A stand-in entry whose byte span is the item's span in its region (for counting)."""
+    return TensorEntry(
+        item.entry.name,
+        item.entry.path,
+        (item.end - item.start,),
+        "uint8",
+        (1,),
+        str(item.region),
+        item.start,
+    )
+
+
+def _from_metadata(checkpoint: Checkpoint, entry: TensorEntry) -> bool:
+    return (
+        checkpoint.payload is None and checkpoint.fallback_tensors is None and entry.storage_key != entry.name
+    )
+
+
+def value_groups(
+    checkpoint: Checkpoint,
+    entries: Sequence[TensorEntry],
+    *,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[SharingGroup]:
+    """Groups of ``entries`` stored apart but holding the same bytes.
+
+    Only tensors of equal dtype and shape are candidates; one digest per distinct location
+    is streamed in chunks, so memory stays bounded whatever the tensor size.
+    """
+    located, _ = _locate(checkpoint, entries)
+    # One representative per distinct place and layout: aliases need no hashing.
+    places: dict[tuple[Any, ...], list[_Located]] = {}
+    for item in located:
+        place = (item.region, item.start, item.entry.stride, item.entry.shape, item.entry.dtype)
+        places.setdefault(place, []).append(item)
+    candidates: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
+    for place in places:
+        candidates.setdefault((place[4], place[3]), []).append(place)
+    groups = []
+    with _Hasher(checkpoint) as hasher:
+        for (_, _), same_kind in candidates.items():
+            if len(same_kind) < 2:
+                continue
+            by_digest: dict[str, list[tuple[Any, ...]]] = {}
+            for place in same_kind:
+                entry = places[place][0].entry
+                by_digest.setdefault(hasher.digest(entry), []).append(place)
+                if on_progress:
+                    on_progress(entry.nbytes)
+            for digest, equal in by_digest.items():
+                if len(equal) < 2:
+                    continue
+                names = tuple(
+                    SharedName(m.entry, m.start, m.end, copy, _from_metadata(checkpoint, m.entry))
+                    for copy, place in enumerate(equal, start=1)
+                    for m in places[place]
+                )
+                nbytes = names[0].entry.nbytes
+                storages = "+".join(dict.fromkeys(n.entry.storage_key for n in names))
+                groups.append(
+                    SharingGroup("equal", storages, nbytes, names, nbytes * (len(equal) - 1), digest)
+                )
+    return groups
+
+
+def value_work(checkpoint: Checkpoint, entries: Sequence[TensorEntry]) -> int:
+    """An upper bound of the bytes :func:`value_groups` hashes (for a progress bar)."""
+    shapes: dict[tuple[Any, ...], int] = {}
+    for entry in entries:
+        kind = (entry.dtype, entry.shape)
+        shapes[kind] = shapes.get(kind, 0) + 1
+    return sum(e.nbytes for e in entries if e.numel and shapes[(e.dtype, e.shape)] > 1)
+
+
+class _Hasher:
+    """Digests of tensors' bytes: read straight from the file when they lie there in
+    order, else (strided views, compressed records) through torch, chunk by chunk."""
+
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        self.checkpoint = checkpoint
+        self._file: Any = None
+        self._reader: ValueReader | None = None
+        self._buffer = bytearray(_HASH_CHUNK)
+
+    def __enter__(self) -> _Hasher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+        if self._reader is not None:
+            self._reader.close()
+
+    def digest(self, entry: TensorEntry) -> str:
+        hasher = hashlib.blake2b(digest_size=16)
+        storage = self.checkpoint.storages.get(entry.storage_key)
+        plain = (
+            self.checkpoint.fallback_tensors is None
+            and storage is not None
+            and storage.offset is not None
+            and entry.is_contiguous
+        )
+        if plain:
+            assert storage is not None and storage.offset is not None
+            self._hash_file(hasher, storage.offset + entry.byte_span[0], entry.nbytes)
+        else:
+            self._hash_values(hasher, entry)
+        return hasher.hexdigest()
+
+    def _hash_file(self, hasher: Any, offset: int, length: int) -> None:
+        if self._file is None:
+            self._file = open(Path(self.checkpoint.path), "rb")  # noqa: SIM115 - closed on exit
+        self._file.seek(offset)
+        view = memoryview(self._buffer)
+        while length > 0:
+            got = self._file.readinto(view[: min(length, len(view))])
+            if not got:
+                break  # a short file: the reader already refused truncated storages
+            hasher.update(view[:got])
+            length -= got
+
+    def _hash_values(self, hasher: Any, entry: TensorEntry) -> None:
+        import torch
+
+        from .stats import flat_chunks
+        from .torch_io import ValueReader
+
+        if self._reader is None:
+            self._reader = ValueReader(self.checkpoint)
+        tensor = self._reader.tensor(entry)
+        per_chunk = max(1, _HASH_CHUNK // max(entry.itemsize, 1))
+        for chunk in flat_chunks(tensor, per_chunk):
+            raw = chunk.contiguous().view(torch.uint8)
+            view = memoryview(self._buffer)[: raw.numel()]
+            torch.frombuffer(view, dtype=torch.uint8).copy_(raw)
+            hasher.update(view)
+
+
+def find_shared(
+    checkpoint: Checkpoint,
+    selection: Selection = Selection(),
+    *,
+    key: str | None = None,
+    all_tensors: bool = False,
+    by_value: bool = False,
+    on_progress: Callable[[int], None] | None = None,
+) -> SharingReport:
+    """What ``paramctl shared`` reports: storage groups, then (``by_value``) equal values.
+
+    >>> import torch, tempfile, os
+    >>> from paramctl import read_checkpoint
+    >>> linear = torch.nn.Linear(1, 1, bias=False)
+    >>> path = os.path.join(tempfile.mkdtemp(), "tied.pt")
+    >>> torch.save(torch.nn.Sequential(linear, linear).state_dict(), path)
+    >>> [(g.relation, [n.name for n in g.names]) for g in find_shared(read_checkpoint(path)).groups]
+    [('alias', ['0.weight', '1.weight'])]
+    """
+    view = model_view(checkpoint, key=key, all_tensors=all_tensors)
+    chosen = select(view.entries, selection)
+    groups = storage_groups(checkpoint, chosen)
+    if by_value:
+        groups += value_groups(checkpoint, chosen, on_progress=on_progress)
+    return SharingReport(checkpoint.label, checkpoint.format, groups, len(chosen), by_value, view.prefix_name)
