@@ -49,6 +49,12 @@ _TABLE = [
     DType("uint16", 2, None, "U16"),
     DType("uint8", 1, "ByteStorage", "U8"),
     DType("bool", 1, "BoolStorage", "BOOL"),
+    # Quantized tensors reach paramctl only through torch.load's fallback path.
+    DType("qint8", 1, "QInt8Storage", None),
+    DType("quint8", 1, "QUInt8Storage", None),
+    DType("qint32", 4, "QInt32Storage", None),
+    DType("quint4x2", 1, "QUInt4x2Storage", None),
+    DType("quint2x4", 1, "QUInt2x4Storage", None),
 ]
 
 DTYPES: dict[str, DType] = {d.name: d for d in _TABLE}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import sys
@@ -75,3 +76,11 @@ def test_unmodelled_torch_tensors_fall_back_to_the_weights_only_loader(cli, save
     assert quiet.exit_code == 0 and quiet.stderr == ""
     verbose = cli("list", path, "-f", "names", "--verbose")
     assert "torch.load(weights_only=True)" in verbose.stderr
+
+
+def test_quantized_tensors_list_through_the_fallback(cli, save_pt):
+    quantized = torch.quantize_per_tensor(torch.rand(4, 4), scale=0.1, zero_point=0, dtype=torch.qint8)
+    result = cli("list", save_pt({"q": quantized, "w": torch.ones(2)}), "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    rows = {row["name"]: (row["shape"], row["dtype"]) for row in json.loads(result.stdout)["tensors"]}
+    assert rows == {"q": ([4, 4], "qint8"), "w": ([2], "float32")}
