@@ -78,6 +78,7 @@ def test_unmodelled_torch_tensors_fall_back_to_the_weights_only_loader(cli, save
     assert "torch.load(weights_only=True)" in verbose.stderr
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_quantized_tensors_list_through_the_fallback(cli, save_pt):
     quantized = torch.quantize_per_tensor(torch.rand(4, 4), scale=0.1, zero_point=0, dtype=torch.qint8)
     result = cli("list", save_pt({"q": quantized, "w": torch.ones(2)}), "-f", "json")
