@@ -409,6 +409,7 @@ checkpoint.
         seed=seed,
         to=to.value if to is not None else None,
         backup=f"{checkpoint.path}.bak" if backup else None,
+        stats=not quiet,
     )
     if quiet:
         return

@@ -530,11 +530,19 @@ def tensor_stats(values: torch.Tensor) -> TensorStats:
     if values.numel() == 0 or values.is_complex():
         return TensorStats(None, None)
     wide = values if values.dtype in (torch.float32, torch.float64) else values.to(torch.float32)
-    if values.numel() == 1:
-        return TensorStats(float(wide.reshape(())), None)
-    std, mean = torch.std_mean(wide)
-    std_value = float(std)
-    return TensorStats(float(mean), std_value if math.isfinite(std_value) else None)
+    flat = wide.reshape(-1)
+    count = flat.numel()
+    mean = float(flat.sum() / count)
+    if count == 1:
+        return TensorStats(mean, None)
+    # One pass of BLAS dot products, several times faster than torch.std_mean on CPU; the
+    # two-pass form takes over where subtracting squares would lose the digits.
+    variance = (float(torch.dot(flat, flat)) - count * mean * mean) / (count - 1)
+    if not variance > 1e-3 * mean * mean:
+        deviations = flat - mean
+        variance = float(torch.dot(deviations, deviations)) / (count - 1)
+    std = math.sqrt(variance) if math.isfinite(variance) else None
+    return TensorStats(mean, std)
 
 
 def make_generator(seed: int | None = None) -> tuple[torch.Generator, int]:

@@ -47,7 +47,7 @@ def test_report_is_exact_tsv_in_a_pipe(cli, samples, tmp_path):
     assert result.exit_code == 0, result.stderr
     assert result.stdout == (
         "name\tshape\tdtype\taction\tmean_before\tstd_before\tmean_after\tstd_after\tshared_with\talso_changes\n"
-        "0.bias\t[3]\tfloat32\tzeros\t-0.3383089601993561\t0.13592317700386047\t0.0\t0.0\t\t\n"
+        "0.bias\t[3]\tfloat32\tzeros\t-0.3383089601993561\t0.135923117351833\t0.0\t0.0\t\t\n"
         "2.bias\t[1]\tfloat32\tzeros\t-0.3914094567298889\t\t0.0\t\t\t\n"
     )
     assert result.stderr == f"changed 2 tensors (16 B) → {out} (torch-zip)\n"
