@@ -523,12 +523,25 @@ class ChangedTensor:
 
 def tensor_stats(values: torch.Tensor) -> TensorStats:
     """Mean and standard deviation, in float32 or wider; ``None`` where undefined."""
-    import math
-
     import torch
 
     if values.numel() == 0 or values.is_complex():
         return TensorStats(None, None)
+    # These reductions are memory-bound: a second thread gains little, and where the other
+    # core is busy, torch's thread pool waiting for it can cost a hundred times more.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _mean_std(values)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _mean_std(values: torch.Tensor) -> TensorStats:
+    import math
+
+    import torch
+
     wide = values if values.dtype in (torch.float32, torch.float64) else values.to(torch.float32)
     flat = wide.reshape(-1)
     count = flat.numel()
