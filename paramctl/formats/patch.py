@@ -33,6 +33,7 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Collection, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..checkpoint import Checkpoint, Storage, TensorEntry, join_path
@@ -172,6 +173,10 @@ class StorageEditor:
     ``fresh`` names storages the caller will overwrite entirely on their first
     :meth:`span`, so their old bytes need not be copied first (an optimization only: a
     fresh storage never written, or first written in part, is copied as usual).
+
+    The copying, writing and checksumming run on one background thread, in the order they
+    were asked for, while the caller computes the next span in a second buffer: disk and
+    CPU overlap, and memory stays at two spans.
     """
 
     records_provenance = True
@@ -198,12 +203,21 @@ class StorageEditor:
         self._size = os.fstat(self._in_fd).st_size
         self._fresh = {key for key in fresh if key in checkpoint.storages}
         self._written: set[str] = set()
-        self._whole_crc: dict[str, int] = {}
-        self._buffer = SpanBuffer()
+        # (storage key, whole-storage write?, the job) in the order the writes were asked for.
+        self._writes: list[tuple[str, bool, Future[int | None]]] = []
+        self._jobs: list[Future[Any]] = []
+        self._buffers = (SpanBuffer(), SpanBuffer())
+        self._in_use: list[Future[Any] | None] = [None, None]
+        self._turn = 0
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="paramctl-writer")
         self._finished = False
-        for key in self._fresh:
-            self._check_plain(checkpoint.storages[key])
-        self._start()
+        try:
+            for key in self._fresh:
+                self._check_plain(checkpoint.storages[key])
+            self._start()
+        except BaseException:
+            self.close()
+            raise
 
     # -- subclass hooks ------------------------------------------------------------------
     def _shift(self) -> int:
@@ -225,11 +239,17 @@ class StorageEditor:
                 "paramctl rewrites only stored (uncompressed) records, as torch.save writes them"
             )
 
+    def _submit(self, job: Any, *args: Any) -> Future[Any]:
+        future = self._writer.submit(job, *args)
+        self._jobs.append(future)
+        return future
+
     def _start(self) -> None:
         replaced, header = self._prefix()
         if header is not None:
             write_at(self._out_fd, header, 0)
         shift = self._shift()
+        os.ftruncate(self._out_fd, self._size + shift)
         holes = sorted(
             (s.offset, s.offset + s.nbytes)
             for key in self._fresh
@@ -238,13 +258,20 @@ class StorageEditor:
         position = replaced
         for start, end in [*holes, (self._size, self._size)]:
             if start > position:
-                copy_range(self._in_fd, self._out_fd, position, position + shift, start - position)
+                self._submit(
+                    copy_range, self._in_fd, self._out_fd, position, position + shift, start - position
+                )
             position = max(position, end)
-        os.ftruncate(self._out_fd, self._size + shift)
 
     def _out_offset(self, storage: Storage) -> int:
         assert storage.offset is not None
         return storage.offset + self._shift()
+
+    def _drain(self) -> None:
+        """Wait for every copy and write asked for so far (and raise what failed)."""
+        for job in self._jobs:
+            job.result()
+        self._jobs = [job for job in self._jobs if not job.done()]
 
     # -- editing ---------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -264,28 +291,41 @@ class StorageEditor:
         if key in self._fresh and key not in self._written and not whole:
             # A fresh storage first touched in part: its old bytes are needed after all.
             self._copy_storage(storage)
-        raw = self._buffer.tensor(size)
+        turn, self._turn = self._turn, 1 - self._turn
+        pending = self._in_use[turn]
+        if pending is not None:
+            pending.result()  # the buffer's previous bytes are on their way out
+        buffer = self._buffers[turn]
+        raw = buffer.tensor(size)
         if read and size:
             from_output = key not in self._fresh or key in self._written
-            fd, base = (
-                (self._out_fd, self._out_offset(storage)) if from_output else (self._in_fd, storage.offset)
-            )
-            assert base is not None
-            read_at(fd, self._buffer.view(size), base + start)
-        yield raw
-        if size:
-            data = self._buffer.view(size)
-            write_at(self._out_fd, data, self._out_offset(storage) + start)
-            if whole:
-                self._whole_crc[key] = zlib.crc32(data)
+            if from_output:
+                self._drain()
+                fd, base = self._out_fd, self._out_offset(storage)
             else:
-                self._whole_crc.pop(key, None)
+                fd, base = self._in_fd, storage.offset or 0
+            read_at(fd, buffer.view(size), base + start)
+        yield raw
+        job = self._submit(
+            _write_span, self._out_fd, buffer.view(size), self._out_offset(storage) + start, whole
+        )
+        self._in_use[turn] = job
+        self._writes.append((key, whole, job))
         self._written.add(key)
 
     def _copy_storage(self, storage: Storage) -> None:
         assert storage.offset is not None
-        copy_range(self._in_fd, self._out_fd, storage.offset, self._out_offset(storage), storage.nbytes)
+        self._submit(
+            copy_range, self._in_fd, self._out_fd, storage.offset, self._out_offset(storage), storage.nbytes
+        )
         self._written.add(storage.key)
+
+    def whole_crcs(self) -> dict[str, int | None]:
+        """For each written storage, the CRC-32 of its bytes if its last write covered them all."""
+        crcs: dict[str, int | None] = {}
+        for key, whole, job in self._writes:
+            crcs[key] = job.result() if whole else None
+        return crcs
 
     @property
     def changed(self) -> set[str]:
@@ -298,13 +338,23 @@ class StorageEditor:
             return
         for key in sorted(self._fresh - self._written):
             self._copy_storage(self.checkpoint.storages[key])
+        self._drain()
         self._finish_format()
         self.out.flush()
         self._finished = True
         self.close()
 
     def close(self) -> None:
+        """Stop the writer (finishing the job in hand, dropping the rest) and close the input."""
+        self._writer.shutdown(wait=True, cancel_futures=True)
         self._in_file.close()
+
+
+def _write_span(fd: int, data: memoryview, offset: int, checksum: bool) -> int | None:
+    if not data:
+        return zlib.crc32(b"") if checksum else None
+    write_at(fd, data, offset)
+    return zlib.crc32(data) if checksum else None
 
 
 class ZipEditor(StorageEditor):
@@ -321,9 +371,10 @@ class ZipEditor(StorageEditor):
 
     def _finish_format(self) -> None:
         crcs: dict[str, int] = {}
+        whole = self.whole_crcs()
         for key in sorted(self._written):
             info, storage = self._record(key), self.checkpoint.storages[key]
-            crc = self._whole_crc.get(key) if info.file_size == storage.nbytes else None
+            crc = whole.get(key) if info.file_size == storage.nbytes else None
             crcs[info.filename] = crc if crc is not None else self._record_crc(storage, info)
             self._patch_local_crc(storage, info, crcs[info.filename])
         # zipfile rewrites the central directory with the new CRCs and adds the record.
