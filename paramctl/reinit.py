@@ -30,7 +30,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeAlias
 
 from . import __version__
 from .checkpoint import Checkpoint, TensorEntry, join_path, model_view
@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     from .formats.patch import StorageEditor
 
 ValueKind = Literal["float", "complex", "int", "bool"]
+# What draws a plan's random numbers: a generator, a seed to make one from, or nothing.
+Randomness: TypeAlias = "torch.Generator | int | None"
 _LOW_PRECISION_SAFE = ("float32", "float64")
 _SHOWN_NAMES = 6
 _TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".tar", ".pkl")
@@ -564,9 +566,19 @@ def make_generator(seed: int | None = None) -> tuple[torch.Generator, int]:
 
     if seed is None:
         seed = secrets.randbelow(2**32)
+    _check_seed(seed)
+    return torch.Generator().manual_seed(seed), seed
+
+
+def _check_seed(seed: int) -> None:
     if not 0 <= seed < 2**64:
         raise UsageError(f"--seed {seed}: a seed is a whole number from 0 to 2**64-1")
-    return torch.Generator().manual_seed(seed), seed
+
+
+def _generator(randomness: Randomness) -> torch.Generator | None:
+    if isinstance(randomness, int):
+        return make_generator(randomness)[0]
+    return randomness
 
 
 def apply_plan(
@@ -677,19 +689,20 @@ def output_format(path: str | os.PathLike[str] | None, requested: str | None, in
     return input_format
 
 
-def write_record(plans: Sequence[Plan], seeds: Sequence[int | None]) -> dict[str, Any]:
-    """The provenance of one write: the tool, its version and each change."""
+def write_record(plans: Sequence[Plan], seeds: Sequence[int | None], command: str = "init") -> dict[str, Any]:
+    """The provenance of one write: the tool, its version, the command and each change
+    (``seeds[i]`` is the seed of ``plans[i]``'s generator, ``None`` if not random)."""
     return {
         "tool": "paramctl",
         "version": __version__,
-        "command": "init",
+        "command": command,
         "changes": [plan.provenance(seed) for plan, seed in zip(plans, seeds, strict=True)],
     }
 
 
 def write_changes(
     checkpoint: Checkpoint,
-    steps: Sequence[tuple[Plan, torch.Generator | None]],
+    steps: Sequence[tuple[Plan, Randomness]],
     out: BinaryIO,
     *,
     to: str | None = None,
@@ -699,6 +712,8 @@ def write_changes(
 ) -> list[list[ChangedTensor]]:
     """Apply ``steps`` (plans, each with its generator) in order and write the result to ``out``.
 
+    A step's generator may also be given as a seed (an ``int``): it is made once the copy
+    of the unchanged bytes has started, so that work overlaps importing torch.
     ``out`` is a seekable read-write file. In the input's own format the output is a copy
     with only changed storages rewritten; in another format (``to``) the edited copy goes
     to a scratch file (in ``scratch_dir``) and is then converted.
@@ -711,7 +726,7 @@ def write_changes(
     if target == checkpoint.format:
         editor = open_editor(checkpoint, out, fresh=fresh, provenance=provenance)
         try:
-            results = [apply_plan(plan, editor, generator=g, stats=stats) for plan, g in steps]
+            results = [apply_plan(plan, editor, generator=_generator(g), stats=stats) for plan, g in steps]
             editor.finish()
         finally:
             editor.close()
@@ -730,7 +745,7 @@ def write_changes(
 
 def save_changes(
     checkpoint: Checkpoint,
-    steps: Sequence[tuple[Plan, torch.Generator | None]],
+    steps: Sequence[tuple[Plan, Randomness]],
     destination: str | os.PathLike[str] | BinaryIO,
     *,
     to: str | None = None,
@@ -796,13 +811,16 @@ def reinit(
     A random plan gets a generator seeded with ``seed`` (a fresh one is drawn and reported
     when ``seed`` is ``None``).
     """
-    generator, used_seed = make_generator(seed) if plan.uses_generator else (None, None)
+    used_seed = None
+    if plan.uses_generator:
+        used_seed = seed if seed is not None else secrets.randbelow(2**32)
+        _check_seed(used_seed)
     path = destination if isinstance(destination, str | os.PathLike) else None
     target = output_format(path, to, checkpoint.format)
     provenance = write_record([plan], [used_seed])
     (changed,) = save_changes(
         checkpoint,
-        [(plan, generator)],
+        [(plan, used_seed)],
         destination,
         to=target,
         stats=stats,

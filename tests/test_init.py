@@ -487,6 +487,11 @@ def test_safetensors_and_legacy_convert_to_torch_zip(cli, samples, tmp_path, sou
     for name, value in original.items():
         assert torch.equal(converted[name], torch.zeros_like(value) if name.endswith("bias") else value)
     assert read_checkpoint(out).format == "torch-zip"
+    if source.endswith(".pt"):
+        assert (
+            torch.load(out, weights_only=True)._metadata
+            == torch.load(samples / source, weights_only=True)._metadata
+        )
 
 
 def test_the_legacy_format_is_kept_but_not_written_from_others(cli, samples, tmp_path):

@@ -259,7 +259,12 @@ class StorageEditor:
         for start, end in [*holes, (self._size, self._size)]:
             if start > position:
                 self._submit(
-                    copy_range, self._in_fd, self._out_fd, position, position + shift, start - position
+                    _copy_written_back,
+                    self._in_fd,
+                    self._out_fd,
+                    position,
+                    position + shift,
+                    start - position,
                 )
             position = max(position, end)
 
@@ -316,7 +321,12 @@ class StorageEditor:
     def _copy_storage(self, storage: Storage) -> None:
         assert storage.offset is not None
         self._submit(
-            copy_range, self._in_fd, self._out_fd, storage.offset, self._out_offset(storage), storage.nbytes
+            _copy_written_back,
+            self._in_fd,
+            self._out_fd,
+            storage.offset,
+            self._out_offset(storage),
+            storage.nbytes,
         )
         self._written.add(storage.key)
 
@@ -354,7 +364,27 @@ def _write_span(fd: int, data: memoryview, offset: int, checksum: bool) -> int |
     if not data:
         return zlib.crc32(b"") if checksum else None
     write_at(fd, data, offset)
-    return zlib.crc32(data) if checksum else None
+    crc = zlib.crc32(data) if checksum else None
+    start_writeback(fd, offset, len(data))
+    return crc
+
+
+def _copy_written_back(source: int, target: int, source_offset: int, target_offset: int, length: int) -> None:
+    copy_range(source, target, source_offset, target_offset, length)
+    start_writeback(target, target_offset, length)
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Let the disk start on bytes just written while the next ones are computed.
+
+    On Linux, ``POSIX_FADV_DONTNEED`` starts writing dirty pages back without waiting for
+    them, and drops them from the cache once clean: the final fsync has little left to do
+    and a large output does not crowd the page cache.
+    """
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is not None:
+        with contextlib.suppress(OSError):
+            advise(fd, offset, length, os.POSIX_FADV_DONTNEED)
 
 
 class ZipEditor(StorageEditor):
