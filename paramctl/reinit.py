@@ -12,7 +12,7 @@ Data flows one way, and each step is a public function:
 3. :func:`apply_plan` produces the new values one tensor at a time, in file order, with
    one ``torch.Generator`` shared across the tensors, into a
    :class:`~paramctl.formats.patch.StorageEditor`.
-4. :func:`write_changes` runs steps 3 for one or more plans into an open output file,
+4. :func:`write_changes` runs step 3 for one or more plans into an open output file,
    converting to another format if asked; :func:`save_changes` adds the destination
    (a path replaced atomically, or a stream such as standard output).
 
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 ValueKind = Literal["float", "complex", "int", "bool"]
 # What draws a plan's random numbers: a generator, a seed to make one from, or nothing.
 Randomness: TypeAlias = "torch.Generator | int | None"
-_LOW_PRECISION_SAFE = ("float32", "float64")
 _SHOWN_NAMES = 6
 _TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".tar", ".pkl")
 
@@ -468,7 +467,8 @@ def _with_shared(
     """Fill ``also_changes``: unselected names whose bytes overlap a changed tensor's."""
     shown = {join_path(e.path): e.name for e in context}
     changing = {join_path(t.entry.path) for t in planned}
-    changing |= {join_path(e.path) for e in context if e.name in {n for t in planned for n in t.same_as}}
+    folded = {name for t in planned for name in t.same_as}
+    changing |= {join_path(e.path) for e in context if e.name in folded}
     by_storage: dict[str, list[TensorEntry]] = {}
     for entry in checkpoint.entries:
         by_storage.setdefault(entry.storage_key, []).append(entry)

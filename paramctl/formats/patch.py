@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 
 PROVENANCE_KEY = "paramctl"
 _CHUNK = 8 << 20
+_SMALL_SPAN = 1 << 20
+_BATCH_BYTES = 4 << 20
+_BATCH_COUNT = 512
 _DESCRIPTOR_SIGNATURE = b"PK\x07\x08"
 _CRC_IN_LOCAL_HEADER = 14
 _DATA_DESCRIPTOR_FLAG = 0x08
@@ -201,11 +204,21 @@ class StorageEditor:
         self._in_file = open(checkpoint.path, "rb")  # noqa: SIM115 - closed by finish/close
         self._in_fd = self._in_file.fileno()
         self._size = os.fstat(self._in_fd).st_size
-        self._fresh = {key for key in fresh if key in checkpoint.storages}
+        # Holes are left only for large storages: small ones are cheaper copied along with
+        # their neighbours in one long range than skipped one by one.
+        self._fresh = {
+            key
+            for key in fresh
+            if key in checkpoint.storages and checkpoint.storages[key].nbytes > _SMALL_SPAN
+        }
         self._written: set[str] = set()
-        # (storage key, whole-storage write?, the job) in the order the writes were asked for.
-        self._writes: list[tuple[str, bool, Future[int | None]]] = []
+        # (storage key, whole-storage write?, the job, index in its batch) in request order.
+        self._writes: list[tuple[str, bool, Future[Any], int | None]] = []
         self._jobs: list[Future[Any]] = []
+        # Small writes wait here and go to the writer together.
+        self._batch: list[tuple[bytes, int, bool]] = []
+        self._batch_owners: list[tuple[str, bool]] = []
+        self._batch_bytes = 0
         self._buffers = (SpanBuffer(), SpanBuffer())
         self._in_use: list[Future[Any] | None] = [None, None]
         self._turn = 0
@@ -240,9 +253,19 @@ class StorageEditor:
             )
 
     def _submit(self, job: Any, *args: Any) -> Future[Any]:
+        self._flush_batch()  # keep the writer's order the order things were asked for
         future = self._writer.submit(job, *args)
         self._jobs.append(future)
         return future
+
+    def _flush_batch(self) -> None:
+        if not self._batch:
+            return
+        batch, owners = self._batch, self._batch_owners
+        self._batch, self._batch_owners, self._batch_bytes = [], [], 0
+        future = self._writer.submit(_write_batch, self._out_fd, batch)
+        self._jobs.append(future)
+        self._writes.extend((key, whole, future, index) for index, (key, whole) in enumerate(owners))
 
     def _start(self) -> None:
         replaced, header = self._prefix()
@@ -274,9 +297,10 @@ class StorageEditor:
 
     def _drain(self) -> None:
         """Wait for every copy and write asked for so far (and raise what failed)."""
-        for job in self._jobs:
+        self._flush_batch()
+        jobs, self._jobs = self._jobs, []
+        for job in jobs:
             job.result()
-        self._jobs = [job for job in self._jobs if not job.done()]
 
     # -- editing ---------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -303,7 +327,8 @@ class StorageEditor:
         buffer = self._buffers[turn]
         raw = buffer.tensor(size)
         if read and size:
-            from_output = key not in self._fresh or key in self._written
+            # Until written here, the input holds the current bytes (the copy is of them).
+            from_output = key in self._written
             if from_output:
                 self._drain()
                 fd, base = self._out_fd, self._out_offset(storage)
@@ -311,11 +336,20 @@ class StorageEditor:
                 fd, base = self._in_fd, storage.offset or 0
             read_at(fd, buffer.view(size), base + start)
         yield raw
-        job = self._submit(
-            _write_span, self._out_fd, buffer.view(size), self._out_offset(storage) + start, whole
-        )
-        self._in_use[turn] = job
-        self._writes.append((key, whole, job))
+        offset = self._out_offset(storage) + start
+        if size <= _SMALL_SPAN:
+            # Small spans are copied out and written in batches; their buffer is free at once.
+            self._batch.append((bytes(buffer.view(size)), offset, whole))
+            self._batch_owners.append((key, whole))
+            self._batch_bytes += size
+            if self._batch_bytes >= _BATCH_BYTES or len(self._batch) >= _BATCH_COUNT:
+                self._flush_batch()
+        else:
+            # A large span is written from the buffer itself, which the next-but-one span
+            # waits for.
+            job = self._submit(_write_span, self._out_fd, buffer.view(size), offset, whole)
+            self._in_use[turn] = job
+            self._writes.append((key, whole, job, None))
         self._written.add(key)
 
     def _copy_storage(self, storage: Storage) -> None:
@@ -332,9 +366,11 @@ class StorageEditor:
 
     def whole_crcs(self) -> dict[str, int | None]:
         """For each written storage, the CRC-32 of its bytes if its last write covered them all."""
+        self._flush_batch()
         crcs: dict[str, int | None] = {}
-        for key, whole, job in self._writes:
-            crcs[key] = job.result() if whole else None
+        for key, whole, job, index in self._writes:
+            result = job.result()
+            crcs[key] = (result if index is None else result[index]) if whole else None
         return crcs
 
     @property
@@ -360,13 +396,26 @@ class StorageEditor:
         self._in_file.close()
 
 
-def _write_span(fd: int, data: memoryview, offset: int, checksum: bool) -> int | None:
+def _write_span(fd: int, data: bytes | memoryview, offset: int, checksum: bool) -> int | None:
     if not data:
         return zlib.crc32(b"") if checksum else None
     write_at(fd, data, offset)
     crc = zlib.crc32(data) if checksum else None
     start_writeback(fd, offset, len(data))
     return crc
+
+
+def _write_batch(fd: int, batch: list[tuple[bytes, int, bool]]) -> list[int | None]:
+    crcs: list[int | None] = []
+    low, high = None, 0
+    for data, offset, checksum in batch:
+        write_at(fd, data, offset)
+        crcs.append(zlib.crc32(data) if checksum else None)
+        low = offset if low is None else min(low, offset)
+        high = max(high, offset + len(data))
+    if low is not None:
+        start_writeback(fd, low, high - low)
+    return crcs
 
 
 def _copy_written_back(source: int, target: int, source_offset: int, target_offset: int, length: int) -> None:
