@@ -58,3 +58,9 @@ class CheckpointIOError(ParamctlError):
     """A file could not be read or written (missing, permission, disk full)."""
 
     exit_code = ExitCode.IO
+
+
+class IncompatibleTensors(ParamctlError):
+    """The requested change does not fit some tensors (shape, dtype or dimensions)."""
+
+    exit_code = ExitCode.INVALID_INPUT

@@ -39,8 +39,11 @@ def name_tensors(payload: Any) -> tuple[Any, list[TensorEntry]]:
                 key: convert(value, (*path, key if isinstance(key, int) else str(key)))
                 for key, value in node.items()
             }
-            if type(node) is not dict:
-                return type(node)(converted) if _rebuildable(node) else converted
+            if type(node) is not dict and _rebuildable(node):
+                rebuilt = type(node)(converted)
+                # state_dict OrderedDicts carry module versions in `_metadata`: keep them.
+                rebuilt.__dict__.update(getattr(node, "__dict__", {}))
+                return rebuilt
             return converted
         if isinstance(node, list):
             return [convert(value, (*path, index)) for index, value in enumerate(node)]
