@@ -1,0 +1,335 @@
+"""Gluon's ``collect_params`` and ``initialize`` for PyTorch modules.
+
+``collect(net, '.*weight')`` gathers the named parameters a regular expression selects;
+``.initialize(scheme, force_reinit=...)`` fills them, refusing (as Gluon does) to overwrite
+parameters that already hold values unless ``force_reinit=True``. A PyTorch module's
+parameters hold values from construction, except lazy ones (``nn.LazyLinear``): those get
+the scheme when their first forward pass gives them a shape, which is Gluon's deferred
+initialization.
+
+>>> import torch
+>>> from torch import nn
+>>> torch.manual_seed(0) and None
+>>> net = nn.Sequential(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 10))
+>>> weights = collect(net, '.*weight')
+>>> weights
+Sequential (
+  Parameter 0.weight (shape=(256, 20), dtype=float32)
+  Parameter 2.weight (shape=(10, 256), dtype=float32)
+)
+>>> weights.initialize('normal', std=0.01)  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+paramctl.errors.AlreadyInitialized: 0.weight, 2.weight already initialized; pass force_reinit=True ...
+>>> weights.initialize('constant', val=1.0, force_reinit=True)['0.weight'].data()[0, :4]
+tensor([1., 1., 1., 1.])
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import AlreadyInitialized, UsageError
+from .live import dtype_name, is_lazy, owner_of, seeded, unique_parameters
+from .select import Selection, nothing_selected
+
+CustomInit = Callable[[torch.Tensor, torch.Generator | None], Any]
+
+# The schemes of torch.nn.init by their paramctl names. A stand-in for the shared scheme
+# registry: every name maps to torch's own function, so the math stays torch's.
+INIT_FUNCTIONS = (
+    "uniform",
+    "normal",
+    "trunc_normal",
+    "constant",
+    "zeros",
+    "ones",
+    "eye",
+    "dirac",
+    "xavier_uniform",
+    "xavier_normal",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "orthogonal",
+    "sparse",
+)
+
+
+def apply_scheme(
+    tensor: torch.Tensor,
+    scheme: str | CustomInit,
+    params: Mapping[str, Any],
+    generator: torch.Generator | None,
+) -> None:
+    """Fill ``tensor`` in place with a ``torch.nn.init`` scheme or a custom ``f(tensor, generator)``."""
+    with torch.no_grad():
+        if callable(scheme):
+            if params:
+                raise UsageError("a custom init function takes no parameters; bind them with partial()")
+            scheme(tensor, generator)
+            return
+        if scheme not in INIT_FUNCTIONS:
+            known = ", ".join(INIT_FUNCTIONS)
+            raise UsageError(f"unknown scheme {scheme!r}; choose one of: default, {known}")
+        function = getattr(nn.init, scheme + "_")
+        accepted = inspect.signature(function).parameters
+        unknown = sorted(set(params) - set(accepted) - {"tensor"})
+        if unknown:
+            allowed = [p for p in accepted if p not in ("tensor", "generator")]
+            raise UsageError(
+                f"scheme {scheme!r} takes {', '.join(allowed) or 'no parameters'}, not {', '.join(unknown)}"
+            )
+        extra = {"generator": generator} if "generator" in accepted else {}
+        try:
+            function(tensor, **params, **extra)
+        except (ValueError, RuntimeError) as exc:
+            raise UsageError(f"scheme {scheme!r}: {exc}") from exc
+
+
+class LiveParameter:
+    """One parameter of a live module, under all its names; Gluon's ``Parameter``.
+
+    >>> LiveParameter(("0.weight",), nn.Parameter(torch.zeros(256, 20)), nn.Linear(20, 256))
+    Parameter 0.weight (shape=(256, 20), dtype=float32)
+    """
+
+    def __init__(self, names: tuple[str, ...], param: nn.Parameter, owner: nn.Module) -> None:
+        self.names = names
+        self.param = param
+        self.owner = owner
+
+    @property
+    def name(self) -> str:
+        return self.names[0]
+
+    @property
+    def shape(self) -> tuple[int, ...] | None:
+        """``None`` until a lazy parameter is materialized."""
+        return None if is_lazy(self.param) else tuple(self.param.shape)
+
+    @property
+    def dtype(self) -> str:
+        return dtype_name(self.param.dtype)
+
+    @property
+    def initialized(self) -> bool:
+        return not is_lazy(self.param)
+
+    def data(self) -> torch.Tensor:
+        """The values (detached: changing them does not record gradients)."""
+        return self.param.detach()
+
+    def grad(self) -> torch.Tensor | None:
+        return self.param.grad
+
+    def set_data(self, value: torch.Tensor | float) -> LiveParameter:
+        """Overwrite the values, like Gluon's ``set_data``: ``p.set_data(p.data() + 1)``."""
+        if not self.initialized:
+            raise UsageError(f"{self.name} is not initialized yet (lazy): run a forward pass first")
+        with torch.no_grad():
+            self.param.copy_(torch.as_tensor(value, dtype=self.param.dtype).expand_as(self.param))
+        return self
+
+    def __repr__(self) -> str:
+        shape = "unknown" if self.shape is None else repr(self.shape)
+        extra = "" if self.initialized else ", uninitialized"
+        shared = f", shared with {', '.join(self.names[1:])}" if len(self.names) > 1 else ""
+        return f"Parameter {self.name} (shape={shape}, dtype={self.dtype}{extra}{shared})"
+
+
+class ParameterCollection(Mapping[str, LiveParameter]):
+    """The parameters :func:`collect` selected, by name; Gluon's ``ParameterDict``.
+
+    Indexing accepts any name of a shared parameter; iteration gives each parameter once.
+    """
+
+    def __init__(self, module: nn.Module, parameters: list[LiveParameter]) -> None:
+        self.module = module
+        self._parameters = parameters
+
+    def __getitem__(self, name: str) -> LiveParameter:
+        for parameter in self._parameters:
+            if name in parameter.names:
+                return parameter
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return (parameter.name for parameter in self._parameters)
+
+    def __len__(self) -> int:
+        return len(self._parameters)
+
+    def __repr__(self) -> str:
+        lines = [f"  {parameter!r}" for parameter in self._parameters]
+        return "\n".join([f"{type(self.module).__name__} (", *lines, ")"])
+
+    def names(self) -> list[str]:
+        """Every name of every selected parameter, in module order."""
+        return [name for parameter in self._parameters for name in parameter.names]
+
+    def shared(self) -> list[tuple[str, ...]]:
+        """The names that are one parameter, a group per shared parameter.
+
+        >>> linear = nn.Linear(1, 1, bias=False)
+        >>> collect(nn.Sequential(linear, linear)).shared()
+        [('0.weight', '1.weight')]
+        """
+        return [parameter.names for parameter in self._parameters if len(parameter.names) > 1]
+
+    def initialize(
+        self,
+        scheme: str | CustomInit = "default",
+        *,
+        force_reinit: bool = False,
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+        **params: Any,
+    ) -> ParameterCollection:
+        """Fill the selected parameters with ``scheme``; returns the collection.
+
+        ``scheme`` is a ``torch.nn.init`` name (``normal``, ``xavier_uniform``...) with its
+        parameters as keywords, a function ``f(tensor, generator)``, or ``default``: the
+        owning layer's own ``reset_parameters()``, which gives what PyTorch gives that layer
+        (other tensors of the layer are kept as they were).
+
+        Parameters that hold values are refused unless ``force_reinit=True``; nothing
+        changes then. Lazy parameters are initialized when a forward pass materializes
+        them (unless a ``load_state_dict`` fills them first). ``seed=N`` is
+        ``generator=torch.Generator().manual_seed(N)``; for ``default``, which draws from
+        torch's global generator, it seeds that generator for the call and restores it.
+        Parameters are filled in module order, one generator for all.
+        """
+        if seed is not None and generator is not None:
+            raise UsageError("give seed or generator, not both")
+        if scheme == "default" and (params or generator is not None):
+            raise UsageError(
+                "default calls each layer's reset_parameters(), which takes no parameters and draws "
+                "from torch's global generator: pass seed= instead of generator="
+            )
+        ready = [p for p in self._parameters if p.initialized]
+        if not force_reinit and ready:
+            raise AlreadyInitialized([p.name for p in ready])
+        if scheme != "default":
+            _check(scheme, params, ready)
+        gen = generator if generator is not None else _generator(seed)
+        for parameter in self._parameters:
+            if not parameter.initialized:
+                _defer(parameter, scheme, params, gen)
+        if scheme == "default":
+            with seeded(seed):
+                reset_with_owners(self.module, ready)
+        else:
+            for parameter in ready:
+                apply_scheme(parameter.param, scheme, params, gen)
+        return self
+
+
+def _check(scheme: str | CustomInit, params: Mapping[str, Any], parameters: list[LiveParameter]) -> None:
+    """Try the scheme on shape-only twins (``meta`` tensors) first, so that a parameter it
+    does not fit (``xavier_uniform`` on a 1-D bias) stops the call before anything changes.
+    """
+    if callable(scheme):
+        return
+    apply_scheme(torch.empty(2, 2, device="meta"), scheme, params, None)  # names and parameters
+    unfit = []
+    for parameter in parameters:
+        try:
+            apply_scheme(torch.empty_like(parameter.param, device="meta"), scheme, params, None)
+        except UsageError:
+            unfit.append(f"{parameter.name} {list(parameter.param.shape)}")
+    if unfit:
+        raise UsageError(f"scheme {scheme!r} does not fit {', '.join(unfit)} (nothing was changed)")
+
+
+def _generator(seed: int | None) -> torch.Generator | None:
+    return None if seed is None else torch.Generator().manual_seed(seed)
+
+
+def reset_with_owners(module: nn.Module, parameters: list[LiveParameter]) -> None:
+    """Run each owner's ``reset_parameters()`` once, in module order, keeping every other
+    tensor that owner holds directly (unselected parameters, running statistics) as it was.
+    """
+    wanted = {id(p.param) for p in parameters}
+    owners: dict[int, nn.Module] = {}
+    for parameter in parameters:
+        owners.setdefault(id(parameter.owner), parameter.owner)
+    for owner in owners.values():
+        reset = getattr(owner, "reset_parameters", None) or getattr(owner, "_reset_parameters", None)
+        if not callable(reset):
+            names = [p.name for p in parameters if p.owner is owner]
+            raise UsageError(
+                f"{type(owner).__name__} (owner of {', '.join(names)}) has no reset_parameters(): "
+                "choose a scheme"
+            )
+        kept = [
+            (tensor, tensor.detach().clone())
+            for tensor in (*owner.parameters(recurse=False), *owner.buffers(recurse=False))
+            if id(tensor) not in wanted and not is_lazy(tensor)
+        ]
+        with torch.no_grad():
+            reset()
+            for tensor, value in kept:
+                tensor.copy_(value)
+
+
+def _defer(
+    parameter: LiveParameter,
+    scheme: str | CustomInit,
+    params: Mapping[str, Any],
+    generator: torch.Generator | None,
+) -> None:
+    """Initialize a lazy parameter right after the forward pass that gives it a shape."""
+    owner = parameter.owner
+
+    def after_materialize(module: nn.Module, args: Any) -> None:
+        if is_lazy(parameter.param):
+            return
+        handles.pop().remove()
+        loaded.remove()
+        if scheme == "default":
+            return  # the lazy layer's own materialization already ran reset_parameters()
+        apply_scheme(parameter.param, scheme, params, generator)
+
+    def cancel(module: nn.Module, incompatible: Any) -> None:
+        if not is_lazy(parameter.param) and handles:
+            handles.pop().remove()
+            loaded.remove()
+
+    # Registered after the lazy layer's own hook, so it runs once the shape is known.
+    handles = [owner.register_forward_pre_hook(after_materialize)]
+    loaded = owner.register_load_state_dict_post_hook(cancel)  # type: ignore[no-untyped-call]
+
+
+def collect(
+    module: nn.Module,
+    regex: str | None = None,
+    *,
+    glob: str | None = None,
+    exclude: str | None = None,
+) -> ParameterCollection:
+    """The parameters of ``module`` whose names ``regex`` finds (``re.search``, like Gluon's
+    ``collect_params('.*weight')``) or ``glob`` matches; all of them by default.
+
+    A parameter with several names (a shared layer) is taken once when any name matches.
+    A selection that matches nothing raises :class:`~paramctl.errors.NothingSelected`.
+    """
+    selection = Selection(
+        match=(glob,) if glob else (),
+        regex=(regex,) if regex else (),
+        exclude=(exclude,) if exclude else (),
+    )
+    chosen: list[LiveParameter] = []
+    everything: list[str] = []
+    for names, param in unique_parameters(module):
+        everything += names
+        if any(selection.matches(name) for name in names):
+            owner, _ = owner_of(module, names[0])
+            chosen.append(LiveParameter(tuple(names), param, owner))
+    if not chosen and everything:
+        raise nothing_selected(selection, everything)
+    return ParameterCollection(module, chosen)
