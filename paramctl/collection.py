@@ -283,26 +283,30 @@ def _defer(
     params: Mapping[str, Any],
     generator: torch.Generator | None,
 ) -> None:
-    """Initialize a lazy parameter right after the forward pass that gives it a shape."""
+    """Initialize a lazy parameter right after the forward pass that gives it a shape, unless
+    ``load_state_dict`` gives it values first.
+    """
     owner = parameter.owner
+    pending = [True]
 
     def after_materialize(module: nn.Module, args: Any) -> None:
-        if is_lazy(parameter.param):
-            return
-        handles.pop().remove()
-        loaded.remove()
-        if scheme == "default":
-            return  # the lazy layer's own materialization already ran reset_parameters()
-        apply_scheme(parameter.param, scheme, params, generator)
+        if pending[0] and not is_lazy(parameter.param):
+            pending[0] = False
+            # For "default" the lazy layer's own materialization ran reset_parameters().
+            if scheme != "default":
+                apply_scheme(parameter.param, scheme, params, generator)
+        if not pending[0]:
+            forward_hook.remove()
 
     def cancel(module: nn.Module, incompatible: Any) -> None:
-        if not is_lazy(parameter.param) and handles:
-            handles.pop().remove()
-            loaded.remove()
+        # torch iterates over these hooks while calling them, so this one stays, inert.
+        if pending[0] and not is_lazy(parameter.param):
+            pending[0] = False
+            forward_hook.remove()
 
     # Registered after the lazy layer's own hook, so it runs once the shape is known.
-    handles = [owner.register_forward_pre_hook(after_materialize)]
-    loaded = owner.register_load_state_dict_post_hook(cancel)  # type: ignore[no-untyped-call]
+    forward_hook = owner.register_forward_pre_hook(after_materialize)
+    owner.register_load_state_dict_post_hook(cancel)  # type: ignore[no-untyped-call]
 
 
 def collect(
