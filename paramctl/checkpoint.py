@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .dtypes import dtype as lookup_dtype
+from .dtypes import DTYPES
 from .errors import UsageError
 
 PathPart = str | int
@@ -67,7 +67,7 @@ class TensorEntry:
 
     @property
     def itemsize(self) -> int:
-        return lookup_dtype(self.dtype).itemsize
+        return DTYPES[self.dtype].itemsize
 
     @property
     def nbytes(self) -> int:
@@ -80,11 +80,16 @@ class TensorEntry:
         >>> TensorEntry("w", ("w",), (2, 3), "float32", (3, 1), "0", 4).byte_span
         (16, 40)
         """
-        start = self.storage_offset * self.itemsize
-        if self.numel == 0:
+        itemsize = DTYPES[self.dtype].itemsize
+        start = self.storage_offset * itemsize
+        if len(self.stride) != len(self.shape):  # sparse and other non-strided layouts
             return (start, start)
-        extent = 1 + sum((size - 1) * abs(step) for size, step in zip(self.shape, self.stride, strict=True))
-        return (start, start + extent * self.itemsize)
+        extent = 1
+        for size, step in zip(self.shape, self.stride, strict=True):
+            if size == 0:
+                return (start, start)
+            extent += (size - 1) * abs(step)
+        return (start, start + extent * itemsize)
 
     @property
     def is_contiguous(self) -> bool:
@@ -126,7 +131,7 @@ def join_path(parts: Sequence[PathPart]) -> str:
     >>> join_path(("optimizer", "state", 0, "exp_avg"))
     'optimizer.state.0.exp_avg'
     """
-    return ".".join(str(part) for part in parts)
+    return ".".join(map(str, parts))
 
 
 @dataclass
@@ -193,12 +198,13 @@ def shared_names(
     >>> shared_names([a, b])
     {'a': ('b',), 'b': ('a',)}
     """
-    by_storage: dict[str, list[str]] = {}
+    by_storage: dict[str, list[TensorEntry]] = {}
     for entry in entries:
-        by_storage.setdefault(entry.storage_key, []).append(by(entry))
+        by_storage.setdefault(entry.storage_key, []).append(entry)
     shared: dict[str, tuple[str, ...]] = {}
-    for names in by_storage.values():
-        if len(names) > 1:
+    for group in by_storage.values():
+        if len(group) > 1:
+            names = [by(entry) for entry in group]
             for name in names:
                 shared[name] = tuple(other for other in names if other != name)
     return shared

@@ -34,6 +34,7 @@ app = typer.Typer(
     "safetensors) without loading them whole.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from .checkpoint import Checkpoint, Extra, TensorEntry, join_path, model_view, shared_names
@@ -148,12 +148,16 @@ def build_listing(
     """
     view = model_view(checkpoint, key=key, all_tensors=all_tensors)
     chosen = select(view.entries, selection)
+    rows = [ListedTensor(entry) for entry in sort_entries(chosen, sort)]
     partners = shared_names(checkpoint.entries, by=lambda e: join_path(e.path))
-    shown_as = {join_path(e.path): e.name for e in view.entries}
-    rows = [
-        ListedTensor(entry, tuple(shown_as.get(p, p) for p in partners.get(join_path(entry.path), ())))
-        for entry in sort_entries(chosen, sort)
-    ]
+    if partners:
+        shown_as = {join_path(e.path): e.name for e in view.entries}
+        rows = [
+            replace(row, shared_with=tuple(shown_as.get(p, p) for p in partners[full]))
+            if (full := join_path(row.entry.path)) in partners
+            else row
+            for row in rows
+        ]
     top = list(checkpoint.payload) if isinstance(checkpoint.payload, dict) else []
     return Listing(
         source=checkpoint.label,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -57,7 +57,8 @@ class Environment:
         return Console(file=self.stdout, highlight=False, width=None if self.stdout_isatty else 200)
 
     def err_console(self) -> Console:
-        return Console(file=self.stderr, highlight=False, stderr=True)
+        # Messages are single lines: never hard-wrap them at the terminal width.
+        return Console(file=self.stderr, highlight=False, stderr=True, soft_wrap=True)
 
     def resolve(self, requested: OutputFormat | None) -> OutputFormat:
         """An explicit ``--format`` wins; otherwise a table for people, TSV for pipes."""
@@ -106,17 +107,18 @@ def format_shape(shape: Sequence[int] | None) -> str:
     return "?" if shape is None else "[" + ", ".join(str(s) for s in shape) + "]"
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc: C0, DEL and C1
+
+
 def escape_control(text: str) -> str:
     r"""Make control characters visible so a name cannot rewrite the terminal or split a row.
 
     >>> escape_control("a\tb\x1b[31m")
     'a\\tb\\x1b[31m'
     """
-    if not any(unicodedata.category(ch) == "Cc" for ch in text):
+    if not _CONTROL.search(text):
         return text
-    return "".join(
-        ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) == "Cc" else ch for ch in text
-    )
+    return _CONTROL.sub(lambda hit: hit.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def _plain(value: Any) -> str:
@@ -149,7 +151,8 @@ class Report:
 
     columns: list[Column]
     rows: list[dict[str, Any]]
-    document: dict[str, Any] | None = None  # the whole JSON answer; rows alone if None
+    # The whole JSON answer, built only when JSON is asked for; the rows alone if None.
+    document: Callable[[], dict[str, Any]] | None = None
     title: str | None = None
     caption: str | None = None
     footer: list[str] = field(default_factory=list)
@@ -159,7 +162,7 @@ class Report:
 def emit(report: Report, fmt: OutputFormat, env: Environment) -> None:
     """Write ``report`` to stdout in ``fmt``."""
     if fmt is OutputFormat.json:
-        document = report.document if report.document is not None else report.rows
+        document = report.document() if report.document is not None else report.rows
         env.stdout.write(json.dumps(document, indent=2, allow_nan=True, default=str) + "\n")
     elif fmt is OutputFormat.jsonl:
         for row in _all_rows(report):
@@ -269,7 +272,7 @@ def listing_report(listing: Listing) -> Report:
     return Report(
         TENSOR_COLUMNS,
         [row.to_dict() for row in listing.rows],
-        document=listing.to_dict(),
+        document=listing.to_dict,
         title=f"{listing.source} ({listing.format})",
         footer=footer,
         sections=sections,

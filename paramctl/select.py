@@ -110,7 +110,7 @@ def nothing_selected(selection: Selection, available: Sequence[str]) -> NothingS
     probes = [*selection.match, *selection.regex, *(selection.names or ())]
     close: list[str] = []
     for probe in probes:
-        for hit in difflib.get_close_matches(probe.strip("*^$"), available, n=3, cutoff=0.4):
+        for hit in difflib.get_close_matches(probe.strip("*^$"), available, n=3, cutoff=0.6):
             if hit not in close:
                 close.append(hit)
     hint = f"; close names: {', '.join(close[:5])}" if close else ""

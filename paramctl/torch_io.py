@@ -108,18 +108,22 @@ def load_with_torch(path: Path, format_name: str) -> Checkpoint:
 
     def convert(node: Any, path_parts: tuple[PathPart, ...]) -> Any:
         if isinstance(node, torch.Tensor):
-            untyped = node.untyped_storage()
-            key = str(untyped.data_ptr())
-            storages.setdefault(key, Storage(key, "uint8", untyped.nbytes(), None, str(node.device)))
+            strided = node.layout == torch.strided
             name = join_path(path_parts)
+            if strided:
+                untyped = node.untyped_storage()
+                key, nbytes = f"{untyped.data_ptr()}", untyped.nbytes()
+            else:  # sparse and other layouts have no single storage to share
+                key, nbytes = f"{node.layout}:{name}", 0
+            storages.setdefault(key, Storage(key, "uint8", nbytes, None, str(node.device)))
             entry = TensorEntry(
                 name,
                 path_parts,
                 tuple(node.shape),
                 str(node.dtype).removeprefix("torch."),
-                tuple(node.stride()) if node.layout == torch.strided else (),
+                tuple(node.stride()) if strided else (),
                 key,
-                int(node.storage_offset()) if node.layout == torch.strided else 0,
+                int(node.storage_offset()) if strided else 0,
                 node.requires_grad,
                 isinstance(node, torch.nn.Parameter),
             )

@@ -165,3 +165,44 @@ def test_stdin_is_read_with_a_dash(cli, samples):
     data = (samples / "mlp.pt").read_bytes()
     result = cli("list", "-", "-f", "names", input=data)
     assert result.stdout.split() == ["0.weight", "0.bias", "2.weight", "2.bias"]
+
+
+def test_control_characters_in_names_are_escaped(cli, save_pt):
+    path = save_pt({"evil\x1b[2J\nname": torch.zeros(1), "tab\there": torch.zeros(1)})
+    table = cli("list", path, "-f", "table").stdout
+    assert "\x1b" not in table and "evil\\x1b[2J\\nname" in table
+    tsv = cli("list", path).stdout.splitlines()
+    assert tsv[1].split("\t")[0] == "evil\\x1b[2J\\nname" and tsv[2].split("\t")[0] == "tab\\there"
+    assert json.loads(cli("list", path, "-f", "json").stdout)["tensors"][0]["name"] == "evil\x1b[2J\nname"
+
+
+def test_no_color_is_honoured_on_a_terminal(monkeypatch, samples, capsys):
+    from paramctl.listing import build_listing
+    from paramctl.render import Environment, OutputFormat, emit, listing_report
+
+    class Terminal:
+        def __init__(self):
+            self.parts = []
+
+        def write(self, text):
+            self.parts.append(text)
+
+        def flush(self):
+            pass
+
+        def isatty(self):
+            return True
+
+    def render() -> str:
+        out = Terminal()
+        env = Environment(out, out, stdout_isatty=True, stderr_isatty=True)
+        listing = build_listing(read_checkpoint(samples / "tied_sequential.pt"))
+        emit(listing_report(listing), OutputFormat.table, env)
+        return "".join(out.parts)
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    magenta = "\x1b[35m"  # the colour of the shared column
+    assert magenta in render()
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert magenta not in render()
