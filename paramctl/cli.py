@@ -122,9 +122,7 @@ def reports_errors(command: F) -> F:
 
 
 def _fail(message: str, code: int) -> None:
-    Environment.current().err_console().print(
-        f"paramctl: error: {message}", markup=False, highlight=False, soft_wrap=True
-    )
+    Environment.current().err_console().print(f"paramctl: error: {message}", markup=False, highlight=False)
     raise typer.Exit(code)
 
 

@@ -417,7 +417,7 @@ def live_listing_report(listing: LiveListing) -> Report:
             f"{len(listing.lazy)} uninitialized (lazy) tensors; --input-shape gives them their shapes"
         )
     title = listing.origin + (f", loaded from {listing.loaded_from}" if listing.loaded_from else "")
-    return Report(LIVE_COLUMNS, rows, document=listing.to_dict(), title=title, footer=footer)
+    return Report(LIVE_COLUMNS, rows, document=listing.to_dict, title=title, footer=footer)
 
 
 def grads_report(probe: GradProbe) -> Report:
@@ -432,7 +432,7 @@ def grads_report(probe: GradProbe) -> Report:
     return Report(
         GRAD_COLUMNS,
         [row.to_dict() for row in probe.rows],
-        document=probe.to_dict(),
+        document=probe.to_dict,
         title=f"gradients of {probe.source}" if probe.source else "gradients",
         footer=footer,
     )
