@@ -60,6 +60,12 @@ class CheckpointIOError(ParamctlError):
     exit_code = ExitCode.IO
 
 
+class IncompatibleTensors(ParamctlError):
+    """The requested change does not fit some tensors (shape, dtype or dimensions)."""
+
+    exit_code = ExitCode.INVALID_INPUT
+
+
 class ModelCodeError(ParamctlError):
     """Code named by ``--model`` (or a ``--loss`` function) could not be imported or run."""
 
