@@ -27,68 +27,48 @@ tensor([1., 1., 1., 1.])
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from .errors import AlreadyInitialized, UsageError
+from .checkpoint import TensorEntry
+from .errors import AlreadyInitialized, IncompatibleTensors, UsageError
 from .live import dtype_name, is_lazy, owner_of, seeded, unique_parameters
+from .reinit import _fill, _incompatibility
+from .schemes import SCHEMES, DefaultScheme, InitScheme, bind, make_scheme
 from .select import Selection, nothing_selected
 
-CustomInit = Callable[[torch.Tensor, torch.Generator | None], Any]
-
-# The schemes of torch.nn.init by their paramctl names. A stand-in for the shared scheme
-# registry: every name maps to torch's own function, so the math stays torch's.
-INIT_FUNCTIONS = (
-    "uniform",
-    "normal",
-    "trunc_normal",
-    "constant",
-    "zeros",
-    "ones",
-    "eye",
-    "dirac",
-    "xavier_uniform",
-    "xavier_normal",
-    "kaiming_uniform",
-    "kaiming_normal",
-    "orthogonal",
-    "sparse",
-)
+SchemeLike = str | Callable[..., Any] | InitScheme
 
 
-def apply_scheme(
-    tensor: torch.Tensor,
-    scheme: str | CustomInit,
-    params: Mapping[str, Any],
-    generator: torch.Generator | None,
-) -> None:
-    """Fill ``tensor`` in place with a ``torch.nn.init`` scheme or a custom ``f(tensor, generator)``."""
+def as_entry(name: str, tensor: torch.Tensor) -> TensorEntry:
+    """A live tensor described as a checkpoint entry, so the checks of ``init`` apply to it."""
+    return TensorEntry(
+        name, (name,), tuple(tensor.shape), dtype_name(tensor.dtype), tuple(tensor.stride()), f"live:{name}"
+    )
+
+
+def as_scheme(scheme: SchemeLike, params: Mapping[str, Any]) -> InitScheme:
+    """The scheme object for a name (with keyword parameters), a spec text, or a function.
+
+    >>> as_scheme("constant", {"val": 0.5}).describe()
+    'constant(val=0.5)'
+    """
+    name = scheme.strip().removesuffix("_") if isinstance(scheme, str) else None
+    if name in SCHEMES and params:
+        # make_scheme parses the bare name before binding the keywords, which refuses a
+        # scheme whose parameter has no default (constant, sparse); bind them together.
+        return bind(SCHEMES[name], (), params)
+    return make_scheme(scheme, **params)
+
+
+def apply_scheme(tensor: torch.Tensor, scheme: InitScheme, generator: torch.Generator | None) -> None:
+    """Fill a live tensor in place exactly as ``paramctl init`` fills a checkpoint's: the
+    same scheme objects, float16/bfloat16 filled in float32 and cast back."""
     with torch.no_grad():
-        if callable(scheme):
-            if params:
-                raise UsageError("a custom init function takes no parameters; bind them with partial()")
-            scheme(tensor, generator)
-            return
-        if scheme not in INIT_FUNCTIONS:
-            known = ", ".join(INIT_FUNCTIONS)
-            raise UsageError(f"unknown scheme {scheme!r}; choose one of: default, {known}")
-        function = getattr(nn.init, scheme + "_")
-        accepted = inspect.signature(function).parameters
-        unknown = sorted(set(params) - set(accepted) - {"tensor"})
-        if unknown:
-            allowed = [p for p in accepted if p not in ("tensor", "generator")]
-            raise UsageError(
-                f"scheme {scheme!r} takes {', '.join(allowed) or 'no parameters'}, not {', '.join(unknown)}"
-            )
-        extra = {"generator": generator} if "generator" in accepted else {}
-        try:
-            function(tensor, **params, **extra)
-        except (ValueError, RuntimeError) as exc:
-            raise UsageError(f"scheme {scheme!r}: {exc}") from exc
+        _fill(tensor, scheme, generator)
 
 
 class LiveParameter:
@@ -183,7 +163,7 @@ class ParameterCollection(Mapping[str, LiveParameter]):
 
     def initialize(
         self,
-        scheme: str | CustomInit = "default",
+        scheme: SchemeLike = "default",
         *,
         force_reinit: bool = False,
         generator: torch.Generator | None = None,
@@ -192,58 +172,57 @@ class ParameterCollection(Mapping[str, LiveParameter]):
     ) -> ParameterCollection:
         """Fill the selected parameters with ``scheme``; returns the collection.
 
-        ``scheme`` is a ``torch.nn.init`` name (``normal``, ``xavier_uniform``...) with its
-        parameters as keywords, a function ``f(tensor, generator)``, or ``default``: the
-        owning layer's own ``reset_parameters()``, which gives what PyTorch gives that layer
-        (other tensors of the layer are kept as they were).
+        ``scheme`` is what ``paramctl init --scheme`` takes (see :mod:`paramctl.schemes`): a
+        ``torch.nn.init`` name (``normal``, ``xavier_uniform``...) with its parameters as
+        keywords or in the text (``"normal(std=0.01)"``), a function ``f(tensor, generator)``,
+        or ``default``: the owning layer's own ``reset_parameters()``, which gives exactly
+        what PyTorch gives that layer (other tensors of the layer keep their values).
 
         Parameters that hold values are refused unless ``force_reinit=True``; nothing
         changes then. Lazy parameters are initialized when a forward pass materializes
         them (unless a ``load_state_dict`` fills them first). ``seed=N`` is
         ``generator=torch.Generator().manual_seed(N)``; for ``default``, which draws from
         torch's global generator, it seeds that generator for the call and restores it.
+        Without either, torch's global generator is used, as ``torch.nn.init`` does.
         Parameters are filled in module order, one generator for all.
         """
         if seed is not None and generator is not None:
             raise UsageError("give seed or generator, not both")
-        if scheme == "default" and (params or generator is not None):
+        chosen = as_scheme(scheme, params)
+        if isinstance(chosen, DefaultScheme) and generator is not None:
             raise UsageError(
-                "default calls each layer's reset_parameters(), which takes no parameters and draws "
-                "from torch's global generator: pass seed= instead of generator="
+                "default calls each layer's reset_parameters(), which draws from torch's global "
+                "generator: pass seed= instead of generator="
             )
         ready = [p for p in self._parameters if p.initialized]
         if not force_reinit and ready:
             raise AlreadyInitialized([p.name for p in ready])
-        if scheme != "default":
-            _check(scheme, params, ready)
+        if not isinstance(chosen, DefaultScheme):
+            _check(chosen, ready)
         gen = generator if generator is not None else _generator(seed)
         for parameter in self._parameters:
             if not parameter.initialized:
-                _defer(parameter, scheme, params, gen)
-        if scheme == "default":
+                _defer(parameter, chosen, gen)
+        if isinstance(chosen, DefaultScheme):
             with seeded(seed):
                 reset_with_owners(self.module, ready)
         else:
             for parameter in ready:
-                apply_scheme(parameter.param, scheme, params, gen)
+                apply_scheme(parameter.param, chosen, gen)
         return self
 
 
-def _check(scheme: str | CustomInit, params: Mapping[str, Any], parameters: list[LiveParameter]) -> None:
-    """Try the scheme on shape-only twins (``meta`` tensors) first, so that a parameter it
-    does not fit (``xavier_uniform`` on a 1-D bias) stops the call before anything changes.
-    """
-    if callable(scheme):
-        return
-    apply_scheme(torch.empty(2, 2, device="meta"), scheme, params, None)  # names and parameters
-    unfit = []
+def _check(scheme: InitScheme, parameters: list[LiveParameter]) -> None:
+    """Refuse, before anything changes, parameters the scheme does not fit (``xavier_uniform``
+    on a 1-D bias, a random scheme on an integer tensor), naming them all."""
+    problems: dict[str, list[str]] = {}
     for parameter in parameters:
-        try:
-            apply_scheme(torch.empty_like(parameter.param, device="meta"), scheme, params, None)
-        except UsageError:
-            unfit.append(f"{parameter.name} {list(parameter.param.shape)}")
-    if unfit:
-        raise UsageError(f"scheme {scheme!r} does not fit {', '.join(unfit)} (nothing was changed)")
+        reason = _incompatibility(as_entry(parameter.name, parameter.param), scheme, None, None)
+        if reason is not None:
+            problems.setdefault(reason, []).append(parameter.name)
+    if problems:
+        detail = "; ".join(f"{reason}: {', '.join(names)}" for reason, names in problems.items())
+        raise IncompatibleTensors(f"{detail} (nothing was changed)")
 
 
 def _generator(seed: int | None) -> torch.Generator | None:
@@ -277,12 +256,7 @@ def reset_with_owners(module: nn.Module, parameters: list[LiveParameter]) -> Non
                 tensor.copy_(value)
 
 
-def _defer(
-    parameter: LiveParameter,
-    scheme: str | CustomInit,
-    params: Mapping[str, Any],
-    generator: torch.Generator | None,
-) -> None:
+def _defer(parameter: LiveParameter, scheme: InitScheme, generator: torch.Generator | None) -> None:
     """Initialize a lazy parameter right after the forward pass that gives it a shape, unless
     ``load_state_dict`` gives it values first.
     """
@@ -293,8 +267,8 @@ def _defer(
         if pending[0] and not is_lazy(parameter.param):
             pending[0] = False
             # For "default" the lazy layer's own materialization ran reset_parameters().
-            if scheme != "default":
-                apply_scheme(parameter.param, scheme, params, generator)
+            if not isinstance(scheme, DefaultScheme):
+                apply_scheme(parameter.param, scheme, generator)
         if not pending[0]:
             forward_hook.remove()
 
