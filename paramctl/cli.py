@@ -12,16 +12,19 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from rich.markup import escape
 
 from . import __version__
-from .errors import ExitCode, ParamctlError, UnsafePickle, UsageError
+from .checkpoint import model_view
+from .errors import CheckpointIOError, ExitCode, NothingSelected, ParamctlError, UnsafePickle, UsageError
 from .formats import STDIN, read_checkpoint
 from .listing import SortKey, build_listing
-from .render import Environment, OutputFormat, emit, listing_report, tree_view
-from .select import Selection
+from .render import Environment, OutputFormat, emit, init_report, listing_report, plan_report, tree_view
+from .select import Selection, read_names, select, unknown_names
 from .trust import refusal_for
 from .usercode import parse_assignments
 
@@ -80,7 +83,7 @@ FormatOpt = Annotated[
     typer.Option(
         "--format",
         "-f",
-        help="Output format [default: table on a terminal, tsv in a pipe].",
+        help="Output format \\[default: table on a terminal, tsv in a pipe].",
         show_default=False,
     ),
 ]
@@ -122,7 +125,9 @@ def reports_errors(command: F) -> F:
 
 
 def _fail(message: str, code: int) -> None:
-    Environment.current().err_console().print(f"paramctl: error: {message}", markup=False, highlight=False)
+    Environment.current().err_console().print(
+        f"paramctl: error: {message}", markup=False, highlight=False, soft_wrap=True
+    )
     raise typer.Exit(code)
 
 
@@ -480,3 +485,231 @@ def _list_live(
         tree_view(rows, env, fmt)
         return
     emit(live_listing_report(listing), fmt, env)
+
+
+# -- paramctl init ------------------------------------------------------------------------
+
+
+class WriteFormat(str, Enum):
+    torch_zip = "torch-zip"
+    torch_legacy = "torch-legacy"
+    safetensors = "safetensors"
+
+
+def _init_epilog() -> str:
+    from .schemes import schemes_help
+
+    lines = schemes_help().splitlines()
+    syntax = (
+        "Give parameters by name or in torch's order: --scheme 'normal(std=0.01)', 'normal(0, 0.01)', "
+        "'kaiming_normal(mode=fan_out, nonlinearity=relu)'; values may use sqrt(5), pi, gain(relu)."
+    )
+    return (
+        escape(syntax) + "\n\nSchemes, with torch's defaults:\n" + "\n".join(escape(line) for line in lines)
+    )
+
+
+@app.command("init", epilog=_init_epilog())
+@reports_errors
+def init_command(
+    path: PathArg = STDIN,
+    scheme: Annotated[
+        str | None,
+        typer.Option(
+            "--scheme",
+            "-s",
+            help="Where new values come from: NAME or NAME(param=value, ...), 'default', "
+            "FILE.py:FUNC or MODULE:FUNC (schemes below).",
+            show_default=False,
+        ),
+    ] = None,
+    set_value: Annotated[
+        float | None,
+        typer.Option("--set", help="Set every value to X (constant(val=X)).", show_default=False),
+    ] = None,
+    from_path: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Copy the same-named tensors from this checkpoint.",
+            show_default=False,
+            metavar="FILE",
+        ),
+    ] = None,
+    rename: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rename",
+            help="With --from: rewrite source names by regex, FROM=TO (repeatable, applied in order).",
+            show_default=False,
+        ),
+    ] = None,
+    scale: Annotated[
+        float | None, typer.Option("--scale", help="Multiply the values by X (after any new values).")
+    ] = None,
+    add: Annotated[float | None, typer.Option("--add", help="Add X to the values (after --scale).")] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="Seed of the torch.Generator shared by the tensors, in file order."),
+    ] = None,
+    match: MatchOpt = None,
+    regex: RegexOpt = None,
+    exclude: ExcludeOpt = None,
+    names_from: Annotated[
+        str | None,
+        typer.Option(
+            "--names-from",
+            help="Select the names listed in FILE, one a line (- reads standard input).",
+            show_default=False,
+            metavar="FILE",
+        ),
+    ] = None,
+    key: KeyOpt = None,
+    all_tensors: AllOpt = False,
+    skip_incompatible: Annotated[
+        bool,
+        typer.Option(
+            "--skip-incompatible", help="Leave tensors the change cannot fill unchanged instead of failing."
+        ),
+    ] = False,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output", "-o", help="Write here (replaced atomically).", show_default=False, metavar="PATH"
+        ),
+    ] = None,
+    to: Annotated[
+        WriteFormat | None,
+        typer.Option(
+            "--to",
+            help="Output format \\[default: from -o's extension, else the input's].",
+            show_default=False,
+        ),
+    ] = None,
+    in_place: Annotated[
+        bool, typer.Option("--in-place", "-i", help="Replace the input file (atomically).")
+    ] = False,
+    backup: Annotated[
+        bool, typer.Option("--backup", help="With --in-place: keep the old file as PATH.bak.")
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", "-n", help="Show what would change (and the inferred layers); write nothing."
+        ),
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")] = False,
+    output_format: FormatOpt = None,
+    verbose: VerboseOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Reinitialize, edit or copy selected tensors and write the checkpoint, losing nothing.
+
+    Everything not selected comes out byte-identical. The checkpoint goes to -o PATH, \
+over the input with --in-place, or to standard output when that is not a terminal; the \
+report (mean/std before and after) goes to stdout, or to stderr when stdout carries the \
+checkpoint.
+    """
+    from .reinit import Change, Edit, copy_source, parse_rename, plan_change, reinit
+    from .schemes import make_scheme, parse_scheme
+
+    env = Environment.current()
+    source = checkpoint_source(path)
+    if in_place and output:
+        raise UsageError("--in-place and --output exclude each other")
+    if in_place and source == STDIN:
+        raise UsageError("--in-place needs a file, not standard input")
+    if backup and not in_place:
+        raise UsageError("--backup goes with --in-place")
+    if rename and not from_path:
+        raise UsageError("--rename maps the names of --from; give --from FILE")
+    if sum(x is not None for x in (scheme, set_value, from_path)) > 1:
+        raise UsageError("--scheme, --set and --from exclude each other: give one")
+    if names_from == STDIN and source == STDIN:
+        raise UsageError("standard input cannot carry both the checkpoint and --names-from")
+    to_stdout = not (dry_run or output or in_place)
+    if to_stdout and env.stdout_isatty:
+        raise UsageError(
+            "refusing to write a binary checkpoint to a terminal: give -o PATH or --in-place, "
+            "or redirect standard output (> out.pt, | paramctl list)"
+        )
+
+    checkpoint = read_checkpoint(source, on_note=env.note if verbose else None)
+    view = model_view(checkpoint, key=key, all_tensors=all_tensors)
+    names = _read_name_file(names_from) if names_from else None
+    selection = Selection(
+        match=tuple(match or ()), regex=tuple(regex or ()), exclude=tuple(exclude or ()), names=names
+    )
+    unknown = unknown_names(selection, (e.name for e in view.entries))
+    if unknown:
+        raise NothingSelected(
+            f"--names-from lists {len(unknown)} names not in {checkpoint.label}: {', '.join(unknown[:5])}"
+        )
+    targets = select(view.entries, selection)
+
+    copy = None
+    if from_path:
+        other = read_checkpoint(from_path)
+        copy = copy_source(targets, other, rename_rules=parse_rename(rename or ()))
+        if not copy.pairs:
+            raise NothingSelected(
+                f"none of the {len(targets)} selected tensors is in {other.label} "
+                f"(its names look like: {', '.join(other.names()[:3])}); --rename FROM=TO maps names"
+            )
+        if copy.missing and not quiet:
+            env.note(f"not in {other.label}, left unchanged: {', '.join(copy.missing[:8])}")
+    chosen = make_scheme("constant", val=set_value) if set_value is not None else None
+    if scheme is not None:
+        chosen = parse_scheme(scheme)
+    edit = Edit(scale, add) if scale is not None or add is not None else None
+    change = Change(scheme=chosen, copy=copy, edit=edit)
+    plan = plan_change(
+        checkpoint,
+        targets,
+        change,
+        context=view.entries,
+        skip_incompatible=skip_incompatible,
+        selection=selection.describe(),
+        prefix=view.prefix_name,
+    )
+    if dry_run:
+        emit(plan_report(plan), env.resolve(output_format), env)
+        return
+
+    if in_place:
+        destination: Any = checkpoint.path
+    elif output:
+        destination = output
+    else:
+        destination = sys.stdout.buffer
+    result = reinit(
+        checkpoint,
+        plan,
+        destination,
+        seed=seed,
+        to=to.value if to is not None else None,
+        backup=f"{checkpoint.path}.bak" if backup else None,
+    )
+    if quiet:
+        return
+    report_env = (
+        Environment(env.stderr, env.stderr, env.stderr_isatty, env.stderr_isatty) if to_stdout else env
+    )
+    if result.seed is not None and seed is None:
+        env.note(f"seed {result.seed} (pass --seed {result.seed} to repeat)")
+    report = init_report(result)
+    fmt = report_env.resolve(output_format)
+    emit(report, fmt, report_env)
+    if fmt not in (OutputFormat.table, OutputFormat.json):
+        for line in report.footer:
+            env.note(line)
+
+
+def _read_name_file(names_from: str) -> frozenset[str]:
+    if names_from == STDIN:
+        return read_names(sys.stdin)
+    try:
+        with open(names_from, encoding="utf-8") as file:
+            return read_names(file)
+    except OSError as exc:
+        raise CheckpointIOError(f"--names-from {names_from}: {exc.strerror or exc}") from exc

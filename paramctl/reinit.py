@@ -525,6 +525,8 @@ def tensor_stats(values: torch.Tensor) -> TensorStats:
     if values.numel() == 0 or values.is_complex():
         return TensorStats(None, None)
     wide = values if values.dtype in (torch.float32, torch.float64) else values.to(torch.float32)
+    if values.numel() == 1:
+        return TensorStats(float(wide.reshape(())), None)
     std, mean = torch.std_mean(wide)
     std_value = float(std)
     return TensorStats(float(mean), std_value if math.isfinite(std_value) else None)

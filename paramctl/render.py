@@ -436,3 +436,100 @@ def grads_report(probe: GradProbe) -> Report:
         title=f"gradients of {probe.source}" if probe.source else "gradients",
         footer=footer,
     )
+
+
+# -- paramctl init ------------------------------------------------------------------------
+
+
+def _human_stat(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else "—" if value is None else _plain(value)
+
+
+def _human_names(value: Any) -> str:
+    if not value:
+        return ""
+    return ", ".join(str(v) for v in value[:2]) + (f" +{len(value) - 2}" if len(value) > 2 else "")
+
+
+ACTION = Column("action", "change")
+INIT_COLUMNS = [
+    NAME,
+    SHAPE,
+    DTYPE,
+    ACTION,
+    Column("mean_before", "mean before", "right", human=_human_stat),
+    Column("std_before", "std before", "right", human=_human_stat),
+    Column("mean_after", "mean after", "right", human=_human_stat),
+    Column("std_after", "std after", "right", human=_human_stat),
+    Column("shared_with", "same tensor", human=_human_names, style="magenta"),
+    Column("also_changes", "also changes", human=_human_names, style="yellow"),
+]
+PLAN_COLUMNS = [
+    NAME,
+    SHAPE,
+    DTYPE,
+    ACTION,
+    Column("layer", "inferred layer"),
+    Column("shared_with", "same tensor", human=_human_names, style="magenta"),
+    Column("also_changes", "also changes", human=_human_names, style="yellow"),
+]
+SKIPPED_COLUMNS = [Column("name", "skipped", style="bold"), Column("reason", "reason")]
+
+
+def _changed_bytes(entries: Sequence[Any]) -> int:
+    return sum(int(entry.nbytes) for entry in entries)
+
+
+def _shared_notes(planned: Sequence[Any]) -> list[str]:
+    notes = []
+    for tensor in planned:
+        if tensor.also_changes:
+            others = ", ".join(tensor.also_changes)
+            notes.append(f"{tensor.name} shares its storage with {others}: they change too")
+    return notes
+
+
+def plan_report(plan: Any) -> Report:
+    """``paramctl init --dry-run``: what each selected tensor would get; nothing is read."""
+    rows = []
+    for tensor in plan.tensors:
+        row = tensor.to_dict()
+        row["layer"] = f"{tensor.guess.layer} ({tensor.guess.why})" if tensor.guess else ""
+        rows.append(row)
+    size = format_bytes(_changed_bytes([t.entry for t in plan.tensors]))
+    footer = [f"would change {len(plan.tensors)} tensors ({size}): {plan.change.describe()}; nothing written"]
+    footer += _shared_notes(plan.tensors)
+    sections = [Report(SKIPPED_COLUMNS, [s.to_dict() for s in plan.skipped])] if plan.skipped else []
+    return Report(
+        PLAN_COLUMNS,
+        rows,
+        document=plan.to_dict,
+        title=f"{plan.checkpoint.label} ({plan.checkpoint.format}): plan",
+        footer=footer,
+        sections=sections,
+    )
+
+
+def init_report(result: Any) -> Report:
+    """``paramctl init``: the changed tensors with mean/std before and after."""
+    planned = [row.planned for row in result.changed]
+    size = format_bytes(_changed_bytes([t.entry for t in planned]))
+    footer = [f"changed {len(result.changed)} tensors ({size}) → {result.output} ({result.format})"]
+    footer += _shared_notes(planned)
+    if result.plan.skipped:
+        footer.append(
+            f"skipped {len(result.plan.skipped)}: " + ", ".join(s.name for s in result.plan.skipped)
+        )
+    if not result.provenance_recorded:
+        footer.append("the legacy torch format has no metadata: provenance not recorded")
+    sections = (
+        [Report(SKIPPED_COLUMNS, [s.to_dict() for s in result.plan.skipped])] if result.plan.skipped else []
+    )
+    return Report(
+        INIT_COLUMNS,
+        [row.to_dict() for row in result.changed],
+        document=result.to_dict,
+        title=f"{result.source} → {result.output}",
+        footer=footer,
+        sections=sections,
+    )
