@@ -287,7 +287,6 @@ InputShapeOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--input-shape",
-        "-i",
         help="Input of torch.rand with this shape, e.g. 2,4 (repeatable: one per forward argument).",
         show_default=False,
     ),

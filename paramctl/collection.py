@@ -27,7 +27,7 @@ tensor([1., 1., 1., 1.])
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -205,7 +205,7 @@ class ParameterCollection(Mapping[str, LiveParameter]):
                 _defer(parameter, chosen, gen)
         if isinstance(chosen, DefaultScheme):
             with seeded(seed):
-                reset_with_owners(self.module, ready)
+                reset_with_owners([(p.name, p.param, p.owner) for p in ready])
         else:
             for parameter in ready:
                 apply_scheme(parameter.param, chosen, gen)
@@ -229,25 +229,37 @@ def _generator(seed: int | None) -> torch.Generator | None:
     return None if seed is None else torch.Generator().manual_seed(seed)
 
 
-def reset_with_owners(module: nn.Module, parameters: list[LiveParameter]) -> None:
-    """Run each owner's ``reset_parameters()`` once, in module order, keeping every other
-    tensor that owner holds directly (unselected parameters, running statistics) as it was.
+def reset_method(owner: nn.Module) -> Callable[[], Any] | None:
+    """The module's own way to initialize itself: ``reset_parameters()`` (or the private
+    ``_reset_parameters()`` some torch modules, like ``MultiheadAttention``, have instead)."""
+    reset = getattr(owner, "reset_parameters", None) or getattr(owner, "_reset_parameters", None)
+    return reset if callable(reset) else None
+
+
+def reset_with_owners(items: Sequence[tuple[str, torch.Tensor, nn.Module]]) -> None:
+    """Run each owner's ``reset_parameters()`` once, in the order given, keeping every other
+    tensor under that owner (unselected parameters, running statistics, a child's bias that
+    the owner's reset also touches) as it was. ``items`` are (name, tensor, owning module).
+
+    Every owner is checked before any is reset, so a refusal changes nothing.
     """
-    wanted = {id(p.param) for p in parameters}
     owners: dict[int, nn.Module] = {}
-    for parameter in parameters:
-        owners.setdefault(id(parameter.owner), parameter.owner)
+    for _, _, owner in items:
+        owners.setdefault(id(owner), owner)
+    without = [name for name, _, owner in items if reset_method(owner) is None]
+    if without:
+        kinds = sorted({type(owner).__name__ for _, _, owner in items if reset_method(owner) is None})
+        raise IncompatibleTensors(
+            f"{', '.join(kinds)} has no reset_parameters() for default: {', '.join(without[:6])}; "
+            "choose a scheme for them"
+        )
+    wanted = {id(tensor) for _, tensor, _ in items}
     for owner in owners.values():
-        reset = getattr(owner, "reset_parameters", None) or getattr(owner, "_reset_parameters", None)
-        if not callable(reset):
-            names = [p.name for p in parameters if p.owner is owner]
-            raise UsageError(
-                f"{type(owner).__name__} (owner of {', '.join(names)}) has no reset_parameters(): "
-                "choose a scheme"
-            )
+        reset = reset_method(owner)
+        assert reset is not None
         kept = [
             (tensor, tensor.detach().clone())
-            for tensor in (*owner.parameters(recurse=False), *owner.buffers(recurse=False))
+            for tensor in (*owner.parameters(), *owner.buffers())
             if id(tensor) not in wanted and not is_lazy(tensor)
         ]
         with torch.no_grad():

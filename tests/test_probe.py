@@ -81,7 +81,9 @@ def test_the_shared_layer_gets_gradient_six_shown_once_with_both_names(cli):
     assert row["name"] == "0.weight" and row["shared_with"] == ["1.weight"]
     assert row["grad_mean"] == 6.0 and row["grad_norm"] == 6.0
     # selecting the second name finds the same parameter
-    again = grads_json(cli, "--model", spec("tied"), "-i", "1,1", "--input-value", "1", "-m", "1.*")
+    again = grads_json(
+        cli, "--model", spec("tied"), "--input-shape", "1,1", "--input-value", "1", "-m", "1.*"
+    )
     assert again["parameters"] == [row]
 
 
@@ -101,7 +103,9 @@ def test_unused_and_frozen_parameters_are_marked(cli):
     assert document["counts"] == {"ok": 4, "unused": 2, "frozen": 2}
     unused = next(row for row in document["parameters"] if row["name"] == "unused.weight")
     assert unused["grad_norm"] is None
-    table = cli("grads", "--model", spec("Mixed"), "-i", "8,4", "--seed", "0", "-f", "table").stdout
+    table = cli(
+        "grads", "--model", spec("Mixed"), "--input-shape", "8,4", "--seed", "0", "-f", "table"
+    ).stdout
     assert "4 with gradient, 2 unused (no gradient reached them), 2 frozen (requires_grad=False)" in table
     assert "loss sum = " in table and "(train mode, seed 0)" in table
 
@@ -118,7 +122,7 @@ def test_the_probe_leaves_running_statistics_and_modes_as_they_were():
 
 
 def test_eval_mode_turns_dropout_off(cli):
-    args = ("--model", spec("Mixed"), "-i", "8,4", "--seed", "1")
+    args = ("--model", spec("Mixed"), "--input-shape", "8,4", "--seed", "1")
     evaluated, trained = grads_json(cli, *args, "--eval"), grads_json(cli, *args)
     assert (evaluated["mode"], trained["mode"]) == ("eval", "train")
     net, _ = by_hand(1, (8, 4), live_models.Mixed, train=False)
@@ -128,16 +132,18 @@ def test_eval_mode_turns_dropout_off(cli):
 
 
 def test_mean_and_custom_losses(cli):
-    mean = grads_json(cli, "--model", spec("mlp"), "-i", "2,4", "--seed", "3", "--loss", "mean")
+    mean = grads_json(cli, "--model", spec("mlp"), "--input-shape", "2,4", "--seed", "3", "--loss", "mean")
     _, loss = by_hand(3, reduce="mean")
     assert mean["loss"] == "mean" and mean["loss_value"] == loss
-    custom = grads_json(cli, "--model", spec("mlp"), "-i", "2,4", "--seed", "3", "--loss", spec("squares"))
+    custom = grads_json(
+        cli, "--model", spec("mlp"), "--input-shape", "2,4", "--seed", "3", "--loss", spec("squares")
+    )
     torch.manual_seed(3)
     net = live_models.mlp()
     assert custom["loss_value"] == float((net(torch.rand(2, 4)) ** 2).sum())
-    bad = cli("grads", "--model", spec("mlp"), "-i", "2,4", "--loss", spec("not_scalar"))
+    bad = cli("grads", "--model", spec("mlp"), "--input-shape", "2,4", "--loss", spec("not_scalar"))
     assert bad.exit_code == 3 and "single-element tensor" in bad.stderr
-    unknown = cli("grads", "--model", spec("mlp"), "-i", "2,4", "--loss", "median")
+    unknown = cli("grads", "--model", spec("mlp"), "--input-shape", "2,4", "--loss", "median")
     assert unknown.exit_code == 2
 
 
@@ -157,36 +163,36 @@ def test_inputs_from_a_file_positional_and_by_keyword(cli, tmp_path):
     for name in ("pair.pt", "kw.pt"):
         result = grads_json(cli, "--model", spec("TwoInputs"), "--input", tmp_path / name)
         assert [row["status"] for row in result["parameters"]] == ["ok"] * 4
-    two = grads_json(cli, "--model", spec("TwoInputs"), "-i", "2,3", "-i", "2,5")
+    two = grads_json(cli, "--model", spec("TwoInputs"), "--input-shape", "2,3", "--input-shape", "2,5")
     assert two["inputs"] == "x0: [2, 3] float32, x1: [2, 5] float32"
 
 
 def test_without_a_seed_the_seed_used_is_reported_and_repeats(cli):
-    first = grads_json(cli, "--model", spec("mlp"), "-i", "2,4")
+    first = grads_json(cli, "--model", spec("mlp"), "--input-shape", "2,4")
     assert isinstance(first["seed"], int)
-    again = grads_json(cli, "--model", spec("mlp"), "-i", "2,4", "--seed", str(first["seed"]))
+    again = grads_json(cli, "--model", spec("mlp"), "--input-shape", "2,4", "--seed", str(first["seed"]))
     assert again == first
 
 
 def test_list_grads_is_the_grads_report(cli):
-    args = ("--model", spec("mlp"), "-i", "2,4", "--seed", "5", "-f", "json")
+    args = ("--model", spec("mlp"), "--input-shape", "2,4", "--seed", "5", "-f", "json")
     assert cli("list", "--grads", *args).stdout == cli("grads", *args).stdout
 
 
 def test_a_lazy_model_is_materialized_by_the_probe(cli):
-    document = grads_json(cli, "--model", spec("lazy"), "-i", "2,20", "--seed", "0")
+    document = grads_json(cli, "--model", spec("lazy"), "--input-shape", "2,20", "--seed", "0")
     assert document["parameters"][0]["shape"] == [256, 20]
     assert all(row["status"] == "ok" for row in document["parameters"])
 
 
 def test_input_problems_are_one_line_usage_errors(cli):
-    wrong = cli("grads", "--model", spec("mlp"), "-i", "2,5")
+    wrong = cli("grads", "--model", spec("mlp"), "--input-shape", "2,5")
     assert wrong.exit_code == 2
     assert "the forward pass failed with x: [2, 5] float32" in wrong.stderr
     assert wrong.stderr.count("\n") == 1
     assert cli("grads", "--model", spec("mlp")).exit_code == 2
-    assert cli("grads", "--model", spec("mlp"), "-i", "2,a").exit_code == 2
-    assert cli("grads", "--model", spec("mlp"), "-i", "2,4", "--input", "x.pt").exit_code == 2
+    assert cli("grads", "--model", spec("mlp"), "--input-shape", "2,a").exit_code == 2
+    assert cli("grads", "--model", spec("mlp"), "--input-shape", "2,4", "--input", "x.pt").exit_code == 2
     assert cli("grads", "--model", spec("mlp"), "--input", "no-such.pt").exit_code == 2
 
 

@@ -55,7 +55,7 @@ def evil(tmp_path, monkeypatch):
     [
         ("list", "{path}"),
         ("list", "{path}", "--model", f"{MODELS}:mlp"),
-        ("grads", "{path}", "-i", "1,2"),
+        ("grads", "{path}", "--input-shape", "1,2"),
         ("list", "{path}", "--input-shape", "1,2"),
     ],
 )
@@ -88,7 +88,7 @@ def test_a_trusted_module_is_listed_and_probed(cli, evil):
     assert listed.exit_code == 0, listed.stderr
     assert [t["name"] for t in json.loads(listed.stdout)["tensors"]] == ["weight", "bias"]
     assert marker.exists()
-    probed = cli("grads", path, "--trust", "-i", "4,2", "-f", "json")
+    probed = cli("grads", path, "--trust", "--input-shape", "4,2", "-f", "json")
     assert [row["status"] for row in json.loads(probed.stdout)["parameters"]] == ["ok", "ok"]
 
 
