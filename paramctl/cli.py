@@ -511,6 +511,7 @@ def _init_epilog() -> str:
 @app.command("init", epilog=_init_epilog())
 @reports_errors
 def init_command(
+    ctx: typer.Context,
     path: PathArg = STDIN,
     scheme: Annotated[
         str | None,
@@ -599,6 +600,12 @@ def init_command(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")] = False,
     output_format: FormatOpt = None,
+    model: ModelOpt = None,
+    model_arg: ModelArgOpt = None,
+    trust: TrustOpt = False,
+    input_shape: InputShapeOpt = None,
+    input_file: InputFileOpt = None,
+    input_value: InputValueOpt = None,
     verbose: VerboseOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -613,7 +620,10 @@ checkpoint.
     from .schemes import make_scheme, parse_scheme
 
     env = Environment.current()
-    source = checkpoint_source(path)
+    live = _LiveInit(model, model_arg, trust, input_shape, input_file, input_value)
+    # A live model needs no file: only a PATH actually given is read ("" when none is).
+    path_given = ctx.get_parameter_source("path").name != "DEFAULT"  # type: ignore[union-attr]
+    source = checkpoint_source(path) if path_given or not live.requested else ""
     if in_place and output:
         raise UsageError("--in-place and --output exclude each other")
     if in_place and source == STDIN:
@@ -633,7 +643,44 @@ checkpoint.
             "or redirect standard output (> out.pt, | paramctl list)"
         )
 
-    checkpoint = read_checkpoint(source, on_note=env.note if verbose else None)
+    def run_live(live_source: str | None) -> None:
+        live.run(
+            live_source,
+            scheme=scheme,
+            set_value=set_value,
+            scale=scale,
+            add=add,
+            seed=seed,
+            from_path=from_path,
+            selection=Selection(
+                match=tuple(match or ()),
+                regex=tuple(regex or ()),
+                exclude=tuple(exclude or ()),
+                names=_read_name_file(names_from) if names_from else None,
+            ),
+            key=key,
+            all_tensors=all_tensors,
+            skip_incompatible=skip_incompatible,
+            output=output,
+            to=to.value if to is not None else None,
+            in_place=in_place,
+            backup=backup,
+            dry_run=dry_run,
+            quiet=quiet,
+            output_format=output_format,
+        )
+
+    if live.requested:
+        run_live(source or None)
+        return
+
+    try:
+        checkpoint = read_checkpoint(source, on_note=env.note if verbose else None)
+    except UnsafePickle:
+        if not trust:
+            raise refusal_for(source) from None
+        run_live(source)
+        return
     view = model_view(checkpoint, key=key, all_tensors=all_tensors)
     names = _read_name_file(names_from) if names_from else None
     selection = Selection(
@@ -712,3 +759,96 @@ def _read_name_file(names_from: str) -> frozenset[str]:
             return read_names(file)
     except OSError as exc:
         raise CheckpointIOError(f"--names-from {names_from}: {exc.strerror or exc}") from exc
+
+
+@dataclass(frozen=True)
+class _LiveInit:
+    """``init --model``/``--trust``/``--input-shape``: the change is made in a live module."""
+
+    model: str | None
+    model_arg: list[str] | None
+    trust: bool
+    input_shape: list[str] | None
+    input_file: str | None
+    input_value: float | None
+
+    @property
+    def requested(self) -> bool:
+        return self.model is not None or bool(self.input_shape) or self.input_file is not None
+
+    def run(
+        self,
+        source: str | None,
+        *,
+        scheme: str | None,
+        set_value: float | None,
+        scale: float | None,
+        add: float | None,
+        seed: int | None,
+        from_path: str | None,
+        selection: Selection,
+        key: str | None,
+        all_tensors: bool,
+        skip_incompatible: bool,
+        output: str | None,
+        to: str | None,
+        in_place: bool,
+        backup: bool,
+        dry_run: bool,
+        quiet: bool,
+        output_format: OutputFormat | None,
+    ) -> None:
+        from .collection import as_scheme
+        from .live_init import LiveChange, LivePlan, init_model
+        from .reinit import Edit
+        from .schemes import parse_scheme
+
+        if from_path:
+            raise UsageError("--from copies between files; with --model, give the checkpoint as PATH")
+        if all_tensors:
+            raise UsageError("--all lists a file's every tensor; a live module has its own names")
+        if in_place and (source is None or self.model is None):
+            raise UsageError("--in-place rewrites a checkpoint file: give PATH and --model, or -o PATH")
+        env = Environment.current()
+        chosen = as_scheme("constant", {"val": set_value}) if set_value is not None else None
+        if scheme is not None:
+            chosen = parse_scheme(scheme)
+        edit = Edit(scale, add) if scale is not None or add is not None else None
+        destination: Any = None
+        if not dry_run:
+            destination = source if in_place else output or sys.stdout.buffer
+        result = init_model(
+            _model_source(source, self.model, self.model_arg, self.trust, key),
+            LiveChange(chosen, edit),
+            destination,
+            selection=selection,
+            inputs=_input_spec(self.input_shape, self.input_file, self.input_value),
+            seed=seed,
+            to=to,
+            backup=f"{source}.bak" if backup and source else None,
+            skip_incompatible=skip_incompatible,
+            on_globals=_announce_globals,
+        )
+        if isinstance(result, LivePlan):
+            emit(plan_report(result.plan), env.resolve(output_format), env)
+            return
+        if quiet:
+            return
+        to_stdout = destination is sys.stdout.buffer
+        report_env = (
+            Environment(env.stderr, env.stderr, env.stderr_isatty, env.stderr_isatty) if to_stdout else env
+        )
+        if result.seed is not None and seed is None:
+            env.note(f"seed {result.seed} (pass --seed {result.seed} to repeat)")
+        if result.materialized:
+            env.note(f"materialized by a dry forward pass: {', '.join(result.materialized)}")
+        report = init_report(result)
+        if not (chosen or edit):
+            report.footer[0] = (
+                f"wrote {len(result.changed)} tensors as built → {result.output} ({result.format})"
+            )
+        fmt = report_env.resolve(output_format)
+        emit(report, fmt, report_env)
+        if fmt not in (OutputFormat.table, OutputFormat.json):
+            for line in report.footer:
+                env.note(line)
