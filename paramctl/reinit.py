@@ -23,6 +23,7 @@ in file order; low-precision floats are filled in float32 and cast back.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -373,7 +374,10 @@ def plan_change(
             scheme = guess.scheme if guess is not None else None
             if scheme is None:
                 why = guess.why if guess is not None else "not in the model"
-                _problem(problems, skipped, skip_incompatible, entry, f"cannot infer its layer ({why})")
+                if skip_incompatible:
+                    skipped.append(Skipped(entry.name, f"cannot infer its layer ({why})"))
+                else:
+                    problems.setdefault("cannot infer the layer of", []).append(entry.name)
                 continue
         if change.copy is not None:
             source = change.copy.pairs.get(entry.name)
@@ -397,7 +401,8 @@ def plan_change(
         )
     if problems:
         detail = "; ".join(f"{reason}: {_some(names)}" for reason, names in problems.items())
-        raise IncompatibleTensors(f"{detail} (--skip-incompatible leaves them unchanged)")
+        hint = "--dry-run --skip-incompatible shows why; " if "cannot infer the layer of" in problems else ""
+        raise IncompatibleTensors(f"{detail} ({hint}--skip-incompatible leaves them unchanged)")
     planned = _with_shared(checkpoint, planned, context)
     return Plan(checkpoint, change, planned, skipped, selection, prefix)
 
@@ -555,13 +560,20 @@ def apply_plan(
     One ``generator`` serves every random tensor in turn; a storage shared by several
     selected names is filled once. With ``stats``, mean/std before and after are measured.
     """
+    import torch
+
     from .formats.patch import SpanReader
     from .torch_io import torch_dtype
 
     copy = plan.change.copy
     reader = SpanReader(copy.checkpoint) if copy is not None else None
     changed = []
-    try:
+    # torch.nn.init.sparse_ (and many custom functions) also draw from torch's global
+    # generator, which generator= does not reach: seed it alike, and restore it after.
+    closing = contextlib.closing(reader) if reader is not None else contextlib.nullcontext()
+    with torch.random.fork_rng(devices=[]), closing:
+        if generator is not None:
+            torch.manual_seed(generator.initial_seed())
         for planned in plan.tensors:
             entry = planned.entry
             start, end = entry.byte_span
@@ -580,9 +592,6 @@ def apply_plan(
                     _edit(values, planned.edit)
                 after = tensor_stats(values) if stats else None
             changed.append(ChangedTensor(planned, before, after))
-    finally:
-        if reader is not None:
-            reader.close()
     return changed
 
 

@@ -68,7 +68,7 @@ class Environment:
 
     def note(self, message: str) -> None:
         """A side remark on stderr (never mixed into data on stdout)."""
-        self.err_console().print(Text(message, style="dim"))
+        self.err_console().print(Text(message, style="dim"), soft_wrap=True)
 
 
 def _isatty(stream: TextIO) -> bool:
@@ -476,6 +476,10 @@ PLAN_COLUMNS = [
 SKIPPED_COLUMNS = [Column("name", "skipped", style="bold"), Column("reason", "reason")]
 
 
+def _tensors(count: int) -> str:
+    return f"{count} tensor" if count == 1 else f"{count} tensors"
+
+
 def _changed_bytes(entries: Sequence[Any]) -> int:
     return sum(int(entry.nbytes) for entry in entries)
 
@@ -497,7 +501,9 @@ def plan_report(plan: Any) -> Report:
         row["layer"] = f"{tensor.guess.layer} ({tensor.guess.why})" if tensor.guess else ""
         rows.append(row)
     size = format_bytes(_changed_bytes([t.entry for t in plan.tensors]))
-    footer = [f"would change {len(plan.tensors)} tensors ({size}): {plan.change.describe()}; nothing written"]
+    footer = [
+        f"would change {_tensors(len(plan.tensors))} ({size}): {plan.change.describe()}; nothing written"
+    ]
     footer += _shared_notes(plan.tensors)
     sections = [Report(SKIPPED_COLUMNS, [s.to_dict() for s in plan.skipped])] if plan.skipped else []
     return Report(
@@ -514,7 +520,7 @@ def init_report(result: Any) -> Report:
     """``paramctl init``: the changed tensors with mean/std before and after."""
     planned = [row.planned for row in result.changed]
     size = format_bytes(_changed_bytes([t.entry for t in planned]))
-    footer = [f"changed {len(result.changed)} tensors ({size}) → {result.output} ({result.format})"]
+    footer = [f"changed {_tensors(len(result.changed))} ({size}) → {result.output} ({result.format})"]
     footer += _shared_notes(planned)
     if result.plan.skipped:
         footer.append(

@@ -367,13 +367,14 @@ def make_scheme(scheme: str | Callable[..., Any] | InitScheme, /, **params: Para
     if callable(scheme):
         name = getattr(scheme, "__qualname__", None) or repr(scheme)
         return CustomScheme(f"{getattr(scheme, '__module__', '?')}:{name}", scheme, tuple(params.items()))
+    name = scheme.strip().removesuffix("_")
+    if params and name in SCHEMES:
+        return bind(SCHEMES[name], (), params)
     spec = parse_scheme(scheme)
     if not params:
         return spec
     if "(" in scheme:
         raise UsageError(f"{scheme}: give parameters in the text or as keywords, not both")
-    if isinstance(spec, TorchScheme):
-        return bind(spec.info, (), params)
     if isinstance(spec, CustomScheme):
         return CustomScheme(spec.spec, spec.function, tuple(params.items()))
     raise UsageError(f"{DEFAULT} takes no parameters")

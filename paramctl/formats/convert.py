@@ -68,12 +68,13 @@ def _flat_names(checkpoint: Checkpoint) -> None:
     """Refuse what a flat safetensors table cannot represent."""
     if checkpoint.payload is None:
         return
-    extras = [extra.name for extra in checkpoint.extras()]
+    extras = checkpoint.extras()
     if extras:
-        shown = ", ".join(extras[:4]) + (f" and {len(extras) - 4} more" if len(extras) > 4 else "")
+        where = list(dict.fromkeys(str(extra.path[0]) if extra.path else "(root)" for extra in extras))
+        shown = ", ".join(where[:6]) + (f" and {len(where) - 6} more" if len(where) > 6 else "")
         raise UsageError(
-            f"{checkpoint.label}: safetensors holds tensors only, and this checkpoint also has {shown}; "
-            "write a .pt file to keep them"
+            f"{checkpoint.label}: safetensors holds tensors only, and this checkpoint also has "
+            f"{len(extras)} other values (under {shown}); write a .pt file to keep them"
         )
     payload = checkpoint.payload
     if not isinstance(payload, dict) or not all(isinstance(v, TensorEntry) for v in payload.values()):
