@@ -798,10 +798,9 @@ class _LiveInit:
         quiet: bool,
         output_format: OutputFormat | None,
     ) -> None:
-        from .collection import as_scheme
         from .live_init import LiveChange, LivePlan, init_model
         from .reinit import Edit
-        from .schemes import parse_scheme
+        from .schemes import make_scheme, parse_scheme
 
         if from_path:
             raise UsageError("--from copies between files; with --model, give the checkpoint as PATH")
@@ -810,7 +809,7 @@ class _LiveInit:
         if in_place and (source is None or self.model is None):
             raise UsageError("--in-place rewrites a checkpoint file: give PATH and --model, or -o PATH")
         env = Environment.current()
-        chosen = as_scheme("constant", {"val": set_value}) if set_value is not None else None
+        chosen = make_scheme("constant", val=set_value) if set_value is not None else None
         if scheme is not None:
             chosen = parse_scheme(scheme)
         edit = Edit(scale, add) if scale is not None or add is not None else None

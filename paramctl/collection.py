@@ -37,7 +37,7 @@ from .checkpoint import TensorEntry
 from .errors import AlreadyInitialized, IncompatibleTensors, UsageError
 from .live import dtype_name, is_lazy, owner_of, seeded, unique_parameters
 from .reinit import _fill, _incompatibility
-from .schemes import SCHEMES, DefaultScheme, InitScheme, bind, make_scheme
+from .schemes import DefaultScheme, InitScheme, make_scheme
 from .select import Selection, nothing_selected
 
 SchemeLike = str | Callable[..., Any] | InitScheme
@@ -48,20 +48,6 @@ def as_entry(name: str, tensor: torch.Tensor) -> TensorEntry:
     return TensorEntry(
         name, (name,), tuple(tensor.shape), dtype_name(tensor.dtype), tuple(tensor.stride()), f"live:{name}"
     )
-
-
-def as_scheme(scheme: SchemeLike, params: Mapping[str, Any]) -> InitScheme:
-    """The scheme object for a name (with keyword parameters), a spec text, or a function.
-
-    >>> as_scheme("constant", {"val": 0.5}).describe()
-    'constant(val=0.5)'
-    """
-    name = scheme.strip().removesuffix("_") if isinstance(scheme, str) else None
-    if name in SCHEMES and params:
-        # make_scheme parses the bare name before binding the keywords, which refuses a
-        # scheme whose parameter has no default (constant, sparse); bind them together.
-        return bind(SCHEMES[name], (), params)
-    return make_scheme(scheme, **params)
 
 
 def apply_scheme(tensor: torch.Tensor, scheme: InitScheme, generator: torch.Generator | None) -> None:
@@ -188,7 +174,7 @@ class ParameterCollection(Mapping[str, LiveParameter]):
         """
         if seed is not None and generator is not None:
             raise UsageError("give seed or generator, not both")
-        chosen = as_scheme(scheme, params)
+        chosen = make_scheme(scheme, **params)
         if isinstance(chosen, DefaultScheme) and generator is not None:
             raise UsageError(
                 "default calls each layer's reset_parameters(), which draws from torch's global "
