@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .api import CheckpointFile, TensorSelection, open
 from .checkpoint import Checkpoint, Extra, ModelView, Storage, TensorEntry, model_view
 from .errors import (
     AlreadyInitialized,
@@ -47,6 +48,7 @@ __all__ = [
     "FORMATS",
     "AlreadyInitialized",
     "Checkpoint",
+    "CheckpointFile",
     "CheckpointIOError",
     "CorruptCheckpoint",
     "ExitCode",
@@ -58,10 +60,12 @@ __all__ = [
     "Selection",
     "Storage",
     "TensorEntry",
+    "TensorSelection",
     "UnsafePickle",
     "UsageError",
     "__version__",
     "collect",
     "model_view",
+    "open",
     "read_checkpoint",
 ]
