@@ -27,8 +27,9 @@ uses; everything not changed is written byte for byte as it was.
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -121,6 +122,21 @@ class CheckpointFile:
     def entries(self) -> list[ListedTensor]:
         """The records ``paramctl list`` prints: each entry and the names sharing its storage."""
         return self.listing().rows
+
+    def stats(
+        self, selection: Selection = Selection(), *, on_progress: Callable[[int], None] | None = None
+    ) -> Listing:
+        """What ``paramctl list --stats`` shows: the listing, each row with its value
+        statistics (mean, std, min, max, max |x|, L2 norm, zeros, NaN, Inf), read one tensor
+        at a time by :func:`paramctl.stats.with_stats`.
+        """
+        # The statistics module is the one behind `list --stats`; imported by name so that
+        # this module needs neither it nor torch until statistics are asked for.
+        statistics: Any = importlib.import_module(f"{__package__}.stats")
+        listing: Listing = statistics.with_stats(
+            self.listing(selection), self.checkpoint, on_progress=on_progress
+        )
+        return listing
 
     def shared(self) -> list[tuple[str, ...]]:
         """Groups of names whose tensors live in one storage (ties, a layer used twice).

@@ -164,3 +164,12 @@ def test_unselected_tensors_keep_their_values(tmp_path_factory, picks):
     original, written = torch.load(samples / "mlp.pt", weights_only=True), torch.load(out, weights_only=True)
     for name, value in original.items():
         assert torch.equal(written[name], value) == (name not in picks)
+
+
+def test_stats_are_what_list_stats_prints(cli, samples):
+    pytest.importorskip("paramctl.stats", reason="the statistics of list --stats live in paramctl.stats")
+    listing = paramctl.open(samples / "mlp.pt").stats()
+    document = json.loads(cli("list", samples / "mlp.pt", "--stats", "-f", "json").stdout)
+    assert [row.to_dict() for row in listing.rows] == document["tensors"]
+    weight = torch.load(samples / "mlp.pt", weights_only=True)["0.weight"]
+    assert listing.rows[0].stats["mean"] == pytest.approx(float(weight.mean()))
