@@ -265,6 +265,7 @@ ModelOpt = Annotated[
         help="Build the model with this factory, 'package.module:name' or 'path/file.py:name'; "
         "a PATH given is loaded into it.",
         show_default=False,
+        metavar="SPEC",
     ),
 ]
 ModelArgOpt = Annotated[
@@ -273,6 +274,7 @@ ModelArgOpt = Annotated[
         "--model-arg",
         help="key=value for the factory (repeatable; values read as Python literals).",
         show_default=False,
+        metavar="KEY=VALUE",
     ),
 ]
 TrustOpt = Annotated[
@@ -289,6 +291,7 @@ InputShapeOpt = Annotated[
         "--input-shape",
         help="Input of torch.rand with this shape, e.g. 2,4 (repeatable: one per forward argument).",
         show_default=False,
+        metavar="SHAPE",
     ),
 ]
 InputFileOpt = Annotated[
@@ -297,6 +300,7 @@ InputFileOpt = Annotated[
         "--input",
         help="Input saved with torch.save: a tensor, a list of tensors, or a dict of keyword arguments.",
         show_default=False,
+        metavar="FILE",
     ),
 ]
 InputValueOpt = Annotated[
@@ -305,11 +309,16 @@ InputValueOpt = Annotated[
         "--input-value",
         help="Fill the --input-shape input with this value instead of random numbers.",
         show_default=False,
+        metavar="X",
     ),
 ]
 LossOpt = Annotated[
     str,
-    typer.Option("--loss", help="Reduce the output to one number: sum, mean, or 'file.py:fn' as fn(output)."),
+    typer.Option(
+        "--loss",
+        help="Reduce the output to one number: sum, mean, or 'file.py:fn' as fn(output).",
+        metavar="sum|mean|SPEC",
+    ),
 ]
 SeedOpt = Annotated[
     int | None,
@@ -318,6 +327,7 @@ SeedOpt = Annotated[
         help="Seed torch once before building the model, drawing the input and running it "
         "[default: a fresh seed, reported].",
         show_default=False,
+        metavar="N",
     ),
 ]
 EvalOpt = Annotated[
