@@ -359,15 +359,15 @@ class _ModuleNode:
 # -- live modules: list --model and grads ------------------------------------------------
 
 
-def _human_float(value: Any) -> str:
+def _human_grad(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else _plain(value)
 
 
-def _human_fraction(value: Any) -> str:
+def _human_zero_share(value: Any) -> str:
     return f"{value:.1%}" if isinstance(value, float) else _plain(value)
 
 
-def _human_flag(value: Any) -> str:
+def _human_yes_no(value: Any) -> str:
     return "yes" if value is True else "no" if value is False else _plain(value)
 
 
@@ -378,7 +378,7 @@ LIVE_COLUMNS = [
     DTYPE,
     NUMEL,
     BYTES,
-    Column("requires_grad", "grad", human=_human_flag),
+    Column("requires_grad", "grad", human=_human_yes_no),
     Column("module", "module", style="cyan"),
     SHARED,
 ]
@@ -387,10 +387,10 @@ GRAD_COLUMNS = [
     NAME,
     SHAPE,
     Column("status", "status"),
-    Column("grad_norm", "norm", "right", human=_human_float),
-    Column("grad_mean", "mean", "right", human=_human_float),
-    Column("grad_max_abs", "max |g|", "right", human=_human_float),
-    Column("grad_zeros", "zeros", "right", human=_human_fraction),
+    Column("grad_norm", "norm", "right", human=_human_grad),
+    Column("grad_mean", "mean", "right", human=_human_grad),
+    Column("grad_max_abs", "max |g|", "right", human=_human_grad),
+    Column("grad_zeros", "zeros", "right", human=_human_zero_share),
     SHARED,
 ]
 
