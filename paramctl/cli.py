@@ -208,7 +208,10 @@ def list_command(
     module's own names, lazy ones until --input-shape materializes them.
     """
     env = Environment.current()
-    live = model is not None or grads or bool(input_shape) or input_file is not None
+    # Any option of live models means a live listing; --trust alone only matters for a
+    # full pickle, which the plain reader refuses (handled below).
+    live = model is not None or grads or bool(input_shape or model_arg) or eval_mode or loss != "sum"
+    live = live or input_file is not None or input_value is not None or seed is not None
     if live:
         given = None if ctx.get_parameter_source("path").name == "DEFAULT" else path  # type: ignore[union-attr]
         options = _LiveListOptions(all_tensors, extras, grads, loss, eval_mode, seed)

@@ -502,14 +502,19 @@ def seeded(seed: int | None) -> Iterator[None]:
     if seed is None:
         yield
         return
+    if not 0 <= seed < 2**64:
+        raise UsageError(f"--seed {seed}: a seed is a whole number from 0 to 2**64-1")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
 
 
 def fresh_seed() -> int:
-    """A seed to use and report when none was given, so the run can be repeated."""
-    return int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
+    """A seed to use and report when none was given, so the run can be repeated (drawn as
+    ``paramctl init`` draws its own)."""
+    from .reinit import make_generator
+
+    return make_generator(None)[1]
 
 
 # -- what the commands ask for ---------------------------------------------------------------

@@ -28,7 +28,7 @@ from .checkpoint import Checkpoint, model_view
 from .collection import as_entry, reset_method, reset_with_owners
 from .errors import IncompatibleTensors, UnsafePickle, UsageError
 from .formats import STDIN, read_checkpoint
-from .live import InputSpec, LiveModel, ModelSource, is_lazy, materialize, owner_of, seeded
+from .live import InputSpec, LiveModel, ModelSource, fresh_seed, is_lazy, materialize, owner_of, seeded
 from .output import scratch_file
 from .reinit import (
     Change,
@@ -41,7 +41,6 @@ from .reinit import (
     _fill,
     _incompatibility,
     copy_source,
-    make_generator,
     output_format,
     plan_change,
     save_changes,
@@ -167,7 +166,7 @@ def init_model(
     ``default`` seeds torch's global generator and runs ``reset_parameters()`` in module
     order, so ``default`` over everything equals ``torch.manual_seed(seed); factory()``.
     """
-    used_seed = seed if seed is not None else make_generator(None)[1]
+    used_seed = seed if seed is not None else fresh_seed()
     with scratch_file() as (scratch, scratch_path), scratch_file() as (values, values_path):
         with seeded(used_seed):
             live = model.open(on_globals)

@@ -198,10 +198,13 @@ def test_tree_works_on_live_models(cli):
     assert lines[:2] == ["module\ttensors\tnumel\tbytes", ".\t4\t19\t76"]
 
 
-def test_options_that_make_no_sense_with_a_live_model_are_refused(cli):
+def test_options_that_make_no_sense_with_a_live_model_are_refused(cli, samples):
     assert cli("list", "--model", spec("mlp"), "--all").exit_code == 2
     assert cli("list", "--model", spec("mlp"), "--loss", "mean").exit_code == 2
     assert cli("list", "--model", spec("mlp"), "--input-value", "1").exit_code == 2
+    # options of live models are not silently ignored on a file
+    assert "give --model" in cli("list", samples / "mlp.pt", "--seed", "1").stderr
+    assert "--model-arg needs --model" in cli("list", samples / "mlp.pt", "--model-arg", "a=1").stderr
     with pytest.raises(UsageError):
         open_model(None)
 
