@@ -452,10 +452,11 @@ class _LiveListOptions:
     loss: str = "sum"
     eval_mode: bool = False
     seed: int | None = None
+    stats: bool = False  # list --stats reads a file's values
 
     def check(self) -> None:
-        if self.all_tensors or self.extras:
-            raise UsageError("--all and --extras list a checkpoint file; a live module has its own names")
+        if self.all_tensors or self.extras or self.stats:
+            raise UsageError("--all, --extras and --stats list a checkpoint file, not a live module")
         if not self.grads and (self.loss != "sum" or self.eval_mode):
             raise UsageError("--loss and --eval shape the gradient probe: add --grads")
 
