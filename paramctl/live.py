@@ -368,7 +368,7 @@ class Inputs:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
-        """``2x4 float32`` per tensor, in order.
+        """Each argument as ``name: [shape] dtype``, positional ones first.
 
         >>> Inputs((torch.zeros(2, 4),)).describe()
         'x: [2, 4] float32'
