@@ -15,10 +15,13 @@ Changes are planned and checked when asked for (so a bad scheme fails at ``init_
 applied at :meth:`CheckpointFile.save`, one tensor at a time, by the engine ``paramctl init``
 uses; everything not changed is written byte for byte as it was.
 
->>> import paramctl
->>> ckpt = paramctl.open("sample_models/tied_sequential.pt")
->>> ckpt
-<paramctl checkpoint sample_models/tied_sequential.pt (torch-zip), 2 tensors>
+>>> import os, tempfile, torch, paramctl
+>>> path = os.path.join(tempfile.mkdtemp(), "tied.pt")
+>>> linear = torch.nn.Linear(1, 1, bias=False)
+>>> torch.save(torch.nn.Sequential(linear, linear).state_dict(), path)
+>>> ckpt = paramctl.open(path)
+>>> ckpt  # doctest: +ELLIPSIS
+<paramctl checkpoint .../tied.pt (torch-zip), 2 tensors>
 >>> ckpt.names(), ckpt.shared()
 (['0.weight', '1.weight'], [('0.weight', '1.weight')])
 >>> [(row.name, row.entry.shape) for row in ckpt.select(regex="^1").entries()]
