@@ -11,14 +11,15 @@ import functools
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from . import __version__
 from .checkpoint import Checkpoint, model_view
-from .errors import CheckpointIOError, ExitCode, NothingSelected, ParamctlError, UsageError
+from .errors import CheckpointIOError, ExitCode, NothingSelected, ParamctlError, UnsafePickle, UsageError
 from .formats import STDIN, read_checkpoint
 from .listing import Listing, SortKey, build_listing
 from .render import (
@@ -32,6 +33,11 @@ from .render import (
 )
 from .render_inspect import emit_check, emit_shared, emit_tensor, progress
 from .select import Selection, read_names, select, unknown_names
+from .trust import refusal_for
+from .usercode import parse_assignments
+
+if TYPE_CHECKING:
+    from .live import InputSpec, ModelSource
 
 app = typer.Typer(
     name="paramctl",
@@ -167,6 +173,7 @@ def main(
 @app.command("list")
 @reports_errors
 def list_command(
+    ctx: typer.Context,
     path: PathArg = STDIN,
     match: MatchOpt = None,
     regex: RegexOpt = None,
@@ -191,15 +198,61 @@ def list_command(
         ),
     ] = False,
     output_format: FormatOpt = None,
+    model: ModelOpt = None,
+    model_arg: ModelArgOpt = None,
+    trust: TrustOpt = False,
+    input_shape: InputShapeOpt = None,
+    input_file: InputFileOpt = None,
+    input_value: InputValueOpt = None,
+    grads: Annotated[
+        bool, typer.Option("--grads", help="Gradients by a probe pass, as paramctl grads shows them.")
+    ] = False,
+    loss: LossOpt = "sum",
+    seed: SeedOpt = None,
+    eval_mode: EvalOpt = False,
     verbose: VerboseOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """List every named tensor: shape, dtype, elements, bytes, and what shares its storage.
 
-    Reads metadata only (no tensor values, no torch import) unless --stats is given.
+    Reads metadata only (no tensor values, no torch import) unless --stats is given. With
+    --model (or --trust for a full pickled module) it lists the live module instead:
+    parameters and buffers by the module's own names, lazy ones until --input-shape
+    materializes them.
     """
     env = Environment.current()
-    checkpoint = read_checkpoint(checkpoint_source(path), on_note=env.note if verbose else None)
+    # Any option of live models means a live listing; --trust alone only matters for a
+    # full pickle, which the plain reader refuses (handled below).
+    live = model is not None or grads or bool(input_shape or model_arg) or eval_mode or loss != "sum"
+    live = live or input_file is not None or input_value is not None or seed is not None
+    if live:
+        given = None if ctx.get_parameter_source("path").name == "DEFAULT" else path  # type: ignore[union-attr]
+        options = _LiveListOptions(all_tensors, extras, grads, loss, eval_mode, seed, stats)
+        _list_live(
+            _model_source(given, model, model_arg, trust, key),
+            _input_spec(input_shape, input_file, input_value),
+            _selection(match, regex, exclude),
+            options,
+            tree=tree,
+            sort=sort,
+            output_format=output_format,
+        )
+        return
+    try:
+        checkpoint = read_checkpoint(checkpoint_source(path), on_note=env.note if verbose else None)
+    except UnsafePickle:
+        if not trust:
+            raise refusal_for(path) from None
+        _list_live(
+            _model_source(path, None, model_arg, trust, key),
+            _input_spec(None, None),
+            _selection(match, regex, exclude),
+            _LiveListOptions(all_tensors, extras, stats=stats),
+            tree=tree,
+            sort=sort,
+            output_format=output_format,
+        )
+        return
     listing = build_listing(
         checkpoint,
         _selection(match, regex, exclude),
@@ -387,6 +440,246 @@ def _file_size(path: str) -> int:
         return 0
 
 
+# -- live models: list --model, grads -----------------------------------------------------
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="Build the model with this factory, 'package.module:name' or 'path/file.py:name'; "
+        "a PATH given is loaded into it.",
+        show_default=False,
+        metavar="SPEC",
+    ),
+]
+ModelArgOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--model-arg",
+        help="key=value for the factory (repeatable; values read as Python literals).",
+        show_default=False,
+        metavar="KEY=VALUE",
+    ),
+]
+TrustOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trust",
+        help="Load a full pickled module (torch.save(model)) although that runs its code; "
+        "the globals it imports are printed first.",
+    ),
+]
+InputShapeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--input-shape",
+        help="Input of torch.rand with this shape, e.g. 2,4 (repeatable: one per forward argument).",
+        show_default=False,
+        metavar="SHAPE",
+    ),
+]
+InputFileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--input",
+        help="Input saved with torch.save: a tensor, a list of tensors, or a dict of keyword arguments.",
+        show_default=False,
+        metavar="FILE",
+    ),
+]
+InputValueOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--input-value",
+        help="Fill the --input-shape input with this value instead of random numbers.",
+        show_default=False,
+        metavar="X",
+    ),
+]
+LossOpt = Annotated[
+    str,
+    typer.Option(
+        "--loss",
+        help="Reduce the output to one number: sum, mean, or 'file.py:fn' as fn(output).",
+        metavar="sum|mean|SPEC",
+    ),
+]
+SeedOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--seed",
+        help="Seed torch once before building the model, drawing the input and running it "
+        "[default: a fresh seed, reported].",
+        show_default=False,
+        metavar="N",
+    ),
+]
+EvalOpt = Annotated[
+    bool, typer.Option("--eval", help="Probe in eval mode (dropout off, running statistics used).")
+]
+
+
+def _model_source(
+    path: str | None, model: str | None, model_arg: list[str] | None, trust: bool, key: str | None
+) -> ModelSource:
+    from .live import ModelSource
+
+    return ModelSource(
+        source=checkpoint_source(path) if path is not None else None,
+        model=model,
+        model_args=parse_assignments(model_arg or (), option="--model-arg"),
+        trust=trust,
+        key=key,
+    )
+
+
+def _input_spec(
+    input_shape: list[str] | None, input_file: str | None, input_value: float | None = None
+) -> InputSpec:
+    from .live import InputSpec, parse_shape
+
+    return InputSpec(tuple(parse_shape(text) for text in input_shape or ()), input_file, input_value)
+
+
+def _announce_globals(names: list[str]) -> None:
+    """What a trusted load imports, on stderr, before it runs: the safety notice of --trust."""
+    console = Environment.current().err_console()
+    console.print(
+        f"paramctl: --trust: loading runs code from {len(names)} globals:", markup=False, soft_wrap=True
+    )
+    for name in names:
+        console.print(f"  {name}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _show_grads(
+    source: ModelSource,
+    inputs: InputSpec,
+    selection: Selection,
+    *,
+    loss: str,
+    seed: int | None,
+    eval_mode: bool,
+    output_format: OutputFormat | None,
+) -> None:
+    from .live import fresh_seed
+    from .probe import probe_model
+    from .render import grads_report
+
+    env = Environment.current()
+    probe = probe_model(
+        source,
+        inputs,
+        loss=loss,
+        seed=fresh_seed() if seed is None else seed,
+        mode="eval" if eval_mode else None,
+        selection=selection,
+        on_globals=_announce_globals,
+    )
+    emit(grads_report(probe), env.resolve(output_format), env)
+
+
+@app.command("grads")
+@reports_errors
+def grads_command(
+    path: Annotated[
+        str | None,
+        typer.Argument(
+            help="Checkpoint to load into --model, or a full pickled module (with --trust); "
+            "- reads standard input.",
+            show_default=False,
+            metavar="[PATH]",
+        ),
+    ] = None,
+    model: ModelOpt = None,
+    model_arg: ModelArgOpt = None,
+    trust: TrustOpt = False,
+    key: KeyOpt = None,
+    input_shape: InputShapeOpt = None,
+    input_file: InputFileOpt = None,
+    input_value: InputValueOpt = None,
+    loss: LossOpt = "sum",
+    seed: SeedOpt = None,
+    eval_mode: EvalOpt = False,
+    match: MatchOpt = None,
+    regex: RegexOpt = None,
+    exclude: ExcludeOpt = None,
+    output_format: FormatOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Gradients by a probe pass: input, forward, reduce (sum), backward.
+
+    Shows per parameter the gradient's norm, mean, max |g| and fraction of zeros; marks
+    parameters no gradient reached (unused in forward) and frozen ones. A parameter used
+    twice shows its accumulated gradient once, under all its names.
+    """
+    _show_grads(
+        _model_source(path, model, model_arg, trust, key),
+        _input_spec(input_shape, input_file, input_value),
+        _selection(match, regex, exclude),
+        loss=loss,
+        seed=seed,
+        eval_mode=eval_mode,
+        output_format=output_format,
+    )
+
+
+@dataclass(frozen=True)
+class _LiveListOptions:
+    """The options of ``list`` that only some listings take, checked in one place."""
+
+    all_tensors: bool = False
+    extras: bool = False
+    grads: bool = False
+    loss: str = "sum"
+    eval_mode: bool = False
+    seed: int | None = None
+    stats: bool = False  # list --stats reads a file's values
+
+    def check(self) -> None:
+        if self.all_tensors or self.extras or self.stats:
+            raise UsageError("--all, --extras and --stats list a checkpoint file, not a live module")
+        if not self.grads and (self.loss != "sum" or self.eval_mode):
+            raise UsageError("--loss and --eval shape the gradient probe: add --grads")
+
+
+def _list_live(
+    source: ModelSource,
+    inputs: InputSpec,
+    selection: Selection,
+    options: _LiveListOptions,
+    *,
+    tree: bool,
+    sort: SortKey,
+    output_format: OutputFormat | None,
+) -> None:
+    from .live import live_listing
+    from .render import live_listing_report
+
+    options.check()
+    if options.grads:
+        if tree or sort != "file":
+            raise UsageError("--tree and --sort list tensors; the gradient table keeps module order")
+        _show_grads(
+            source,
+            inputs,
+            selection,
+            loss=options.loss,
+            seed=options.seed,
+            eval_mode=options.eval_mode,
+            output_format=output_format,
+        )
+        return
+    env = Environment.current()
+    listing = live_listing(
+        source, inputs, selection, seed=options.seed, sort=sort, on_globals=_announce_globals
+    )
+    fmt = env.resolve(output_format)
+    if tree:
+        rows = [{**row.to_dict(), "numel": row.numel or 0, "bytes": row.nbytes or 0} for row in listing.rows]
+        tree_view(rows, env, fmt)
+        return
+    emit(live_listing_report(listing), fmt, env)
+
+
 # -- paramctl init ------------------------------------------------------------------------
 
 
@@ -410,6 +703,7 @@ def _init_epilog() -> str:
 @app.command("init", epilog=_init_epilog())
 @reports_errors
 def init_command(
+    ctx: typer.Context,
     path: PathArg = STDIN,
     scheme: Annotated[
         str | None,
@@ -498,6 +792,12 @@ def init_command(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")] = False,
     output_format: FormatOpt = None,
+    model: ModelOpt = None,
+    model_arg: ModelArgOpt = None,
+    trust: TrustOpt = False,
+    input_shape: InputShapeOpt = None,
+    input_file: InputFileOpt = None,
+    input_value: InputValueOpt = None,
     verbose: VerboseOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -512,7 +812,10 @@ checkpoint.
     from .schemes import make_scheme, parse_scheme
 
     env = Environment.current()
-    source = checkpoint_source(path)
+    live = _LiveInit(model, model_arg, trust, input_shape, input_file, input_value)
+    # A live model needs no file: only a PATH actually given is read ("" when none is).
+    path_given = ctx.get_parameter_source("path").name != "DEFAULT"  # type: ignore[union-attr]
+    source = checkpoint_source(path) if path_given or not live.requested else ""
     if in_place and output:
         raise UsageError("--in-place and --output exclude each other")
     if in_place and source == STDIN:
@@ -532,7 +835,44 @@ checkpoint.
             "or redirect standard output (> out.pt, | paramctl list)"
         )
 
-    checkpoint = read_checkpoint(source, on_note=env.note if verbose else None)
+    def run_live(live_source: str | None) -> None:
+        live.run(
+            live_source,
+            scheme=scheme,
+            set_value=set_value,
+            scale=scale,
+            add=add,
+            seed=seed,
+            from_path=from_path,
+            selection=Selection(
+                match=tuple(match or ()),
+                regex=tuple(regex or ()),
+                exclude=tuple(exclude or ()),
+                names=_read_name_file(names_from) if names_from else None,
+            ),
+            key=key,
+            all_tensors=all_tensors,
+            skip_incompatible=skip_incompatible,
+            output=output,
+            to=to.value if to is not None else None,
+            in_place=in_place,
+            backup=backup,
+            dry_run=dry_run,
+            quiet=quiet,
+            output_format=output_format,
+        )
+
+    if live.requested:
+        run_live(source or None)
+        return
+
+    try:
+        checkpoint = read_checkpoint(source, on_note=env.note if verbose else None)
+    except UnsafePickle:
+        if not trust:
+            raise refusal_for(source) from None
+        run_live(source)
+        return
     view = model_view(checkpoint, key=key, all_tensors=all_tensors)
     names = _read_name_file(names_from) if names_from else None
     selection = Selection(
@@ -612,3 +952,95 @@ def _read_name_file(names_from: str) -> frozenset[str]:
             return read_names(file)
     except OSError as exc:
         raise CheckpointIOError(f"--names-from {names_from}: {exc.strerror or exc}") from exc
+
+
+@dataclass(frozen=True)
+class _LiveInit:
+    """``init --model``/``--trust``/``--input-shape``: the change is made in a live module."""
+
+    model: str | None
+    model_arg: list[str] | None
+    trust: bool
+    input_shape: list[str] | None
+    input_file: str | None
+    input_value: float | None
+
+    @property
+    def requested(self) -> bool:
+        return self.model is not None or bool(self.input_shape) or self.input_file is not None
+
+    def run(
+        self,
+        source: str | None,
+        *,
+        scheme: str | None,
+        set_value: float | None,
+        scale: float | None,
+        add: float | None,
+        seed: int | None,
+        from_path: str | None,
+        selection: Selection,
+        key: str | None,
+        all_tensors: bool,
+        skip_incompatible: bool,
+        output: str | None,
+        to: str | None,
+        in_place: bool,
+        backup: bool,
+        dry_run: bool,
+        quiet: bool,
+        output_format: OutputFormat | None,
+    ) -> None:
+        from .live_init import LiveChange, LivePlan, init_model
+        from .reinit import Edit
+        from .schemes import make_scheme, parse_scheme
+
+        if from_path:
+            raise UsageError("--from copies between files; with --model, give the checkpoint as PATH")
+        if all_tensors:
+            raise UsageError("--all lists a file's every tensor; a live module has its own names")
+        if in_place and (source is None or self.model is None):
+            raise UsageError("--in-place rewrites a checkpoint file: give PATH and --model, or -o PATH")
+        env = Environment.current()
+        chosen = make_scheme("constant", val=set_value) if set_value is not None else None
+        if scheme is not None:
+            chosen = parse_scheme(scheme)
+        edit = Edit(scale, add) if scale is not None or add is not None else None
+        destination: Any = None
+        if not dry_run:
+            destination = source if in_place else output or sys.stdout.buffer
+        result = init_model(
+            _model_source(source, self.model, self.model_arg, self.trust, key),
+            LiveChange(chosen, edit),
+            destination,
+            selection=selection,
+            inputs=_input_spec(self.input_shape, self.input_file, self.input_value),
+            seed=seed,
+            to=to,
+            backup=f"{source}.bak" if backup and source else None,
+            skip_incompatible=skip_incompatible,
+            on_globals=_announce_globals,
+        )
+        if isinstance(result, LivePlan):
+            emit(plan_report(result.plan), env.resolve(output_format), env)
+            return
+        if quiet:
+            return
+        to_stdout = destination is sys.stdout.buffer
+        report_env = (
+            Environment(env.stderr, env.stderr, env.stderr_isatty, env.stderr_isatty) if to_stdout else env
+        )
+        if result.seed is not None and seed is None:
+            env.note(f"seed {result.seed} (pass --seed {result.seed} to repeat)")
+        if result.materialized:
+            env.note(f"materialized by a dry forward pass: {', '.join(result.materialized)}")
+        report = init_report(result)
+        if not (chosen or edit):
+            report.footer[0] = (
+                f"wrote {len(result.changed)} tensors as built → {result.output} ({result.format})"
+            )
+        fmt = report_env.resolve(output_format)
+        emit(report, fmt, report_env)
+        if fmt not in (OutputFormat.table, OutputFormat.json):
+            for line in report.footer:
+                env.note(line)

@@ -64,3 +64,22 @@ class IncompatibleTensors(ParamctlError):
     """The requested change does not fit some tensors (shape, dtype or dimensions)."""
 
     exit_code = ExitCode.INVALID_INPUT
+
+
+class ModelCodeError(ParamctlError):
+    """Code named by ``--model`` (or a ``--loss`` function) could not be imported or run."""
+
+    exit_code = ExitCode.INVALID_INPUT
+
+
+class AlreadyInitialized(ParamctlError):
+    """Parameters already hold values and ``force_reinit`` was not given (Gluon's rule)."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        super().__init__(
+            f"{shown} already initialized; pass force_reinit=True to overwrite (nothing was changed)"
+        )

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
@@ -21,6 +21,10 @@ from rich.text import Text
 from rich.tree import Tree
 
 from .listing import Listing
+
+if TYPE_CHECKING:  # these import torch; rendering never needs it
+    from .live import LiveListing
+    from .probe import GradProbe
 
 
 class OutputFormat(str, Enum):
@@ -375,6 +379,88 @@ class _ModuleNode:
         if self.children:
             data["children"] = [child.to_dict() for child in self.children.values()]
         return data
+
+
+# -- live modules: list --model and grads ------------------------------------------------
+
+
+def _human_grad(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else _plain(value)
+
+
+def _human_zero_share(value: Any) -> str:
+    return f"{value:.1%}" if isinstance(value, float) else _plain(value)
+
+
+def _human_yes_no(value: Any) -> str:
+    return "yes" if value is True else "no" if value is False else _plain(value)
+
+
+LIVE_COLUMNS = [
+    NAME,
+    Column("kind", "kind"),
+    SHAPE,
+    DTYPE,
+    NUMEL,
+    BYTES,
+    Column("requires_grad", "grad", human=_human_yes_no),
+    Column("module", "module", style="cyan"),
+    SHARED,
+]
+
+GRAD_COLUMNS = [
+    NAME,
+    SHAPE,
+    Column("status", "status"),
+    Column("grad_norm", "norm", "right", human=_human_grad),
+    Column("grad_mean", "mean", "right", human=_human_grad),
+    Column("grad_max_abs", "max |g|", "right", human=_human_grad),
+    Column("grad_zeros", "zeros", "right", human=_human_zero_share),
+    SHARED,
+]
+
+
+def live_listing_report(listing: LiveListing) -> Report:
+    """The report of ``list --model``: the module's own names, kinds and owners."""
+    rows = [row.to_dict() for row in listing.rows]
+    params = [row for row in listing.rows if row.kind == "parameter"]
+    numel, seen = 0, set[str]()
+    for row in params:
+        if row.name not in seen:  # a shared parameter counts once
+            numel += row.numel or 0
+            seen.update((row.name, *row.shared_with))
+    footer = [
+        f"{len(params)} parameter names ({numel:,} distinct elements), "
+        f"{len(listing.rows) - len(params)} buffer names"
+    ]
+    if listing.inputs:
+        footer.append(f"dry forward pass with {listing.inputs}")
+    if listing.materialized:
+        footer.append(f"materialized by it: {', '.join(listing.materialized)}")
+    if listing.lazy:
+        footer.append(
+            f"{len(listing.lazy)} uninitialized (lazy) tensors; --input-shape gives them their shapes"
+        )
+    title = listing.origin + (f", loaded from {listing.loaded_from}" if listing.loaded_from else "")
+    return Report(LIVE_COLUMNS, rows, document=listing.to_dict, title=title, footer=footer)
+
+
+def grads_report(probe: GradProbe) -> Report:
+    """The report of ``paramctl grads``: a row per distinct parameter, with its gradient."""
+    counts = probe.counts()
+    seed = f", seed {probe.seed}" if probe.seed is not None else ""
+    footer = [
+        f"loss {probe.loss} = {probe.loss_value:.6g} with {probe.inputs} ({probe.mode} mode{seed})",
+        f"{counts['ok']} with gradient, {counts['unused']} unused (no gradient reached them), "
+        f"{counts['frozen']} frozen (requires_grad=False)",
+    ]
+    return Report(
+        GRAD_COLUMNS,
+        [row.to_dict() for row in probe.rows],
+        document=probe.to_dict,
+        title=f"gradients of {probe.source}" if probe.source else "gradients",
+        footer=footer,
+    )
 
 
 # -- paramctl init ------------------------------------------------------------------------

@@ -1,0 +1,154 @@
+"""Full pickled objects (``torch.save(model)``): what loading them would import, and ``--trust``.
+
+A pickle names the globals it needs and calls them while loading; a pickled module names
+its classes, hooks and anything else its author's objects held. paramctl never loads such
+a file unless told to with ``--trust`` (``trust=True`` in the library), and before it does,
+it lists those globals by reading the pickle's opcodes with :mod:`pickletools`, which
+decodes without executing anything.
+"""
+
+from __future__ import annotations
+
+import _compat_pickle
+import collections
+import pickletools
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import CheckpointIOError, CorruptCheckpoint, ModelCodeError, UnsafePickle
+from .formats import STDIN, STDIN_LABEL, detect_format, safetensors, spool_stdin, torch_legacy, torch_zip
+from .formats.torch_zip import find_root
+
+_STRING_OPS = frozenset(
+    {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"}
+)
+_GET_OPS = frozenset({"GET", "BINGET", "LONG_BINGET"})
+_PUT_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+# Opcodes that change neither the stack nor the memo as far as naming globals goes.
+_QUIET_OPS = frozenset({"PROTO", "FRAME", "STOP", "MARK"})
+# Legacy files are five pickles in a row: magic number, protocol, system info, objects, keys.
+_LEGACY_PICKLES = 5
+
+
+def pickle_globals(data: bytes | IO[bytes]) -> list[str]:
+    """Every global one pickle would import, in first-use order, without running it.
+
+    ``GLOBAL`` carries its name; ``STACK_GLOBAL`` (protocol 4+) takes the two strings pushed
+    before it, which may come from the memo, so pushes and memo slots are followed.
+    Python 2 spellings are shown as Python 3 will import them (``__builtin__`` is
+    ``builtins``), using pickle's own table.
+
+    >>> import pickle, collections
+    >>> pickle_globals(pickle.dumps(collections.OrderedDict(a=1), protocol=2))
+    ['collections.OrderedDict']
+    >>> pickle_globals(pickle.dumps([collections.Counter(), slice(1), collections.Counter()], protocol=4))
+    ['collections.Counter', 'builtins.slice']
+    """
+    found: dict[str, None] = {}
+    memo: dict[int, str | None] = {}
+    # What the last two pushes left on the stack, as far as naming globals goes.
+    pushed: collections.deque[str | None] = collections.deque([None, None], maxlen=2)
+    for opcode, arg, _ in pickletools.genops(data):
+        name = opcode.name
+        if name in ("GLOBAL", "INST"):
+            module, _, attr = str(arg).partition(" ")
+            found[_python3_name(module, attr)] = None
+            pushed.append(None)
+        elif name == "STACK_GLOBAL":
+            stacked_module, stacked_attr = pushed
+            if stacked_module is None or stacked_attr is None:
+                raise CorruptCheckpoint("the pickle names a global in a way paramctl cannot follow")
+            found[_python3_name(stacked_module, stacked_attr)] = None
+            pushed.append(None)
+        elif name in _STRING_OPS:
+            pushed.append(arg.decode("latin1") if isinstance(arg, bytes) else arg)
+        elif name in _GET_OPS:
+            pushed.append(memo.get(int(str(arg))))
+        elif name in _PUT_OPS:
+            memo[int(str(arg))] = pushed[-1]
+        elif name == "MEMOIZE":
+            memo[len(memo)] = pushed[-1]
+        elif name not in _QUIET_OPS:
+            pushed.append(None)
+    return list(found)
+
+
+def _python3_name(module: str, attr: str) -> str:
+    # The same mapping pickle applies on load (fix_imports) to protocol-2 names.
+    if (module, attr) in _compat_pickle.NAME_MAPPING:
+        module, attr = _compat_pickle.NAME_MAPPING[(module, attr)]
+    module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+    return f"{module}.{attr}"
+
+
+def checkpoint_globals(path: Path) -> list[str]:
+    """The globals ``torch.load(path, weights_only=False)`` would import, in first-use order."""
+    reader = detect_format(path)
+    try:
+        if reader is torch_zip:
+            with zipfile.ZipFile(path) as archive:
+                root = find_root(archive.namelist())
+                return pickle_globals(archive.read(f"{root}data.pkl"))
+        if reader is torch_legacy:
+            names: dict[str, None] = {}
+            with open(path, "rb") as file:
+                for _ in range(_LEGACY_PICKLES):
+                    # Each scan stops at its pickle's STOP, leaving the file at the next one.
+                    names.update(dict.fromkeys(pickle_globals(file)))
+            return list(names)
+    except zipfile.BadZipFile as exc:
+        raise CorruptCheckpoint(f"{path}: damaged or truncated zip archive ({exc})") from exc
+    except (ValueError, EOFError) as exc:
+        raise CorruptCheckpoint(f"{path}: the pickle is damaged: {exc}") from exc
+    except OSError as exc:
+        raise CheckpointIOError(f"{path}: {exc.strerror or exc}") from exc
+    assert reader is safetensors
+    return []
+
+
+def load_trusted(path: Path, *, on_globals: Callable[[list[str]], None] | None = None) -> Any:
+    """Load a full pickle with ``torch.load(weights_only=False)``: this runs its code.
+
+    Only ``--trust`` (``trust=True``) leads here. ``on_globals`` hears the globals first,
+    before anything is imported, so the caller can show them.
+    """
+    names = checkpoint_globals(path)
+    if on_globals is not None:
+        on_globals(names)
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except (ModuleNotFoundError, AttributeError, ImportError) as exc:
+        raise ModelCodeError(
+            f"{path}: the pickle needs code that cannot be imported here ({exc}); make the module "
+            "that defines it importable (PYTHONPATH), or load a state_dict with --model"
+        ) from exc
+    except Exception as exc:
+        raise ModelCodeError(
+            f"{path}: loading the trusted pickle failed: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def refusal(path: Path, label: str) -> UnsafePickle:
+    """The error for a full pickle met without ``--trust``: what it would import, and the way
+    to load it anyway. Scanning the opcodes executes nothing.
+    """
+    names = checkpoint_globals(path)
+    plain = ("torch._utils.", "collections.", "builtins.", "torch.Size", "torch.device")
+    foreign = [name for name in names if not name.startswith(plain) and not name.endswith("Storage")]
+    shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+    return UnsafePickle(
+        foreign[0] if foreign else "a global outside the allowlist",
+        f"{label} is a full pickled object; if you trust it, --trust loads it "
+        f"(importing {shown or 'the globals it names'})",
+    )
+
+
+def refusal_for(source: str) -> UnsafePickle:
+    """:func:`refusal` for a command's source, where ``-`` is standard input."""
+    if source == STDIN:
+        return refusal(spool_stdin(), STDIN_LABEL)
+    return refusal(Path(source), source)

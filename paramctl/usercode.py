@@ -1,0 +1,154 @@
+"""Code the user names on the command line: ``package.module:attr`` or ``path/to/file.py:attr``.
+
+``--model`` names a factory, ``--loss`` a reduction function. Both are spelled the same way
+and loaded here. Running them is the user's choice (they name their own code), unlike a
+pickle, which chooses for itself what to run.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from .errors import ModelCodeError, UsageError
+
+
+def split_spec(spec: str, *, option: str = "--model") -> tuple[str, str]:
+    """Split ``where:attr`` into its two halves; the attribute may be dotted.
+
+    >>> split_spec("torchvision.models:resnet18")
+    ('torchvision.models', 'resnet18')
+    >>> split_spec("models/net.py:Net.small")
+    ('models/net.py', 'Net.small')
+    """
+    where, sep, attr = spec.rpartition(":")
+    if not sep or not where or not attr:
+        raise UsageError(f"{option} {spec!r}: expected 'package.module:name' or 'path/to/file.py:name'")
+    if not all(part.isidentifier() for part in attr.split(".")):
+        raise UsageError(f"{option} {spec!r}: {attr!r} is not a Python name")
+    return where, attr
+
+
+def is_file_spec(where: str) -> bool:
+    """A path to a ``.py`` file rather than a dotted module name."""
+    return where.endswith(".py") or "/" in where or os.sep in where
+
+
+def load_object(spec: str, *, option: str = "--model") -> Any:
+    """The object ``spec`` names, importing its module or executing its file.
+
+    A file's folder goes on ``sys.path`` first, as ``python file.py`` would do, so it can
+    import its neighbours; a module is looked up on ``sys.path`` and in the working folder.
+
+    >>> load_object("collections:OrderedDict")
+    <class 'collections.OrderedDict'>
+    >>> load_object("collections:Nope")
+    Traceback (most recent call last):
+    ...
+    paramctl.errors.ModelCodeError: --model 'collections:Nope': module 'collections' has no attribute 'Nope'
+    """
+    where, attr = split_spec(spec, option=option)
+    module = _load_file(where, spec, option) if is_file_spec(where) else _import(where, spec, option)
+    target: Any = module
+    for part in attr.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise ModelCodeError(
+                f"{option} {spec!r}: {_describe(target)} has no attribute {part!r}"
+            ) from None
+    return target
+
+
+def _describe(target: Any) -> str:
+    if isinstance(target, ModuleType):
+        return f"module {target.__name__!r}"
+    return repr(target)
+
+
+def _import(name: str, spec: str, option: str) -> ModuleType:
+    # The console script does not put the working folder on sys.path; `python -m` does.
+    # Appending (not prepending) keeps installed packages from being shadowed by local files.
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.append(cwd)
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and name.startswith(exc.name):
+            raise ModelCodeError(f"{option} {spec!r}: no module named {exc.name!r}") from exc
+        raise ModelCodeError(f"{option} {spec!r}: importing {name} failed: {exc}") from exc
+    except Exception as exc:
+        raise ModelCodeError(f"{option} {spec!r}: importing {name} failed: {_one_line(exc)}") from exc
+
+
+def _load_file(where: str, spec: str, option: str) -> ModuleType:
+    path = Path(where).expanduser().resolve()
+    if not path.is_file():
+        raise UsageError(f"{option} {spec!r}: no such file {where!r}")
+    # One module per file, named after its path, so loading twice reuses it and classes
+    # defined there keep one identity (isinstance and pickling rely on it).
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
+    name = f"_paramctl_user_{path.stem if path.stem.isidentifier() else 'file'}_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise UsageError(f"{option} {spec!r}: cannot load {where!r} as Python")
+    module = importlib.util.module_from_spec(module_spec)
+    folder = str(path.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise ModelCodeError(f"{option} {spec!r}: running {where} failed: {_one_line(exc)}") from exc
+    return module
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def parse_assignments(pairs: Iterable[str], *, option: str = "--model-arg") -> dict[str, Any]:
+    """``key=value`` texts as keyword arguments; values are Python literals, else strings.
+
+    >>> parse_assignments(["hidden=256", "act=relu", "sizes=(4, 3)", "bias=False"])
+    {'hidden': 256, 'act': 'relu', 'sizes': (4, 3), 'bias': False}
+    """
+    found: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise UsageError(f"{option} {pair!r}: expected key=value with a Python name as key")
+        if key in found:
+            raise UsageError(f"{option}: {key!r} given twice")
+        try:
+            found[key] = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            found[key] = text
+    return found
+
+
+def call_user(function: Any, spec: str, *args: Any, option: str = "--model", **kwargs: Any) -> Any:
+    """Call user code, turning its failure into a one-line :class:`ModelCodeError`."""
+    if not callable(function):
+        raise UsageError(f"{option} {spec!r} names {type(function).__name__}, which is not callable")
+    try:
+        return function(*args, **kwargs)
+    except TypeError as exc:
+        raise ModelCodeError(f"{option} {spec!r}: calling it failed: {_one_line(exc)}") from exc
+    except Exception as exc:
+        raise ModelCodeError(f"{option} {spec!r} raised {_one_line(exc)}") from exc
