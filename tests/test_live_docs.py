@@ -12,7 +12,6 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import paramctl.formats
 from paramctl.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
