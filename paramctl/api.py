@@ -30,18 +30,18 @@ uses; everything not changed is written byte for byte as it was.
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .checkpoint import Checkpoint, ModelView, TensorEntry, join_path, model_view, shared_names
+from .checkpoint import Checkpoint, ModelView, TensorEntry, model_view
 from .errors import UsageError
 from .formats import read_checkpoint
 from .listing import ListedTensor, Listing, build_listing
 from .select import Selection, select
+from .sharing import SharingReport, find_shared
 
 if TYPE_CHECKING:
     import torch
@@ -133,30 +133,20 @@ class CheckpointFile:
         statistics (mean, std, min, max, max |x|, L2 norm, zeros, NaN, Inf), read one tensor
         at a time by :func:`paramctl.stats.with_stats`.
         """
-        # The statistics module is the one behind `list --stats`; imported by name so that
-        # this module needs neither it nor torch until statistics are asked for.
-        statistics: Any = importlib.import_module(f"{__package__}.stats")
-        listing: Listing = statistics.with_stats(
-            self.listing(selection), self.checkpoint, on_progress=on_progress
-        )
-        return listing
+        from .stats import with_stats
+
+        return with_stats(self.listing(selection), self.checkpoint, on_progress=on_progress)
 
     def shared(self) -> list[tuple[str, ...]]:
         """Groups of names whose tensors live in one storage (ties, a layer used twice).
 
         Sharing is judged over the whole file; names outside the view keep their full path.
         """
-        shown = {join_path(entry.path): entry.name for entry in self.view.entries}
-        partners = shared_names(self.checkpoint.entries, by=lambda entry: join_path(entry.path))
-        groups: list[tuple[str, ...]] = []
-        seen: set[str] = set()
-        for entry in self.view.entries:
-            full = join_path(entry.path)
-            if full in partners and full not in seen:
-                members = (full, *partners[full])
-                seen.update(members)
-                groups.append(tuple(shown.get(name, name) for name in members))
-        return groups
+        return [tuple(name.name for name in group.names) for group in self.sharing().groups]
+
+    def sharing(self, *, by_value: bool = False) -> SharingReport:
+        """What ``paramctl shared`` reports: each group's names, relation and saved bytes."""
+        return find_shared(self.checkpoint, key=self.key, all_tensors=self.all_tensors, by_value=by_value)
 
     def select(
         self,
