@@ -9,9 +9,9 @@ Importing paramctl never imports torch; only reading tensor values does.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
-from .api import CheckpointFile, TensorSelection, open
 from .checkpoint import Checkpoint, Extra, ModelView, Storage, TensorEntry, model_view
 from .errors import (
     AlreadyInitialized,
@@ -28,9 +28,31 @@ from .formats import FORMATS, read_checkpoint
 from .select import Selection
 
 if TYPE_CHECKING:
+    from .api import CheckpointFile, TensorSelection
     from .collection import ParameterCollection
 
 __version__ = "0.1.0"
+
+
+def open(
+    source: str | os.PathLike[str], *, key: str | None = None, all_tensors: bool = False
+) -> CheckpointFile:
+    """Open a checkpoint file (``-`` is standard input): see :class:`paramctl.api.CheckpointFile`.
+
+    The API loads on first use, so commands that never call it do not pay for importing it.
+    """
+    from .api import open as _open
+
+    return _open(source, key=key, all_tensors=all_tensors)
+
+
+def __getattr__(name: str) -> Any:
+    # The API's classes load with it, on first use.
+    if name in ("CheckpointFile", "TensorSelection"):
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'paramctl' has no attribute {name!r}")
 
 
 def collect(module: Any, regex: str | None = None, **options: Any) -> ParameterCollection:

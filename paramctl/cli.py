@@ -16,6 +16,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperCommand
 
 from . import __version__
 from .checkpoint import Checkpoint, model_view
@@ -31,7 +32,6 @@ from .render import (
     plan_report,
     tree_view,
 )
-from .render_inspect import emit_check, emit_shared, emit_tensor, progress
 from .select import Selection, read_names, select, unknown_names
 from .trust import refusal_for
 from .usercode import parse_assignments
@@ -283,6 +283,7 @@ def list_command(
 
 
 def _with_stats(listing: Listing, checkpoint: Checkpoint, env: Environment) -> Listing:
+    from .render_inspect import progress
     from .stats import with_stats, work_bytes
 
     entries = [row.entry for row in listing.rows]
@@ -316,6 +317,7 @@ def shared_command(
 
     Exits 0 whether or not anything is shared.
     """
+    from .render_inspect import emit_shared, progress
     from .sharing import find_shared, value_work
 
     env = Environment.current()
@@ -374,6 +376,7 @@ def show_command(
     debug: DebugOpt = False,
 ) -> None:
     """Print one tensor: metadata, statistics, torch's preview of the values, and a histogram."""
+    from .render_inspect import emit_tensor
     from .show import show_tensor
 
     env = Environment.current()
@@ -415,6 +418,7 @@ def check_command(
     One line per finding. Exits 1 when an error is found (or a warning, with --strict).
     """
     from .check import check_checkpoint
+    from .render_inspect import emit_check, progress
 
     env = Environment.current()
     source = checkpoint_source(path)
@@ -700,7 +704,15 @@ def _init_epilog() -> str:
     return f"{syntax}\n\n\b\nSchemes, with torch's defaults:\n{schemes_help()}"
 
 
-@app.command("init", epilog=_init_epilog())
+class _InitCommand(TyperCommand):
+    """``init``'s help ends with the table of schemes, built only when help is shown."""
+
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
+        self.epilog = _init_epilog()
+        super().format_epilog(ctx, formatter)
+
+
+@app.command("init", cls=_InitCommand)
 @reports_errors
 def init_command(
     ctx: typer.Context,
