@@ -33,8 +33,6 @@ from .render import (
     tree_view,
 )
 from .select import Selection, read_names, select, unknown_names
-from .trust import refusal_for
-from .usercode import parse_assignments
 
 if TYPE_CHECKING:
     from .live import InputSpec, ModelSource
@@ -242,6 +240,8 @@ def list_command(
         checkpoint = read_checkpoint(checkpoint_source(path), on_note=env.note if verbose else None)
     except UnsafePickle:
         if not trust:
+            from .trust import refusal_for
+
             raise refusal_for(path) from None
         _list_live(
             _model_source(path, None, model_arg, trust, key),
@@ -526,6 +526,7 @@ def _model_source(
     path: str | None, model: str | None, model_arg: list[str] | None, trust: bool, key: str | None
 ) -> ModelSource:
     from .live import ModelSource
+    from .usercode import parse_assignments
 
     return ModelSource(
         source=checkpoint_source(path) if path is not None else None,
@@ -882,6 +883,8 @@ checkpoint.
         checkpoint = read_checkpoint(source, on_note=env.note if verbose else None)
     except UnsafePickle:
         if not trust:
+            from .trust import refusal_for
+
             raise refusal_for(source) from None
         run_live(source)
         return

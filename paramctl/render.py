@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TextIO
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-from rich.tree import Tree
-
 from .listing import Listing
 
-if TYPE_CHECKING:  # these import torch; rendering never needs it
+if TYPE_CHECKING:  # torch (live, probe) and Rich load only where they are used
+    from rich.console import Console
+    from rich.text import Text
+    from rich.tree import Tree
+
     from .live import LiveListing
     from .probe import GradProbe
 
@@ -52,11 +51,16 @@ class Environment:
     def current(cls) -> Environment:
         return cls(sys.stdout, sys.stderr, _isatty(sys.stdout), _isatty(sys.stderr))
 
+    # Rich loads only when something is drawn for a person: pipes never pay for it.
     def console(self) -> Console:
+        from rich.console import Console
+
         # A pipe gets no width limit worth wrapping names at.
         return Console(file=self.stdout, highlight=False, width=None if self.stdout_isatty else 200)
 
     def err_console(self) -> Console:
+        from rich.console import Console
+
         # Messages are single lines: never hard-wrap them at the terminal width.
         return Console(file=self.stderr, highlight=False, stderr=True, soft_wrap=True)
 
@@ -68,6 +72,8 @@ class Environment:
 
     def note(self, message: str) -> None:
         """A side remark on stderr (never mixed into data on stdout)."""
+        from rich.text import Text
+
         self.err_console().print(Text(message, style="dim"), soft_wrap=True)
 
 
@@ -199,6 +205,8 @@ def _emit_delimited(report: Report, env: Environment, delimiter: str) -> None:
 
 def _emit_table(report: Report, env: Environment) -> None:
     console = env.console()
+    from rich.table import Table
+
     table = Table(title=report.title, caption=report.caption, caption_justify="left")
     for column in report.columns:
         table.add_column(column.header, justify=column.justify, style=column.style)  # type: ignore[arg-type]
@@ -213,6 +221,8 @@ def _emit_table(report: Report, env: Environment) -> None:
 
 
 def _human(column: Column, value: Any) -> Text:
+    from rich.text import Text
+
     text = column.human(value) if column.human else _plain(value)
     return Text(escape_control(text))
 
@@ -312,6 +322,9 @@ def tree_view(report_rows: Sequence[dict[str, Any]], env: Environment, fmt: Outp
     if fmt is OutputFormat.json:
         env.stdout.write(json.dumps(root.to_dict(), indent=2) + "\n")
     elif fmt is OutputFormat.table:
+        from rich.text import Text
+        from rich.tree import Tree
+
         tree = Tree(Text(root.label(), style="bold"))
         root.attach(tree)
         env.console().print(tree)
