@@ -65,3 +65,8 @@ def squares(output: torch.Tensor) -> torch.Tensor:
 
 def not_scalar(output: torch.Tensor) -> torch.Tensor:
     return output * 2
+
+
+def spec(name: str) -> str:
+    """The ``--model`` text naming factory ``name`` of this file."""
+    return f"{__file__}:{name}"

@@ -8,19 +8,12 @@ import zipfile
 
 import pytest
 import torch
+from conftest import SAMPLE_FILES
 
 from paramctl import read_checkpoint
 from paramctl.check import check_checkpoint
 
-CLEAN = [
-    "mlp.pt",
-    "mlp_legacy.pt",
-    "tied_sequential.pt",
-    "training.pt",
-    "tied_transformer.pt",
-    "cnn.safetensors",
-    "tied_transformer.safetensors",
-]
+CLEAN = SAMPLE_FILES
 
 
 @pytest.mark.parametrize("name", CLEAN)

@@ -7,19 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import SAMPLE_FILES
 from safetensors import safe_open
 
 from paramctl import read_checkpoint
-
-SAMPLE_FILES = [
-    "mlp.pt",
-    "mlp_legacy.pt",
-    "tied_sequential.pt",
-    "training.pt",
-    "tied_transformer.pt",
-    "cnn.safetensors",
-    "tied_transformer.safetensors",
-]
 
 
 def torch_truth(path: Path) -> dict[str, tuple[list[int], str]]:

@@ -8,17 +8,13 @@ from pathlib import Path
 import live_models
 import pytest
 import torch
+from live_models import spec
 
 from paramctl.errors import CorruptCheckpoint, ModelCodeError, UsageError
 from paramctl.live import Inputs, live_tensors, materialize, open_model
 from paramctl.usercode import load_object, parse_assignments
 
 HERE = Path(__file__).resolve().parent
-MODELS = HERE / "live_models.py"
-
-
-def spec(name: str) -> str:
-    return f"{MODELS}:{name}"
 
 
 def test_a_model_from_a_file_lists_its_own_names_exactly(cli):

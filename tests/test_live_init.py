@@ -9,15 +9,10 @@ from pathlib import Path
 import live_models
 import pytest
 import torch
+from live_models import spec
 from safetensors.torch import load_file
 
 from paramctl import read_checkpoint
-
-MODELS = Path(__file__).resolve().parent / "live_models.py"
-
-
-def spec(name: str) -> str:
-    return f"{MODELS}:{name}"
 
 
 def run_init(cli, *args):

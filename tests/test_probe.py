@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import live_models
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from live_models import spec
 
 from paramctl.live import InputSpec, ModelSource
 from paramctl.probe import GradStats, probe_gradients, probe_model
-
-MODELS = Path(__file__).resolve().parent / "live_models.py"
-
-
-def spec(name: str) -> str:
-    return f"{MODELS}:{name}"
 
 
 def grads_json(cli, *args):
