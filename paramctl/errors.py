@@ -17,7 +17,11 @@ class ExitCode(IntEnum):
 
 
 class ParamctlError(Exception):
-    """Base class: a problem to report in one line, with an exit code."""
+    """Base class: a problem to report in one line, with an exit code.
+
+    >>> NothingSelected("no tensor matches --match '*.wieght'").exit_code
+    <ExitCode.NEGATIVE: 1>
+    """
 
     exit_code: ExitCode = ExitCode.INVALID_INPUT
 

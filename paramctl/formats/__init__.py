@@ -31,7 +31,15 @@ _SNIFF_BYTES = 64
 
 
 def detect_format(path: Path) -> ModuleType:
-    """The reader for ``path``, chosen by its first bytes (the extension is ignored)."""
+    """The reader for ``path``, chosen by its first bytes (the extension is ignored).
+
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "weights.bin")
+    >>> with open(path, "wb") as file:
+    ...     _ = file.write(b"PK\x03\x04" + bytes(60))
+    >>> detect_format(Path(path)).FORMAT
+    'torch-zip'
+    """
     with _opened(path) as file:
         head = file.read(_SNIFF_BYTES)
     for reader in READERS:

@@ -14,6 +14,12 @@ def name_tensors(payload: Any) -> tuple[Any, list[TensorEntry]]:
 
     Returns the new payload and the entries in pickle order. A tensor reachable by two
     paths gets two entries on the same storage, which is what sharing means.
+
+    >>> from ._pickle import StorageRef
+    >>> weight = TensorRecord(StorageRef("0", "float32", 6, "cpu"), 0, (2, 3), (3, 1), False, "float32")
+    >>> payload, entries = name_tensors({"model": {"w": weight, "tied": weight}, "epoch": 3})
+    >>> [(e.name, e.storage_key) for e in entries], payload["epoch"]
+    ([('model.w', '0'), ('model.tied', '0')], 3)
     """
     entries: list[TensorEntry] = []
 

@@ -25,6 +25,12 @@ MAGIC = b"\x80\x02\x8a\x0a" + MAGIC_NUMBER.to_bytes(10, "little")
 
 
 def sniff(head: bytes) -> bool:
+    """Legacy files open with the pickled magic number.
+
+    >>> import pickle
+    >>> sniff(pickle.dumps(MAGIC_NUMBER, protocol=2)), sniff(b"PK\x03\x04")
+    (True, False)
+    """
     return head.startswith(MAGIC)
 
 

@@ -39,7 +39,11 @@ def record_data_offset(file: BinaryIO, info: zipfile.ZipInfo) -> int:
 
 
 def find_root(names: list[str]) -> str:
-    """The archive's top folder (``archive`` now, the file's stem in older torch)."""
+    """The archive's top folder (``archive`` now, the file's stem in older torch).
+
+    >>> find_root(["model/data.pkl", "model/data/0", "model/version"])
+    'model/'
+    """
     pickles = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
     if len(pickles) != 1:
         raise CorruptCheckpoint("a zip file, but not a PyTorch checkpoint (no <root>/data.pkl)")
