@@ -278,7 +278,7 @@ STAT_COLUMNS = [
 ]
 EXTRA_COLUMNS = [
     Column("name", "extra", style="bold"),
-    Column("value", "value"),
+    Column("value", "value", human=lambda value: "None" if value is None else _plain(value)),
     Column("type", "type"),
 ]
 
