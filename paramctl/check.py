@@ -183,6 +183,7 @@ def _check_zip(
                 detail = "CRC-32 mismatch: its bytes changed after writing" if "CRC" in str(exc) else str(exc)
                 owner = owners.get(name.removeprefix(root))
                 result.add("error", "crc", name, detail + (f" (tensor {owner})" if owner else ""))
+            # zipfile raises NotImplementedError for compression methods it cannot decode.
             except (OSError, EOFError, NotImplementedError, zlib.error) as exc:
                 result.add("error", "zip", name, f"cannot be read ({exc})")
 

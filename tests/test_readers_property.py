@@ -53,12 +53,12 @@ def state_dicts(draw):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(sd=state_dicts(), legacy=st.booleans(), nested=st.booleans())
-def test_reader_agrees_with_torch(sd, legacy, nested):
+@given(sd=state_dicts(), legacy=st.booleans(), nested=st.booleans(), protocol=st.sampled_from([2, 4, 5]))
+def test_reader_agrees_with_torch(sd, legacy, nested, protocol):
     obj = {"model": sd, "epoch": 1} if nested else sd
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "m.pt"
-        torch.save(obj, path, _use_new_zipfile_serialization=not legacy)
+        torch.save(obj, path, _use_new_zipfile_serialization=not legacy, pickle_protocol=protocol)
         loaded = torch.load(path, weights_only=True)
         loaded = loaded["model"] if nested else loaded
         checkpoint = read_checkpoint(path)
