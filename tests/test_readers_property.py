@@ -6,6 +6,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -52,6 +53,7 @@ def state_dicts(draw):
     return sd
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sd=state_dicts(), legacy=st.booleans(), nested=st.booleans(), protocol=st.sampled_from([2, 4, 5]))
 def test_reader_agrees_with_torch(sd, legacy, nested, protocol):
@@ -59,7 +61,9 @@ def test_reader_agrees_with_torch(sd, legacy, nested, protocol):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "m.pt"
         torch.save(obj, path, _use_new_zipfile_serialization=not legacy, pickle_protocol=protocol)
-        loaded = torch.load(path, weights_only=True)
+        # The files are our own, so torch may unpickle them fully: its weights-only loader
+        # refuses some protocol-4 pickles that the metadata reader reads.
+        loaded = torch.load(path, weights_only=False)
         loaded = loaded["model"] if nested else loaded
         checkpoint = read_checkpoint(path)
         prefix = ("model",) if nested else ()

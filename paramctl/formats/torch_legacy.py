@@ -20,18 +20,19 @@ from ._torch_common import check_entry_fits, name_tensors
 FORMAT = "torch-legacy"
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
-# pickle protocol 2, LONG1 of 10 bytes, then the magic number little-endian
-MAGIC = b"\x80\x02\x8a\x0a" + MAGIC_NUMBER.to_bytes(10, "little")
+# The file's first pickle holds only the magic number: LONG1 of 10 bytes, little-endian,
+# after the protocol opcode (and, from protocol 4, a FRAME opcode).
+MAGIC = b"\x8a\x0a" + MAGIC_NUMBER.to_bytes(10, "little")
 
 
 def sniff(head: bytes) -> bool:
-    """Legacy files open with the pickled magic number.
+    r"""Legacy files open with the pickled magic number.
 
     >>> import pickle
-    >>> sniff(pickle.dumps(MAGIC_NUMBER, protocol=2)), sniff(b"PK\x03\x04")
-    (True, False)
+    >>> [sniff(pickle.dumps(MAGIC_NUMBER, protocol=p)) for p in (2, 4, 5)], sniff(b"PK\x03\x04")
+    ([True, True, True], False)
     """
-    return head.startswith(MAGIC)
+    return head.startswith(b"\x80") and MAGIC in head[:32]
 
 
 def read(path: Path) -> Checkpoint:
