@@ -31,7 +31,7 @@ uses; everything not changed is written byte for byte as it was.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -46,7 +46,7 @@ from .sharing import SharingReport, find_shared
 if TYPE_CHECKING:
     import torch
 
-    from .reinit import InitResult, Plan
+    from .reinit import Change, InitResult, Plan
 
 
 @dataclass
@@ -82,16 +82,22 @@ class CheckpointFile:
     """
 
     def __init__(
-        self, source: str | os.PathLike[str], *, key: str | None = None, all_tensors: bool = False
+        self,
+        source: str | os.PathLike[str],
+        *,
+        key: str | None = None,
+        all_tensors: bool = False,
+        on_note: Callable[[str], None] | None = None,
     ) -> None:
         self.source = os.fspath(source)
         self.key = key
         self.all_tensors = all_tensors
+        self._on_note = on_note
         self._steps: list[_Step] = []
         self._load()
 
     def _load(self) -> None:
-        self.checkpoint: Checkpoint = read_checkpoint(self.source)
+        self.checkpoint: Checkpoint = read_checkpoint(self.source, on_note=self._on_note)
         self.view: ModelView = model_view(self.checkpoint, key=self.key, all_tensors=self.all_tensors)
 
     @property
@@ -154,7 +160,7 @@ class CheckpointFile:
         regex: str | Sequence[str] | None = None,
         *,
         exclude: str | Sequence[str] | None = None,
-        names: Sequence[str] | None = None,
+        names: Collection[str] | None = None,
     ) -> TensorSelection:
         """The tensors ``--match``/``--regex``/``--exclude``/``--names-from`` would select.
 
@@ -184,6 +190,7 @@ class CheckpointFile:
         to: str | None = None,
         backup: str | os.PathLike[str] | None = None,
         stats: bool = True,
+        output_label: str | None = None,
     ) -> SaveResult:
         """Write the checkpoint with the pending changes, in one pass, atomically.
 
@@ -199,14 +206,14 @@ class CheckpointFile:
         seeds = [step.seed for step in self._steps]
         results = save_changes(
             self.checkpoint,
-            [(step.plan, step.generator) for step in self._steps],
+            [(step.plan, step.generator or step.seed) for step in self._steps],
             destination,
             to=target,
             stats=stats,
             provenance=write_record(plans, seeds),
             backup=backup,
         )
-        label = str(path) if path is not None else "<stream>"
+        label = output_label or (str(path) if path is not None else "<stream>")
         changes = [
             InitResult(self.label, label, target, plan, changed, seed, target != "torch-legacy")
             for plan, changed, seed in zip(plans, results, seeds, strict=True)
@@ -245,6 +252,11 @@ class TensorSelection:
     def names(self) -> list[str]:
         return [entry.name for entry in self._entries]
 
+    @property
+    def tensors(self) -> list[TensorEntry]:
+        """The selected entries, in file order."""
+        return list(self._entries)
+
     def entries(self) -> list[ListedTensor]:
         """The records ``paramctl list`` prints for these tensors."""
         return self.file.listing(self.selection).rows
@@ -272,9 +284,12 @@ class TensorSelection:
         from .reinit import Change
         from .schemes import make_scheme
 
-        if seed is not None and generator is not None:
-            raise UsageError("give seed or generator, not both")
-        return self._plan(Change(scheme=make_scheme(scheme, **params)), generator, seed, skip_incompatible)
+        return self.apply_(
+            Change(scheme=make_scheme(scheme, **params)),
+            generator=generator,
+            seed=seed,
+            skip_incompatible=skip_incompatible,
+        )
 
     def edit_(
         self, *, add: float | None = None, scale: float | None = None, skip_incompatible: bool = False
@@ -282,17 +297,29 @@ class TensorSelection:
         """``value * scale + add``: the lessons' ``param.data += 1`` is ``edit_(add=1)``."""
         from .reinit import Change, Edit
 
-        return self._plan(Change(edit=Edit(scale=scale, add=add)), None, None, skip_incompatible)
+        return self.apply_(Change(edit=Edit(scale=scale, add=add)), skip_incompatible=skip_incompatible)
 
     def save(self, destination: str | os.PathLike[str] | BinaryIO, **options: Any) -> SaveResult:
         """:meth:`CheckpointFile.save` of the file this selection belongs to."""
         return self.file.save(destination, **options)
 
-    def _plan(
-        self, change: Any, generator: torch.Generator | None, seed: int | None, skip_incompatible: bool
+    def apply_(
+        self,
+        change: Change,
+        *,
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+        skip_incompatible: bool = False,
     ) -> TensorSelection:
-        from .reinit import make_generator, plan_change
+        """Any change ``paramctl init`` makes: a scheme or a copy, then an edit, in one step.
 
+        :meth:`init_` and :meth:`edit_` are this with one part filled in. Planning reads no
+        values; a random change draws its seed now and its numbers at :meth:`save`.
+        """
+        from .reinit import draw_seed, plan_change
+
+        if seed is not None and generator is not None:
+            raise UsageError("give seed or generator, not both")
         file = self.file
         plan = plan_change(
             file.checkpoint,
@@ -303,10 +330,8 @@ class TensorSelection:
             selection=self.selection.describe(),
             prefix=file.view.prefix_name,
         )
-        used_seed = seed
-        if plan.uses_generator and generator is None:
-            generator, used_seed = make_generator(seed)
-        file._add(_Step(plan, generator, used_seed if plan.uses_generator else None))
+        used_seed = draw_seed(seed) if plan.uses_generator and generator is None else None
+        file._add(_Step(plan, generator if plan.uses_generator else None, used_seed))
         return self
 
 

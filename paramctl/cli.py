@@ -32,7 +32,7 @@ from .render import (
     plan_report,
     tree_view,
 )
-from .select import Selection, read_names, select, unknown_names
+from .select import Selection, read_names, unknown_names
 
 if TYPE_CHECKING:
     from .live import InputSpec, ModelSource
@@ -821,7 +821,8 @@ over the input with --in-place, or to standard output when that is not a termina
 report (mean/std before and after) goes to stdout, or to stderr when stdout carries the \
 checkpoint.
     """
-    from .reinit import Change, Edit, copy_source, parse_rename, plan_change, reinit
+    from .api import CheckpointFile
+    from .reinit import Change, Edit, copy_source, parse_rename
     from .schemes import make_scheme, parse_scheme
 
     env = Environment.current()
@@ -880,7 +881,7 @@ checkpoint.
         return
 
     try:
-        checkpoint = read_checkpoint(source, on_note=env.note if verbose else None)
+        file = CheckpointFile(source, key=key, all_tensors=all_tensors, on_note=env.note if verbose else None)
     except UnsafePickle:
         if not trust:
             from .trust import refusal_for
@@ -888,22 +889,18 @@ checkpoint.
             raise refusal_for(source) from None
         run_live(source)
         return
-    view = model_view(checkpoint, key=key, all_tensors=all_tensors)
     names = _read_name_file(names_from) if names_from else None
-    selection = Selection(
-        match=tuple(match or ()), regex=tuple(regex or ()), exclude=tuple(exclude or ()), names=names
-    )
-    unknown = unknown_names(selection, (e.name for e in view.entries))
+    unknown = unknown_names(Selection(names=names), file.names())
     if unknown:
         raise NothingSelected(
-            f"--names-from lists {len(unknown)} names not in {checkpoint.label}: {', '.join(unknown[:5])}"
+            f"--names-from lists {len(unknown)} names not in {file.label}: {', '.join(unknown[:5])}"
         )
-    targets = select(view.entries, selection)
+    targets = file.select(match or (), regex or (), exclude=exclude or (), names=names)
 
     copy = None
     if from_path:
         other = read_checkpoint(from_path)
-        copy = copy_source(targets, other, rename_rules=parse_rename(rename or ()))
+        copy = copy_source(targets.tensors, other, rename_rules=parse_rename(rename or ()))
         if not copy.pairs:
             raise NothingSelected(
                 f"none of the {len(targets)} selected tensors is in {other.label} "
@@ -915,37 +912,24 @@ checkpoint.
     if scheme is not None:
         chosen = parse_scheme(scheme)
     edit = Edit(scale, add) if scale is not None or add is not None else None
-    change = Change(scheme=chosen, copy=copy, edit=edit)
-    plan = plan_change(
-        checkpoint,
-        targets,
-        change,
-        context=view.entries,
-        skip_incompatible=skip_incompatible,
-        selection=selection.describe(),
-        prefix=view.prefix_name,
+    targets.apply_(
+        Change(scheme=chosen, copy=copy, edit=edit), seed=seed, skip_incompatible=skip_incompatible
     )
     if dry_run:
-        emit(plan_report(plan), env.resolve(output_format), env)
+        emit(plan_report(file.pending()[0]), env.resolve(output_format), env)
         return
 
-    if in_place:
-        destination: Any = checkpoint.path
-    elif output:
-        destination = output
-    else:
-        destination = sys.stdout.buffer
-    result = reinit(
-        checkpoint,
-        plan,
+    destination: Any = file.checkpoint.path if in_place else output or sys.stdout.buffer
+    saved = file.save(
         destination,
-        seed=seed,
         to=to.value if to is not None else None,
-        backup=f"{checkpoint.path}.bak" if backup else None,
+        backup=f"{file.checkpoint.path}.bak" if backup else None,
         stats=not quiet,
+        output_label="<stdout>" if to_stdout else None,
     )
     if quiet:
         return
+    (result,) = saved.changes
     report_env = (
         Environment(env.stderr, env.stderr, env.stderr_isatty, env.stderr_isatty) if to_stdout else env
     )

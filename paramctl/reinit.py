@@ -564,10 +564,20 @@ def make_generator(seed: int | None = None) -> tuple[torch.Generator, int]:
     """A CPU generator seeded with ``seed``, or with a fresh random seed that is returned."""
     import torch
 
+    seed = draw_seed(seed)
+    return torch.Generator().manual_seed(seed), seed
+
+
+def draw_seed(seed: int | None = None) -> int:
+    """``seed`` checked, or a fresh random one (reported so that a run can be repeated).
+
+    >>> draw_seed(7)
+    7
+    """
     if seed is None:
         seed = secrets.randbelow(2**32)
     _check_seed(seed)
-    return torch.Generator().manual_seed(seed), seed
+    return seed
 
 
 def _check_seed(seed: int) -> None:
@@ -811,10 +821,7 @@ def reinit(
     A random plan gets a generator seeded with ``seed`` (a fresh one is drawn and reported
     when ``seed`` is ``None``).
     """
-    used_seed = None
-    if plan.uses_generator:
-        used_seed = seed if seed is not None else secrets.randbelow(2**32)
-        _check_seed(used_seed)
+    used_seed = draw_seed(seed) if plan.uses_generator else None
     path = destination if isinstance(destination, str | os.PathLike) else None
     target = output_format(path, to, checkpoint.format)
     provenance = write_record([plan], [used_seed])
