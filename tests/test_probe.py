@@ -29,7 +29,7 @@ def by_hand(seed: int, shape=(2, 4), factory=live_models.mlp, reduce="sum", trai
     x = torch.rand(*shape)
     y = net(x)
     (y.sum() if reduce == "sum" else y.mean()).backward()
-    return net, float(y.sum() if reduce == "sum" else y.mean())
+    return net, float((y.sum() if reduce == "sum" else y.mean()).detach())
 
 
 def expected_row(param: torch.nn.Parameter) -> dict[str, float]:
@@ -134,7 +134,7 @@ def test_mean_and_custom_losses(cli):
     )
     torch.manual_seed(3)
     net = live_models.mlp()
-    assert custom["loss_value"] == float((net(torch.rand(2, 4)) ** 2).sum())
+    assert custom["loss_value"] == float((net(torch.rand(2, 4)) ** 2).sum().detach())
     bad = cli("grads", "--model", spec("mlp"), "--input-shape", "2,4", "--loss", spec("not_scalar"))
     assert bad.exit_code == 3 and "single-element tensor" in bad.stderr
     unknown = cli("grads", "--model", spec("mlp"), "--input-shape", "2,4", "--loss", "median")
