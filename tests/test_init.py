@@ -410,35 +410,14 @@ def test_provenance_is_recorded_where_the_format_has_room(cli, samples, tmp_path
 
 
 def test_the_same_seed_gives_the_same_bytes_and_a_missing_seed_is_reported(cli, samples, tmp_path):
+    args = ("init", samples / "mlp.pt", "-s", "kaiming_normal", "--skip-incompatible", "-o")
     first, second, third = tmp_path / "1.pt", tmp_path / "2.pt", tmp_path / "3.pt"
-    unseeded = cli("init", samples / "mlp.pt", "-s", "kaiming_normal", "--skip-incompatible", "-o", first)
+    unseeded = cli(*args, first)
     note = next(line for line in unseeded.stderr.splitlines() if line.startswith("seed "))
     seed = note.split()[1]
     assert note == f"seed {seed} (pass --seed {seed} to repeat)"
-    cli(
-        "init",
-        samples / "mlp.pt",
-        "-s",
-        "kaiming_normal",
-        "--skip-incompatible",
-        "-o",
-        second,
-        "--seed",
-        seed,
-        "-q",
-    )
-    cli(
-        "init",
-        samples / "mlp.pt",
-        "-s",
-        "kaiming_normal",
-        "--skip-incompatible",
-        "-o",
-        third,
-        "--seed",
-        seed,
-        "-q",
-    )
+    for again in (second, third):
+        cli(*args, again, "--seed", seed, "-q")
     assert first.read_bytes() == second.read_bytes() == third.read_bytes()
 
 
