@@ -34,6 +34,7 @@ from .reinit import (
     Change,
     ChangedTensor,
     Edit,
+    InitResult,
     Plan,
     PlannedTensor,
     Skipped,
@@ -97,35 +98,25 @@ class _Target:
     action: str
 
 
-@dataclass
-class LiveInitResult:
-    """What ``init --model`` did; rendered like ``paramctl init``'s report."""
+@dataclass(kw_only=True)
+class LiveInitResult(InitResult):
+    """What ``init --model`` did: ``paramctl init``'s result, plus the model it came from,
+    the change as the live path describes it, and the lazy parameters it materialized."""
 
-    source: str
-    output: str
-    format: str
-    plan: Plan
-    changed: list[ChangedTensor]
     model: str
     change: str
-    seed: int | None = None
     materialized: list[str] = field(default_factory=list)
-    provenance_recorded: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "file": self.source,
-            "model": self.model,
-            "output": self.output,
-            "format": self.format,
-            "change": self.change,
-            "selection": self.plan.selection,
-            "seed": self.seed,
-            "materialized": self.materialized,
-            "tensors": [row.to_dict() for row in self.changed],
-            "skipped": [s.to_dict() for s in self.plan.skipped],
-            "provenance_recorded": self.provenance_recorded,
-        }
+        data = {**super().to_dict(), "change": self.change}
+        # init's fields, with the model after the file and what was materialized after the seed.
+        extra = {"file": ("model", self.model), "seed": ("materialized", self.materialized)}
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out[key] = value
+            if key in extra:
+                out[extra[key][0]] = extra[key][1]
+        return out
 
 
 @dataclass

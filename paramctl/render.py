@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # torch (live, probe) and Rich load only where they are used
 
     from .live import LiveListing
     from .probe import GradProbe
+    from .reinit import InitResult
 
 
 class OutputFormat(str, Enum):
@@ -550,7 +551,7 @@ def plan_report(plan: Any) -> Report:
     )
 
 
-def init_report(result: Any) -> Report:
+def init_report(result: InitResult) -> Report:
     """``paramctl init``: the changed tensors with mean/std before and after."""
     planned = [row.planned for row in result.changed]
     size = format_bytes(_changed_bytes([t.entry for t in planned]))
