@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from .checkpoint import Checkpoint, Extra, ModelView, Storage, TensorEntry, model_view
-from .errors import (
+from paramctl.checkpoint import Checkpoint, Extra, ModelView, Storage, TensorEntry, model_view
+from paramctl.errors import (
     AlreadyInitialized,
     CheckpointIOError,
     CorruptCheckpoint,
@@ -24,12 +24,12 @@ from .errors import (
     UnsafePickle,
     UsageError,
 )
-from .formats import FORMATS, read_checkpoint
-from .select import Selection
+from paramctl.formats import FORMATS, read_checkpoint
+from paramctl.select import Selection
 
 if TYPE_CHECKING:
-    from .api import CheckpointFile, TensorSelection
-    from .collection import ParameterCollection
+    from paramctl.api import CheckpointFile, TensorSelection
+    from paramctl.live.collection import ParameterCollection
 
 __version__ = "0.1.0"
 
@@ -41,7 +41,7 @@ def open(
 
     The API loads on first use, so commands that never call it do not pay for importing it.
     """
-    from .api import open as _open
+    from paramctl.api import open as _open
 
     return _open(source, key=key, all_tensors=all_tensors)
 
@@ -49,7 +49,7 @@ def open(
 def __getattr__(name: str) -> Any:
     # The API's classes load with it, on first use.
     if name in ("CheckpointFile", "TensorSelection"):
-        from . import api
+        from paramctl import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'paramctl' has no attribute {name!r}")
@@ -58,10 +58,10 @@ def __getattr__(name: str) -> Any:
 def collect(module: Any, regex: str | None = None, **options: Any) -> ParameterCollection:
     """Gluon's ``collect_params``: the named parameters of a live module a regex selects.
 
-    See :func:`paramctl.collection.collect`; imported on use, so ``import paramctl`` stays
+    See :func:`paramctl.live.collection.collect`; imported on use, so ``import paramctl`` stays
     free of torch.
     """
-    from .collection import collect as _collect
+    from paramctl.live.collection import collect as _collect
 
     return _collect(module, regex, **options)
 

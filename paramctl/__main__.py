@@ -1,3 +1,3 @@
-from .cli import app
+from paramctl.cli import app
 
 app(prog_name="paramctl")

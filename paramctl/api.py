@@ -36,17 +36,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .checkpoint import Checkpoint, ModelView, TensorEntry, model_view
-from .errors import UsageError
-from .formats import read_checkpoint
-from .listing import ListedTensor, Listing, build_listing
-from .select import Selection, select
-from .sharing import SharingReport, find_shared
+from paramctl.checkpoint import Checkpoint, ModelView, TensorEntry, model_view
+from paramctl.errors import UsageError
+from paramctl.formats import read_checkpoint
+from paramctl.inspect.listing import ListedTensor, Listing, build_listing
+from paramctl.inspect.sharing import SharingReport, find_shared
+from paramctl.select import Selection, select
 
 if TYPE_CHECKING:
     import torch
 
-    from .reinit import Change, InitResult, Plan
+    from paramctl.change.engine import Change, InitResult, Plan
 
 
 @dataclass
@@ -139,7 +139,7 @@ class CheckpointFile:
         statistics (mean, std, min, max, max |x|, L2 norm, zeros, NaN, Inf), read one tensor
         at a time by :func:`paramctl.stats.with_stats`.
         """
-        from .stats import with_stats
+        from paramctl.stats import with_stats
 
         return with_stats(self.listing(selection), self.checkpoint, on_progress=on_progress)
 
@@ -198,7 +198,7 @@ class CheckpointFile:
         Saving over the source file itself is allowed (the write is atomic); the object
         then describes the new file. With no pending change, the output is a copy.
         """
-        from .reinit import InitResult, output_format, save_changes, write_record
+        from paramctl.change.engine import InitResult, output_format, save_changes, write_record
 
         path = destination if isinstance(destination, str | os.PathLike) else None
         target = output_format(path, to, self.checkpoint.format)
@@ -281,8 +281,8 @@ class TensorSelection:
         :class:`~paramctl.errors.IncompatibleTensors` now, or are skipped with
         ``skip_incompatible=True``.
         """
-        from .reinit import Change
-        from .schemes import make_scheme
+        from paramctl.change.engine import Change
+        from paramctl.schemes.catalog import make_scheme
 
         return self.apply_(
             Change(scheme=make_scheme(scheme, **params)),
@@ -295,7 +295,7 @@ class TensorSelection:
         self, *, add: float | None = None, scale: float | None = None, skip_incompatible: bool = False
     ) -> TensorSelection:
         """``value * scale + add``: the lessons' ``param.data += 1`` is ``edit_(add=1)``."""
-        from .reinit import Change, Edit
+        from paramctl.change.engine import Change, Edit
 
         return self.apply_(Change(edit=Edit(scale=scale, add=add)), skip_incompatible=skip_incompatible)
 
@@ -316,7 +316,7 @@ class TensorSelection:
         :meth:`init_` and :meth:`edit_` are this with one part filled in. Planning reads no
         values; a random change draws its seed now and its numbers at :meth:`save`.
         """
-        from .reinit import draw_seed, plan_change
+        from paramctl.change.engine import draw_seed, plan_change
 
         if seed is not None and generator is not None:
             raise UsageError("give seed or generator, not both")

@@ -2,7 +2,7 @@
 
 A :class:`Checkpoint` is what every format reader produces and every command consumes. It
 holds metadata only: names, shapes, dtypes, strides and where each tensor's bytes are in
-the file. Values are read on demand, one tensor at a time, by :mod:`paramctl.torch_io`.
+the file. Values are read on demand, one tensor at a time, by :mod:`paramctl.values`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .dtypes import DTYPES
-from .errors import UsageError
+from paramctl.dtypes import DTYPES
+from paramctl.errors import UsageError
 
 PathPart = str | int
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Protocol, TypeVar
 
-from .errors import NothingSelected, UsageError
+from paramctl.errors import NothingSelected, UsageError
 
 
 class _Named(Protocol):

@@ -29,13 +29,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from .checkpoint import Checkpoint, Storage, TensorEntry
-from .listing import Listing
+from paramctl.checkpoint import Checkpoint, Storage, TensorEntry
+from paramctl.inspect.listing import Listing
 
 if TYPE_CHECKING:
     import torch
 
-    from .torch_io import ValueReader
+    from paramctl.values import ValueReader
 
 # One chunk: 4 MiB of float32, small enough to stay in cache across the reductions.
 CHUNK_ELEMENTS = 1 << 20
@@ -333,7 +333,7 @@ def checkpoint_stats(
     once their tensors are done, and big storages are prefetched one ahead.
     ``on_progress`` hears the number of bytes done after each tensor.
     """
-    from .torch_io import ValueReader
+    from paramctl.values import ValueReader
 
     values = reader or ValueReader(checkpoint)
     pages = _Pages(values, checkpoint)

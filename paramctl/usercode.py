@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .errors import ModelCodeError, UsageError
+from paramctl.errors import ModelCodeError, UsageError
 
 
 def split_spec(spec: str, *, option: str = "--model") -> tuple[str, str]:

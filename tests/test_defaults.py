@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from paramctl.checkpoint import TensorEntry
-from paramctl.defaults import infer_defaults
+from paramctl.schemes.defaults import infer_defaults
 
 
 class ConvNet(nn.Module):

@@ -15,10 +15,10 @@ import paramctl
 # writers' and live initialization's examples are the commands that use them.
 WITHOUT_EXAMPLES = {
     "paramctl.__main__",
-    "paramctl.cli",
+    "paramctl.cli.commands",
     "paramctl.formats.convert",
     "paramctl.formats.patch",
-    "paramctl.live_init",
+    "paramctl.live.init_model",
 }
 MODULES = sorted(
     info.name
@@ -29,5 +29,9 @@ MODULES = sorted(
 
 @pytest.mark.parametrize("name", MODULES)
 def test_module_has_a_docstring_example(name):
-    tests = doctest.DocTestFinder().find(importlib.import_module(name))
+    module = importlib.import_module(name)
+    own = [obj for obj in vars(module).values() if getattr(obj, "__module__", None) == name]
+    if not own:
+        pytest.skip(f"{name} only gathers names defined elsewhere")
+    tests = doctest.DocTestFinder().find(module)
     assert any(test.examples for test in tests), f"{name} has no >>> example"

@@ -15,7 +15,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, load_model
 
 from paramctl import read_checkpoint
-from paramctl.output import TEMP_SUFFIX
+from paramctl.atomic import TEMP_SUFFIX
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sample_models"))
 from make_samples import TinyTransformer
@@ -503,7 +503,7 @@ def test_stdin_to_stdout_pipeline_in_process(cli, samples):
 
 
 def test_binary_to_a_terminal_is_refused_with_a_hint(cli, samples, monkeypatch):
-    monkeypatch.setattr("paramctl.render._isatty", lambda stream: True)
+    monkeypatch.setattr("paramctl.render.engine._isatty", lambda stream: True)
     result = cli("init", samples / "mlp.pt", "-s", "zeros")
     assert result.exit_code == 2
     assert "refusing to write a binary checkpoint to a terminal: give -o PATH or --in-place" in result.stderr
@@ -532,10 +532,10 @@ def test_a_failure_mid_write_leaves_the_original_and_no_temp_file(cli, samples, 
     path = tmp_path / "m.pt"
     original = (samples / "mlp.pt").read_bytes()
     path.write_bytes(original)
-    import paramctl.reinit
+    import paramctl.change.engine
 
     calls = []
-    real_fill = paramctl.reinit._fill
+    real_fill = paramctl.change.engine._fill
 
     def failing_fill(values, scheme, generator):
         calls.append(1)
@@ -543,7 +543,7 @@ def test_a_failure_mid_write_leaves_the_original_and_no_temp_file(cli, samples, 
             raise RuntimeError("simulated crash")
         real_fill(values, scheme, generator)
 
-    monkeypatch.setattr(paramctl.reinit, "_fill", failing_fill)
+    monkeypatch.setattr(paramctl.change.engine, "_fill", failing_fill)
     result = cli("init", path, "--in-place", "-s", "normal")
     assert result.exit_code == 1 and "simulated crash" in result.stderr
     assert path.read_bytes() == original
@@ -566,12 +566,12 @@ def test_a_full_disk_is_an_io_error_and_leaves_nothing(cli, samples, tmp_path, m
 
 
 def test_ctrl_c_mid_write_exits_130_and_leaves_nothing(cli, samples, tmp_path, monkeypatch):
-    import paramctl.reinit
+    import paramctl.change.engine
 
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(paramctl.reinit, "_fill", interrupted)
+    monkeypatch.setattr(paramctl.change.engine, "_fill", interrupted)
     result = cli("init", samples / "mlp.pt", "-s", "zeros", "-o", tmp_path / "out.pt")
     assert result.exit_code == 130
     assert list(tmp_path.iterdir()) == []
@@ -615,9 +615,7 @@ def test_sigterm_mid_write_leaves_nothing(samples, tmp_path):
 
 
 def test_importing_the_cli_does_not_import_torch():
-    code = (
-        "import sys, paramctl, paramctl.cli, paramctl.reinit, paramctl.output; print('torch' in sys.modules)"
-    )
+    code = "import sys, paramctl, paramctl.cli.commands, paramctl.change.engine, paramctl.atomic; print('torch' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ}
     )

@@ -10,8 +10,8 @@ import pytest
 import torch
 import typer.main
 
-from paramctl.cli import app
-from paramctl.schemes import SCHEMES
+from paramctl.cli.commands import app
+from paramctl.schemes.catalog import SCHEMES
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "init.md"
 

@@ -168,8 +168,8 @@ def test_control_characters_in_names_are_escaped(cli, save_pt):
 
 
 def test_no_color_is_honoured_on_a_terminal(monkeypatch, samples, capsys):
-    from paramctl.listing import build_listing
-    from paramctl.render import Environment, OutputFormat, emit, listing_report
+    from paramctl.inspect.listing import build_listing
+    from paramctl.render.engine import Environment, OutputFormat, emit, listing_report
 
     class Terminal:
         def __init__(self):

@@ -11,7 +11,7 @@ import torch
 from live_models import spec
 
 from paramctl.errors import CorruptCheckpoint, ModelCodeError, UsageError
-from paramctl.live import Inputs, live_tensors, materialize, open_model
+from paramctl.live.model import Inputs, live_tensors, materialize, open_model
 from paramctl.usercode import load_object, parse_assignments
 
 HERE = Path(__file__).resolve().parent

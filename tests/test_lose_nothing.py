@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
 from paramctl import Selection, read_checkpoint
+from paramctl.change.engine import Change, plan_change, reinit
 from paramctl.checkpoint import model_view
-from paramctl.reinit import Change, plan_change, reinit
-from paramctl.schemes import parse_scheme
+from paramctl.schemes.catalog import parse_scheme
 from paramctl.select import select
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]

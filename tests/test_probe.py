@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from live_models import spec
 
-from paramctl.live import InputSpec, ModelSource
-from paramctl.probe import GradStats, probe_gradients, probe_model
+from paramctl.live.model import InputSpec, ModelSource
+from paramctl.live.probe import GradStats, probe_gradients, probe_model
 
 
 def grads_json(cli, *args):

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from paramctl import read_checkpoint
-from paramctl.torch_io import ValueReader
+from paramctl.values import ValueReader
 
 DTYPES = [
     torch.float32,

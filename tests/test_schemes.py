@@ -10,7 +10,7 @@ import torch
 from torch.nn import init
 
 from paramctl.errors import UsageError
-from paramctl.schemes import SCHEMES, CustomScheme, TorchScheme, make_scheme, parse_scheme
+from paramctl.schemes.catalog import SCHEMES, CustomScheme, TorchScheme, make_scheme, parse_scheme
 
 # (spec, the same call in torch, shape of the two selected tensors)
 CASES = [

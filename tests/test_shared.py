@@ -15,7 +15,7 @@ from safetensors.torch import save_model
 
 from paramctl import read_checkpoint
 from paramctl.checkpoint import Checkpoint, Storage, TensorEntry
-from paramctl.sharing import find_shared, storage_groups
+from paramctl.inspect.sharing import find_shared, storage_groups
 
 
 def groups_of(path, **options):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from paramctl import UsageError, read_checkpoint
-from paramctl.show import parse_index, show_tensor
+from paramctl.inspect.show import parse_index, show_tensor
 
 
 def test_show_prints_metadata_stats_preview_and_histogram(cli, samples):

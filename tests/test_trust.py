@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from paramctl.errors import UnsafePickle
-from paramctl.live import open_model
-from paramctl.trust import checkpoint_globals, pickle_globals
+from paramctl.live.model import open_model
+from paramctl.live.trust import checkpoint_globals, pickle_globals
 
 MODELS = Path(__file__).resolve().parent / "live_models.py"
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, BinaryIO
 
-from ..checkpoint import Checkpoint
-from ..errors import CheckpointIOError, CorruptCheckpoint, ParamctlError
-from . import safetensors, torch_legacy, torch_zip
-from ._pickle import NeedsTorch
+from paramctl.checkpoint import Checkpoint
+from paramctl.errors import CheckpointIOError, CorruptCheckpoint, ParamctlError
+from paramctl.formats import safetensors, torch_legacy, torch_zip
+from paramctl.formats._pickle import NeedsTorch
 
 READERS: tuple[ModuleType, ...] = (torch_zip, torch_legacy, safetensors)
 FORMATS = tuple(reader.FORMAT for reader in READERS)
@@ -78,7 +78,7 @@ def _read(path: Path, on_note: Callable[[str], None] | None) -> Checkpoint:
     try:
         return reader.read(path)  # type: ignore[no-any-return]
     except NeedsTorch as needs:
-        from ..torch_io import load_with_torch
+        from paramctl.values import load_with_torch
 
         checkpoint = load_with_torch(path, reader.FORMAT)
         note = f"{needs}; read it with torch.load(weights_only=True) instead"

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from ..dtypes import BY_STORAGE_CLASS, DTYPES, UNTYPED
-from ..errors import CorruptCheckpoint, UnsafePickle
+from paramctl.dtypes import BY_STORAGE_CLASS, DTYPES, UNTYPED
+from paramctl.errors import CorruptCheckpoint, UnsafePickle
 
 
 class NeedsTorch(Exception):

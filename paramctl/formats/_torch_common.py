@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..checkpoint import PathPart, TensorEntry, join_path
-from ..errors import CorruptCheckpoint
-from ._pickle import TensorRecord
+from paramctl.checkpoint import PathPart, TensorEntry, join_path
+from paramctl.errors import CorruptCheckpoint
+from paramctl.formats._pickle import TensorRecord
 
 
 def name_tensors(payload: Any) -> tuple[Any, list[TensorEntry]]:

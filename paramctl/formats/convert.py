@@ -24,13 +24,13 @@ import zipfile
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from ..checkpoint import Checkpoint, Storage, TensorEntry
-from ..dtypes import dtype as lookup_dtype
-from ..errors import UsageError
-from . import safetensors as safetensors_format
-from . import torch_legacy, torch_zip
-from ._pickle import _Device, _DTypeName
-from .patch import PROVENANCE_KEY, SpanReader, copy_range, encode_header, provenance_history
+from paramctl.checkpoint import Checkpoint, Storage, TensorEntry
+from paramctl.dtypes import dtype as lookup_dtype
+from paramctl.errors import UsageError
+from paramctl.formats import safetensors as safetensors_format
+from paramctl.formats import torch_legacy, torch_zip
+from paramctl.formats._pickle import _Device, _DTypeName
+from paramctl.formats.patch import PROVENANCE_KEY, SpanReader, copy_range, encode_header, provenance_history
 
 if TYPE_CHECKING:
     import torch
@@ -127,7 +127,7 @@ def write_safetensors(
 def _write_contiguous(out: BinaryIO, values: torch.Tensor, offset: int) -> None:
     import torch
 
-    from .patch import write_at
+    from paramctl.formats.patch import write_at
 
     block = bytearray(values.numel() * values.element_size())
     torch.frombuffer(block, dtype=torch.uint8).view(values.dtype).view(values.shape).copy_(values)

@@ -36,10 +36,10 @@ from collections.abc import Collection, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from ..checkpoint import Checkpoint, Storage, TensorEntry, join_path
-from ..errors import CheckpointIOError, CorruptCheckpoint, UsageError
-from . import safetensors as safetensors_format
-from . import torch_legacy, torch_zip
+from paramctl.checkpoint import Checkpoint, Storage, TensorEntry, join_path
+from paramctl.errors import CheckpointIOError, CorruptCheckpoint, UsageError
+from paramctl.formats import safetensors as safetensors_format
+from paramctl.formats import torch_legacy, torch_zip
 
 if TYPE_CHECKING:
     import torch
@@ -150,7 +150,7 @@ class SpanReader:
         """A tensor with ``entry``'s dtype, shape and strides, owning a copy of its bytes."""
         import torch
 
-        from ..torch_io import torch_dtype
+        from paramctl.values import torch_dtype
 
         if self.checkpoint.fallback_tensors is not None:
             loaded: torch.Tensor = self.checkpoint.fallback_tensors[join_path(entry.path)]

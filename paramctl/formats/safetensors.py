@@ -12,9 +12,9 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import Checkpoint, Storage, TensorEntry
-from ..dtypes import BY_SAFETENSORS_CODE
-from ..errors import CorruptCheckpoint
+from paramctl.checkpoint import Checkpoint, Storage, TensorEntry
+from paramctl.dtypes import BY_SAFETENSORS_CODE
+from paramctl.errors import CorruptCheckpoint
 
 FORMAT = "safetensors"
 METADATA_KEY = "__metadata__"

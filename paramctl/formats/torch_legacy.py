@@ -11,11 +11,11 @@ import struct
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..checkpoint import Checkpoint, Storage
-from ..dtypes import dtype as lookup_dtype
-from ..errors import CorruptCheckpoint
-from ._pickle import StorageRef, restricted_load, storage_ref_from_pid
-from ._torch_common import check_entry_fits, name_tensors
+from paramctl.checkpoint import Checkpoint, Storage
+from paramctl.dtypes import dtype as lookup_dtype
+from paramctl.errors import CorruptCheckpoint
+from paramctl.formats._pickle import StorageRef, restricted_load, storage_ref_from_pid
+from paramctl.formats._torch_common import check_entry_fits, name_tensors
 
 FORMAT = "torch-legacy"
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
 
-from .errors import CheckpointIOError
+from paramctl.errors import CheckpointIOError
 
 TEMP_SUFFIX = ".paramctl-tmp"
 

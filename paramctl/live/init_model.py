@@ -23,14 +23,9 @@ from typing import Any, BinaryIO
 import torch
 from torch import nn
 
-from . import __version__
-from .checkpoint import Checkpoint, model_view
-from .collection import as_entry, reset_method, reset_with_owners
-from .errors import IncompatibleTensors, UnsafePickle, UsageError
-from .formats import STDIN, read_checkpoint
-from .live import InputSpec, LiveModel, ModelSource, fresh_seed, is_lazy, materialize, owner_of, seeded
-from .output import scratch_file
-from .reinit import (
+from paramctl import __version__
+from paramctl.atomic import scratch_file
+from paramctl.change.engine import (
     Change,
     ChangedTensor,
     Edit,
@@ -47,8 +42,22 @@ from .reinit import (
     save_changes,
     tensor_stats,
 )
-from .schemes import DefaultScheme, InitScheme
-from .select import Selection, select
+from paramctl.checkpoint import Checkpoint, model_view
+from paramctl.errors import IncompatibleTensors, UnsafePickle, UsageError
+from paramctl.formats import STDIN, read_checkpoint
+from paramctl.live.collection import as_entry, reset_method, reset_with_owners
+from paramctl.live.model import (
+    InputSpec,
+    LiveModel,
+    ModelSource,
+    fresh_seed,
+    is_lazy,
+    materialize,
+    owner_of,
+    seeded,
+)
+from paramctl.schemes.catalog import DefaultScheme, InitScheme
+from paramctl.select import Selection, select
 
 
 @dataclass(frozen=True)
@@ -76,7 +85,7 @@ class LiveChange:
 
 @dataclass(frozen=True)
 class _Described(Change):
-    """A live change in a :class:`~paramctl.reinit.Plan`, for its reports: the values come
+    """A live change in a :class:`~paramctl.change.engine.Plan`, for its reports: the values come
     from the module, so the plan only needs to say what was done."""
 
     text: str = ""

@@ -1,6 +1,6 @@
 """How ``shared``, ``show`` and ``check`` look, and the progress bar of long value scans.
 
-The companion of :mod:`paramctl.render`: the same :class:`Report`/:func:`emit` machinery
+The companion of :mod:`paramctl.render.engine`: the same :class:`Report`/:func:`emit` machinery
 for rows, plus the few views that are not rows (one tensor's page, a histogram).
 """
 
@@ -15,7 +15,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 from rich.text import Text
 
-from .render import (
+from paramctl.render.engine import (
     BYTES,
     DTYPE,
     NAME,
@@ -32,10 +32,10 @@ from .render import (
 )
 
 if TYPE_CHECKING:
-    from .check import CheckResult
-    from .sharing import SharingReport
-    from .show import TensorReport
-    from .stats import Histogram
+    from paramctl.inspect.check import CheckResult
+    from paramctl.inspect.sharing import SharingReport
+    from paramctl.inspect.show import TensorReport
+    from paramctl.stats import Histogram
 
 # Below this much reading a bar would only flicker.
 PROGRESS_THRESHOLD = 256 << 20

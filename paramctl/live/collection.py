@@ -33,12 +33,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import TensorEntry
-from .errors import AlreadyInitialized, IncompatibleTensors, UsageError
-from .live import dtype_name, is_lazy, owner_of, seeded, unique_parameters
-from .reinit import _fill, _incompatibility
-from .schemes import DefaultScheme, InitScheme, make_scheme
-from .select import Selection, nothing_selected
+from paramctl.change.engine import _fill, _incompatibility
+from paramctl.checkpoint import TensorEntry
+from paramctl.errors import AlreadyInitialized, IncompatibleTensors, UsageError
+from paramctl.live.model import dtype_name, is_lazy, owner_of, seeded, unique_parameters
+from paramctl.schemes.catalog import DefaultScheme, InitScheme, make_scheme
+from paramctl.select import Selection, nothing_selected
 
 SchemeLike = str | Callable[..., Any] | InitScheme
 
@@ -158,7 +158,7 @@ class ParameterCollection(Mapping[str, LiveParameter]):
     ) -> ParameterCollection:
         """Fill the selected parameters with ``scheme``; returns the collection.
 
-        ``scheme`` is what ``paramctl init --scheme`` takes (see :mod:`paramctl.schemes`): a
+        ``scheme`` is what ``paramctl init --scheme`` takes (see :mod:`paramctl.schemes.catalog`): a
         ``torch.nn.init`` name (``normal``, ``xavier_uniform``...) with its parameters as
         keywords or in the text (``"normal(std=0.01)"``), a function ``f(tensor, generator)``,
         or ``default``: the owning layer's own ``reset_parameters()``, which gives exactly

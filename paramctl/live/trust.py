@@ -17,9 +17,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import CheckpointIOError, CorruptCheckpoint, ModelCodeError, UnsafePickle
-from .formats import STDIN, STDIN_LABEL, detect_format, safetensors, spool_stdin, torch_legacy, torch_zip
-from .formats.torch_zip import find_root
+from paramctl.errors import CheckpointIOError, CorruptCheckpoint, ModelCodeError, UnsafePickle
+from paramctl.formats import (
+    STDIN,
+    STDIN_LABEL,
+    detect_format,
+    safetensors,
+    spool_stdin,
+    torch_legacy,
+    torch_zip,
+)
+from paramctl.formats.torch_zip import find_root
 
 _STRING_OPS = frozenset(
     {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"}

@@ -11,7 +11,7 @@ Public entry points:
       normal(0, 0.01)             ... or positions, in torch's order
       kaiming_normal(mode=fan_out, nonlinearity=relu)
       kaiming_uniform(a=sqrt(5))  sqrt(), pi and gain(nonlinearity[, param]) may be used
-      default                     what PyTorch gives each layer (see paramctl.defaults)
+      default                     what PyTorch gives each layer (see paramctl.schemes.defaults)
       my_init.py:half_zero        a function in a file, called as func(tensor, generator)
       mypkg.inits:half_zero(low=5)  ... or in a module, with extra keyword arguments
 
@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from .checkpoint import TensorEntry
-from .errors import UsageError
+from paramctl.checkpoint import TensorEntry
+from paramctl.errors import UsageError
 
 if TYPE_CHECKING:
     import torch
@@ -335,7 +335,7 @@ class CustomScheme(InitScheme):
 @dataclass(frozen=True)
 class DefaultScheme(InitScheme):
     """What PyTorch itself gives each tensor's layer; resolved per tensor by
-    :func:`paramctl.defaults.infer_defaults`, never applied directly."""
+    :func:`paramctl.schemes.defaults.infer_defaults`, never applied directly."""
 
     name: str = DEFAULT
 

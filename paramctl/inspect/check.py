@@ -27,12 +27,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .checkpoint import Checkpoint, TensorEntry, join_path, model_view
-from .dtypes import BY_SAFETENSORS_CODE, dtype
-from .errors import CorruptCheckpoint
-from .formats import STDIN, STDIN_LABEL, detect_format, read_checkpoint, safetensors, spool_stdin, torch_zip
-from .select import Selection, select
-from .stats import checkpoint_stats, work_bytes
+from paramctl.checkpoint import Checkpoint, TensorEntry, join_path, model_view
+from paramctl.dtypes import BY_SAFETENSORS_CODE, dtype
+from paramctl.errors import CorruptCheckpoint
+from paramctl.formats import (
+    STDIN,
+    STDIN_LABEL,
+    detect_format,
+    read_checkpoint,
+    safetensors,
+    spool_stdin,
+    torch_zip,
+)
+from paramctl.select import Selection, select
+from paramctl.stats import checkpoint_stats, work_bytes
 
 Severity = Literal["error", "warning"]
 _READ_CHUNK = 1 << 20
@@ -87,7 +95,7 @@ class CheckResult:
         self.findings.append(Finding(severity, check, name, message))
 
     def summary(self) -> str:
-        from .render import format_bytes
+        from paramctl.render.engine import format_bytes
 
         parts = [f"{self.errors} error{'s' * (self.errors != 1)}"]
         parts.append(f"{self.warnings} warning{'s' * (self.warnings != 1)}")

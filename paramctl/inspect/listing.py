@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from .checkpoint import Checkpoint, Extra, TensorEntry, join_path, model_view, shared_names
-from .select import Selection, select
+from paramctl.checkpoint import Checkpoint, Extra, TensorEntry, join_path, model_view, shared_names
+from paramctl.select import Selection, select
 
 SortKey = Literal["file", "name", "size", "numel"]
 

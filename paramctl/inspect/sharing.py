@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from .checkpoint import Checkpoint, TensorEntry, model_view
-from .listing import stored_bytes
-from .select import Selection, select
+from paramctl.checkpoint import Checkpoint, TensorEntry, model_view
+from paramctl.inspect.listing import stored_bytes
+from paramctl.select import Selection, select
 
 if TYPE_CHECKING:
-    from .torch_io import ValueReader
+    from paramctl.values import ValueReader
 
 Relation = Literal["alias", "overlapping", "disjoint", "mixed", "equal"]
 # Bytes hashed per read: enough to keep the disk busy, small against any tensor.
@@ -110,7 +110,7 @@ class SharingReport:
         return sum(group.saved_bytes for group in self.groups)
 
     def summary(self) -> str:
-        from .render import format_bytes
+        from paramctl.render.engine import format_bytes
 
         kinds = "shared storages" + (" or equal values" if self.by_value else "")
         if not self.groups:
@@ -374,8 +374,8 @@ class _Hasher:
     def _hash_values(self, hasher: Any, entry: TensorEntry) -> None:
         import torch
 
-        from .stats import flat_chunks
-        from .torch_io import ValueReader
+        from paramctl.stats import flat_chunks
+        from paramctl.values import ValueReader
 
         if self._reader is None:
             self._reader = ValueReader(self.checkpoint)

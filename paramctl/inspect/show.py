@@ -13,10 +13,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .checkpoint import Checkpoint, Storage, TensorEntry, join_path, model_view, shared_names
-from .errors import UsageError
-from .select import Selection, nothing_selected
-from .stats import Histogram, TensorStats, histogram, tensor_stats
+from paramctl.checkpoint import Checkpoint, Storage, TensorEntry, join_path, model_view, shared_names
+from paramctl.errors import UsageError
+from paramctl.select import Selection, nothing_selected
+from paramctl.stats import Histogram, TensorStats, histogram, tensor_stats
 
 _INT = re.compile(r"^[+-]?\d+$")
 
@@ -143,7 +143,7 @@ def show_tensor(
     """
     import torch
 
-    from .torch_io import ValueReader
+    from paramctl.values import ValueReader
 
     if bins < 1:
         raise UsageError("--bins must be at least 1")

@@ -35,8 +35,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .checkpoint import TensorEntry
-from .schemes import SCHEMES, TorchScheme, bind
+from paramctl.checkpoint import TensorEntry
+from paramctl.schemes.catalog import SCHEMES, TorchScheme, bind
 
 _EMBEDDING_PART = re.compile(r"(embed|^wte$|^wpe$|^emb$|^shared$)", re.IGNORECASE)
 _RNN_LEAF = re.compile(r"^(weight|bias)_(ih|hh|hr)(_l\d+)?(_reverse)?$")

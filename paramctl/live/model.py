@@ -3,7 +3,7 @@
 A checkpoint only holds tensors; a live module also knows which are parameters and which
 buffers, which require gradients, which module owns each, which names are one tensor, and
 which lazy parameters still wait for their shape. This module builds and loads live modules
-and describes their tensors; :mod:`paramctl.probe` runs them.
+and describes their tensors; :mod:`paramctl.live.probe` runs them.
 
 It imports torch, so paramctl imports it only when a command needs a live model.
 
@@ -31,13 +31,13 @@ import torch
 from torch import nn
 from torch.nn.parameter import is_lazy as _is_lazy
 
-from .checkpoint import model_view
-from .errors import CorruptCheckpoint, ModelCodeError, UnsafePickle, UsageError
-from .formats import STDIN, STDIN_LABEL, read_checkpoint, spool_stdin
-from .select import Selection, select
-from .torch_io import ValueReader
-from .trust import load_trusted, refusal
-from .usercode import call_user, load_object
+from paramctl.checkpoint import model_view
+from paramctl.errors import CorruptCheckpoint, ModelCodeError, UnsafePickle, UsageError
+from paramctl.formats import STDIN, STDIN_LABEL, read_checkpoint, spool_stdin
+from paramctl.live.trust import load_trusted, refusal
+from paramctl.select import Selection, select
+from paramctl.usercode import call_user, load_object
+from paramctl.values import ValueReader
 
 TensorKind = Literal["parameter", "buffer"]
 
@@ -263,7 +263,7 @@ def _state_mismatch(expected: Mapping[str, torch.Tensor], given: Mapping[str, to
 
 def find_module(loaded: Any, key: str | None = None) -> nn.Module:
     """The module inside what a trusted pickle held: itself, or under ``key`` / a model key."""
-    from .checkpoint import MODEL_KEYS, resolve_key
+    from paramctl.checkpoint import MODEL_KEYS, resolve_key
 
     node = loaded
     if key:
@@ -288,7 +288,7 @@ def _state_dict_of(loaded: Any, key: str | None) -> dict[str, torch.Tensor]:
         return find_module(loaded, key).state_dict()
     node = loaded
     if isinstance(node, dict):
-        from .checkpoint import MODEL_KEYS
+        from paramctl.checkpoint import MODEL_KEYS
 
         for name in MODEL_KEYS:
             if isinstance(node.get(name), dict):
@@ -512,7 +512,7 @@ def seeded(seed: int | None) -> Iterator[None]:
 def fresh_seed() -> int:
     """A seed to use and report when none was given, so the run can be repeated (drawn as
     ``paramctl init`` draws its own)."""
-    from .reinit import make_generator
+    from paramctl.change.engine import make_generator
 
     return make_generator(None)[1]
 

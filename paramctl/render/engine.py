@@ -15,16 +15,16 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .listing import Listing
+from paramctl.inspect.listing import Listing
 
 if TYPE_CHECKING:  # torch (live, probe) and Rich load only where they are used
     from rich.console import Console
     from rich.text import Text
     from rich.tree import Tree
 
-    from .live import LiveListing
-    from .probe import GradProbe
-    from .reinit import InitResult
+    from paramctl.change.engine import InitResult
+    from paramctl.live.model import LiveListing
+    from paramctl.live.probe import GradProbe
 
 
 class OutputFormat(str, Enum):

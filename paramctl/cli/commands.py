@@ -1,7 +1,7 @@
 """The ``paramctl`` command line: parse, call the library, render.
 
 Each command is short: it turns options into library arguments, calls one library
-function, and hands the data to :mod:`paramctl.render`. Library errors become one line on
+function, and hands the data to :mod:`paramctl.render.engine`. Library errors become one line on
 stderr and the exit code their class names; ``--debug`` shows the traceback instead.
 """
 
@@ -18,12 +18,19 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from typer.core import TyperCommand
 
-from . import __version__
-from .checkpoint import Checkpoint, model_view
-from .errors import CheckpointIOError, ExitCode, NothingSelected, ParamctlError, UnsafePickle, UsageError
-from .formats import STDIN, read_checkpoint
-from .listing import Listing, SortKey, build_listing
-from .render import (
+from paramctl import __version__
+from paramctl.checkpoint import Checkpoint, model_view
+from paramctl.errors import (
+    CheckpointIOError,
+    ExitCode,
+    NothingSelected,
+    ParamctlError,
+    UnsafePickle,
+    UsageError,
+)
+from paramctl.formats import STDIN, read_checkpoint
+from paramctl.inspect.listing import Listing, SortKey, build_listing
+from paramctl.render.engine import (
     Environment,
     OutputFormat,
     emit,
@@ -32,10 +39,10 @@ from .render import (
     plan_report,
     tree_view,
 )
-from .select import Selection, read_names, unknown_names
+from paramctl.select import Selection, read_names, unknown_names
 
 if TYPE_CHECKING:
-    from .live import InputSpec, ModelSource
+    from paramctl.live.model import InputSpec, ModelSource
 
 app = typer.Typer(
     name="paramctl",
@@ -240,7 +247,7 @@ def list_command(
         checkpoint = read_checkpoint(checkpoint_source(path), on_note=env.note if verbose else None)
     except UnsafePickle:
         if not trust:
-            from .trust import refusal_for
+            from paramctl.live.trust import refusal_for
 
             raise refusal_for(path) from None
         _list_live(
@@ -283,8 +290,8 @@ def list_command(
 
 
 def _with_stats(listing: Listing, checkpoint: Checkpoint, env: Environment) -> Listing:
-    from .render_inspect import progress
-    from .stats import with_stats, work_bytes
+    from paramctl.render.inspect import progress
+    from paramctl.stats import with_stats, work_bytes
 
     entries = [row.entry for row in listing.rows]
     with progress(env, work_bytes(entries), "statistics") as on_progress:
@@ -317,8 +324,8 @@ def shared_command(
 
     Exits 0 whether or not anything is shared.
     """
-    from .render_inspect import emit_shared, progress
-    from .sharing import find_shared, value_work
+    from paramctl.inspect.sharing import find_shared, value_work
+    from paramctl.render.inspect import emit_shared, progress
 
     env = Environment.current()
     checkpoint = read_checkpoint(checkpoint_source(path), on_note=env.note if verbose else None)
@@ -376,8 +383,8 @@ def show_command(
     debug: DebugOpt = False,
 ) -> None:
     """Print one tensor: metadata, statistics, torch's preview of the values, and a histogram."""
-    from .render_inspect import emit_tensor
-    from .show import show_tensor
+    from paramctl.inspect.show import show_tensor
+    from paramctl.render.inspect import emit_tensor
 
     env = Environment.current()
     checkpoint = read_checkpoint(checkpoint_source(path), on_note=env.note if verbose else None)
@@ -417,8 +424,8 @@ def check_command(
 
     One line per finding. Exits 1 when an error is found (or a warning, with --strict).
     """
-    from .check import check_checkpoint
-    from .render_inspect import emit_check, progress
+    from paramctl.inspect.check import check_checkpoint
+    from paramctl.render.inspect import emit_check, progress
 
     env = Environment.current()
     source = checkpoint_source(path)
@@ -525,8 +532,8 @@ EvalOpt = Annotated[
 def _model_source(
     path: str | None, model: str | None, model_arg: list[str] | None, trust: bool, key: str | None
 ) -> ModelSource:
-    from .live import ModelSource
-    from .usercode import parse_assignments
+    from paramctl.live.model import ModelSource
+    from paramctl.usercode import parse_assignments
 
     return ModelSource(
         source=checkpoint_source(path) if path is not None else None,
@@ -540,7 +547,7 @@ def _model_source(
 def _input_spec(
     input_shape: list[str] | None, input_file: str | None, input_value: float | None = None
 ) -> InputSpec:
-    from .live import InputSpec, parse_shape
+    from paramctl.live.model import InputSpec, parse_shape
 
     return InputSpec(tuple(parse_shape(text) for text in input_shape or ()), input_file, input_value)
 
@@ -565,9 +572,9 @@ def _show_grads(
     eval_mode: bool,
     output_format: OutputFormat | None,
 ) -> None:
-    from .live import fresh_seed
-    from .probe import probe_model
-    from .render import grads_report
+    from paramctl.live.model import fresh_seed
+    from paramctl.live.probe import probe_model
+    from paramctl.render.engine import grads_report
 
     env = Environment.current()
     probe = probe_model(
@@ -656,8 +663,8 @@ def _list_live(
     sort: SortKey,
     output_format: OutputFormat | None,
 ) -> None:
-    from .live import live_listing
-    from .render import live_listing_report
+    from paramctl.live.model import live_listing
+    from paramctl.render.engine import live_listing_report
 
     options.check()
     if options.grads:
@@ -695,7 +702,7 @@ class WriteFormat(str, Enum):
 
 
 def _init_epilog() -> str:
-    from .schemes import schemes_help
+    from paramctl.schemes.catalog import schemes_help
 
     syntax = (
         "Give parameters by name or in torch's order: --scheme 'normal(std=0.01)', 'normal(0, 0.01)', "
@@ -821,9 +828,9 @@ over the input with --in-place, or to standard output when that is not a termina
 report (mean/std before and after) goes to stdout, or to stderr when stdout carries the \
 checkpoint.
     """
-    from .api import CheckpointFile
-    from .reinit import Change, Edit, copy_source, parse_rename
-    from .schemes import make_scheme, parse_scheme
+    from paramctl.api import CheckpointFile
+    from paramctl.change.engine import Change, Edit, copy_source, parse_rename
+    from paramctl.schemes.catalog import make_scheme, parse_scheme
 
     env = Environment.current()
     live = _LiveInit(model, model_arg, trust, input_shape, input_file, input_value)
@@ -884,7 +891,7 @@ checkpoint.
         file = CheckpointFile(source, key=key, all_tensors=all_tensors, on_note=env.note if verbose else None)
     except UnsafePickle:
         if not trust:
-            from .trust import refusal_for
+            from paramctl.live.trust import refusal_for
 
             raise refusal_for(source) from None
         run_live(source)
@@ -990,9 +997,9 @@ class _LiveInit:
         quiet: bool,
         output_format: OutputFormat | None,
     ) -> None:
-        from .live_init import LiveChange, LivePlan, init_model
-        from .reinit import Edit
-        from .schemes import make_scheme, parse_scheme
+        from paramctl.change.engine import Edit
+        from paramctl.live.init_model import LiveChange, LivePlan, init_model
+        from paramctl.schemes.catalog import make_scheme, parse_scheme
 
         if from_path:
             raise UsageError("--from copies between files; with --model, give the checkpoint as PATH")

@@ -4,7 +4,7 @@
 Data flows one way, and each step is a public function:
 
 1. :class:`Change` says what happens to each selected tensor: new values from an
-   :class:`~paramctl.schemes.InitScheme` or from another checkpoint (:func:`copy_source`,
+   :class:`~paramctl.schemes.catalog.InitScheme` or from another checkpoint (:func:`copy_source`,
    ``--from``/``--rename``), then optionally an :class:`Edit` (``value * scale + add``).
 2. :func:`plan_change` checks it against the selected entries (dtypes, dimensions, shapes),
    resolves ``default`` per tensor, folds names that are one tensor (ties) and finds the
@@ -32,19 +32,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeAlias
 
-from . import __version__
-from .checkpoint import Checkpoint, TensorEntry, join_path, model_view
-from .defaults import LayerGuess, infer_defaults
-from .dtypes import dtype as lookup_dtype
-from .errors import IncompatibleTensors, UsageError
-from .formats import safetensors as safetensors_format
-from .formats import torch_legacy, torch_zip
-from .schemes import DefaultScheme, InitScheme, TorchScheme
+from paramctl import __version__
+from paramctl.checkpoint import Checkpoint, TensorEntry, join_path, model_view
+from paramctl.dtypes import dtype as lookup_dtype
+from paramctl.errors import IncompatibleTensors, UsageError
+from paramctl.formats import safetensors as safetensors_format
+from paramctl.formats import torch_legacy, torch_zip
+from paramctl.schemes.catalog import DefaultScheme, InitScheme, TorchScheme
+from paramctl.schemes.defaults import LayerGuess, infer_defaults
 
 if TYPE_CHECKING:
     import torch
 
-    from .formats.patch import StorageEditor
+    from paramctl.formats.patch import StorageEditor
 
 ValueKind = Literal["float", "complex", "int", "bool"]
 # What draws a plan's random numbers: a generator, a seed to make one from, or nothing.
@@ -605,8 +605,8 @@ def apply_plan(
     """
     import torch
 
-    from .formats.patch import SpanReader
-    from .torch_io import torch_dtype
+    from paramctl.formats.patch import SpanReader
+    from paramctl.values import torch_dtype
 
     copy = plan.change.copy
     reader = SpanReader(copy.checkpoint) if copy is not None else None
@@ -728,8 +728,8 @@ def write_changes(
     with only changed storages rewritten; in another format (``to``) the edited copy goes
     to a scratch file (in ``scratch_dir``) and is then converted.
     """
-    from .formats.patch import open_editor
-    from .output import scratch_file
+    from paramctl.atomic import scratch_file
+    from paramctl.formats.patch import open_editor
 
     target = to or checkpoint.format
     fresh = set().union(*(plan.fresh_storages() for plan, _ in steps)) if steps else set()
@@ -741,8 +741,8 @@ def write_changes(
         finally:
             editor.close()
         return results
-    from .formats import read_checkpoint
-    from .formats.convert import convert
+    from paramctl.formats import read_checkpoint
+    from paramctl.formats.convert import convert
 
     with scratch_file(scratch_dir) as (scratch, scratch_path):
         results = write_changes(checkpoint, steps, scratch, stats=stats)
@@ -765,7 +765,7 @@ def save_changes(
 ) -> list[list[ChangedTensor]]:
     """:func:`write_changes` to a path (replaced atomically, optionally keeping a backup)
     or to a binary stream such as ``sys.stdout.buffer`` (via a temporary file)."""
-    from .output import atomic_file, copy_to_stream, scratch_file
+    from paramctl.atomic import atomic_file, copy_to_stream, scratch_file
 
     if isinstance(destination, str | os.PathLike):
         target = Path(destination)

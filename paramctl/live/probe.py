@@ -24,8 +24,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .errors import ModelCodeError, UsageError
-from .live import (
+from paramctl.errors import ModelCodeError, UsageError
+from paramctl.live.model import (
     Inputs,
     InputSpec,
     ModelSource,
@@ -36,8 +36,8 @@ from .live import (
     seeded,
     unique_parameters,
 )
-from .select import Selection, nothing_selected
-from .usercode import call_user, load_object
+from paramctl.select import Selection, nothing_selected
+from paramctl.usercode import call_user, load_object
 
 GradStatus = Literal["ok", "unused", "frozen"]
 LossFunction = Callable[[Any], torch.Tensor]
@@ -222,7 +222,7 @@ def probe_gradients(
 ) -> GradProbe:
     """Run forward and backward once and describe every parameter's gradient.
 
-    The input is ``inputs`` (a tensor, tensors, or :class:`~paramctl.live.Inputs`) or
+    The input is ``inputs`` (a tensor, tensors, or :class:`~paramctl.live.model.Inputs`) or
     ``torch.rand`` of ``input_shape`` (one shape, or one per argument). With ``seed``, torch's
     generator is seeded for the pass (and restored after), so a seeded probe equals
     ``torch.manual_seed(seed); X = torch.rand(*shape); loss(net(X)).backward()``.

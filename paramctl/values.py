@@ -11,8 +11,8 @@ import mmap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .checkpoint import Checkpoint, PathPart, Storage, TensorEntry, join_path
-from .errors import CorruptCheckpoint, UnsafePickle
+from paramctl.checkpoint import Checkpoint, PathPart, Storage, TensorEntry, join_path
+from paramctl.errors import CorruptCheckpoint, UnsafePickle
 
 if TYPE_CHECKING:
     import torch
