@@ -198,7 +198,8 @@ class CheckpointFile:
         Saving over the source file itself is allowed (the write is atomic); the object
         then describes the new file. With no pending change, the output is a copy.
         """
-        from paramctl.change.engine import InitResult, output_format, save_changes, write_record
+        from paramctl.change.engine import InitResult, save_changes, write_record
+        from paramctl.formats import output_format
 
         path = destination if isinstance(destination, str | os.PathLike) else None
         target = output_format(path, to, self.checkpoint.format)

@@ -8,7 +8,7 @@ the file. Values are read on demand, one tensor at a time, by :mod:`paramctl.val
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,13 +34,15 @@ MODEL_KEYS = (
 
 @dataclass(frozen=True)
 class Storage:
-    """A block of bytes in the file that one or more tensors view.
+    """A block of bytes in one file of the checkpoint that one or more tensors view.
 
-    ``offset`` is the absolute position of the first byte in the file, or ``None`` when the
-    bytes are not stored plainly (a compressed zip record, a fallback load).
+    ``key`` is unique within the checkpoint, whichever file holds the storage. ``offset`` is
+    the absolute position of the first byte in ``file``, or ``None`` when the bytes are not
+    stored plainly (a compressed zip record, a fallback load).
     """
 
     key: str
+    file: Path
     dtype: str
     nbytes: int
     offset: int | None
@@ -60,6 +62,8 @@ class TensorEntry:
     storage_offset: int = 0
     requires_grad: bool = False
     is_parameter: bool = False
+    # A name the file records only as another tensor's alias (safetensors' save_model).
+    recorded_alias: bool = False
 
     @property
     def numel(self) -> int:
@@ -176,6 +180,11 @@ class Checkpoint:
     def storage_of(self, entry: TensorEntry) -> Storage:
         return self.storages[entry.storage_key]
 
+    @property
+    def files(self) -> list[Path]:
+        """The files holding this checkpoint's storages, in the order storages name them."""
+        return list(dict.fromkeys(storage.file for storage in self.storages.values())) or [self.path]
+
     def extras(self) -> list[Extra]:
         """Every non-tensor leaf of the payload, named by its path."""
         found: list[Extra] = []
@@ -183,31 +192,6 @@ class Checkpoint:
             if not isinstance(value, TensorEntry):
                 found.append(Extra(join_path(path), path, value))
         return found
-
-    def with_entries(self, entries: list[TensorEntry]) -> Checkpoint:
-        return replace(self, entries=entries)
-
-
-def shared_names(
-    entries: Sequence[TensorEntry], by: Callable[[TensorEntry], str] = lambda e: e.name
-) -> dict[str, tuple[str, ...]]:
-    """For each name whose storage other names use too, those other names, in order.
-
-    >>> a = TensorEntry("a", ("a",), (2,), "float32", (1,), "s0")
-    >>> b = TensorEntry("b", ("b",), (2,), "float32", (1,), "s0")
-    >>> shared_names([a, b])
-    {'a': ('b',), 'b': ('a',)}
-    """
-    by_storage: dict[str, list[TensorEntry]] = {}
-    for entry in entries:
-        by_storage.setdefault(entry.storage_key, []).append(entry)
-    shared: dict[str, tuple[str, ...]] = {}
-    for group in by_storage.values():
-        if len(group) > 1:
-            names = [by(entry) for entry in group]
-            for name in names:
-                shared[name] = tuple(other for other in names if other != name)
-    return shared
 
 
 def walk(node: Any, path: tuple[PathPart, ...] = ()) -> Iterator[tuple[tuple[PathPart, ...], Any]]:

@@ -403,7 +403,7 @@ class _Pages:
 
     def flush(self) -> None:
         if self.start is not None:
-            self.values.release(Storage("", "uint8", self.end - self.start, self.start))
+            self.values.release(Storage("", self.checkpoint.path, "uint8", self.end - self.start, self.start))
             self.start = None
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import mmap
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from paramctl.checkpoint import Checkpoint, PathPart, Storage, TensorEntry, join_path
-from paramctl.errors import CorruptCheckpoint, UnsafePickle
+from paramctl.checkpoint import Checkpoint, Storage, TensorEntry, join_path
+from paramctl.errors import CorruptCheckpoint, UsageError
+from paramctl.formats._io import read_at
 
 if TYPE_CHECKING:
     import torch
@@ -105,64 +106,51 @@ class ValueReader:
         return flat.as_strided(entry.shape, entry.stride, entry.storage_offset)
 
 
-def load_with_torch(path: Path, format_name: str) -> Checkpoint:
-    """Read a checkpoint through ``torch.load(weights_only=True, mmap=True)``.
+class SpanReader:
+    """Reads single tensors of a checkpoint into memory of their own, one at a time.
 
-    Used only when the metadata reader meets a torch feature it does not model. Storage
-    identity comes from the loaded storages' addresses; file offsets are unknown.
+    Unlike a memory map of the whole file, nothing stays resident after a tensor is
+    dropped, so reading every tensor of a large file keeps memory near the largest one.
     """
-    import pickle
 
-    import torch
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        self.checkpoint = checkpoint
+        self._files: dict[Path, BinaryIO] = {}
 
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=format_name == "torch-zip")
-    except pickle.UnpicklingError as exc:
-        raise UnsafePickle(
-            _unsupported_global(str(exc)), "torch's weights-only loader refused it too"
-        ) from exc
-    entries: list[TensorEntry] = []
-    storages: dict[str, Storage] = {}
-    tensors: dict[str, Any] = {}
+    def __enter__(self) -> SpanReader:
+        return self
 
-    def convert(node: Any, path_parts: tuple[PathPart, ...]) -> Any:
-        if isinstance(node, torch.Tensor):
-            strided = node.layout == torch.strided
-            name = join_path(path_parts)
-            if strided:
-                untyped = node.untyped_storage()
-                key, nbytes = f"{untyped.data_ptr()}", untyped.nbytes()
-            else:  # sparse and other layouts have no single storage to share
-                key, nbytes = f"{node.layout}:{name}", 0
-            storages.setdefault(key, Storage(key, "uint8", nbytes, None, str(node.device)))
-            entry = TensorEntry(
-                name,
-                path_parts,
-                tuple(node.shape),
-                str(node.dtype).removeprefix("torch."),
-                tuple(node.stride()) if strided else (),
-                key,
-                int(node.storage_offset()) if strided else 0,
-                node.requires_grad,
-                isinstance(node, torch.nn.Parameter),
-            )
-            entries.append(entry)
-            tensors[name] = node
-            return entry
-        if isinstance(node, dict):
-            return {
-                k: convert(v, (*path_parts, k if isinstance(k, int) else str(k))) for k, v in node.items()
-            }
-        if isinstance(node, list | tuple):
-            return type(node)(convert(v, (*path_parts, i)) for i, v in enumerate(node))
-        return node
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
-    payload = convert(obj, ())
-    return Checkpoint(path, format_name, entries, storages, payload, fallback_tensors=tensors)
+    def close(self) -> None:
+        for file in self._files.values():
+            file.close()
+        self._files.clear()
 
+    def fileno(self, path: Path) -> int:
+        """A descriptor of one of the checkpoint's files, opened once."""
+        if path not in self._files:
+            self._files[path] = open(path, "rb")  # noqa: SIM115 - closed by close()
+        return self._files[path].fileno()
 
-def _unsupported_global(message: str) -> str:
-    marker = "GLOBAL "
-    if marker in message:
-        return message.split(marker, 1)[1].split()[0].rstrip(".,")
-    return "an unsupported global"
+    def tensor(self, entry: TensorEntry) -> torch.Tensor:
+        """A tensor with ``entry``'s dtype, shape and strides, owning a copy of its bytes."""
+        import torch
+
+        if self.checkpoint.fallback_tensors is not None:
+            loaded: torch.Tensor = self.checkpoint.fallback_tensors[join_path(entry.path)]
+            return loaded
+        storage = self.checkpoint.storage_of(entry)
+        if storage.offset is None and storage.nbytes:
+            raise UsageError(f"{self.checkpoint.label}: storage {storage.key} is compressed; cannot read it")
+        start, end = entry.byte_span
+        if end == start:
+            raw = torch.empty(0, dtype=torch.uint8)
+        else:
+            assert storage.offset is not None
+            block = bytearray(end - start)
+            read_at(self.fileno(storage.file), memoryview(block), storage.offset + start)
+            raw = torch.frombuffer(block, dtype=torch.uint8)
+        values = raw.view(torch_dtype(entry.dtype))
+        return values.as_strided(entry.shape, entry.stride, entry.storage_offset - start // entry.itemsize)

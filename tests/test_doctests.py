@@ -16,8 +16,6 @@ import paramctl
 WITHOUT_EXAMPLES = {
     "paramctl.__main__",
     "paramctl.cli.commands",
-    "paramctl.formats.convert",
-    "paramctl.formats.patch",
     "paramctl.live.init_model",
 }
 MODULES = sorted(

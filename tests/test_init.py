@@ -551,12 +551,12 @@ def test_a_failure_mid_write_leaves_the_original_and_no_temp_file(cli, samples, 
 
 
 def test_a_full_disk_is_an_io_error_and_leaves_nothing(cli, samples, tmp_path, monkeypatch):
-    import paramctl.formats.patch
+    import paramctl.formats._editor
 
     def no_space(fd, data, offset):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(paramctl.formats.patch, "write_at", no_space)
+    monkeypatch.setattr(paramctl.formats._editor, "write_at", no_space)
     out = tmp_path / "out.pt"
     out.write_bytes(b"previous")
     result = cli("init", samples / "mlp.pt", "-s", "zeros", "-o", out)

@@ -211,7 +211,7 @@ def test_views_chain_by_overlap_and_relation_follows(layout):
         path=Path("x"),
         format="test",
         entries=entries,
-        storages={"s": Storage("s", "uint8", size, 0)},
+        storages={"s": Storage("s", Path("x"), "uint8", size, 0)},
     )
     (group,) = storage_groups(checkpoint, entries)
     by_view: dict[int, list[tuple[int, int]]] = {}

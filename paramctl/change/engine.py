@@ -11,7 +11,7 @@ Data flows one way, and each step is a public function:
    names a shared storage changes too. It reads no values: ``--dry-run`` shows this plan.
 3. :func:`apply_plan` produces the new values one tensor at a time, in file order, with
    one ``torch.Generator`` shared across the tensors, into a
-   :class:`~paramctl.formats.patch.StorageEditor`.
+   :class:`~paramctl.formats._editor.StorageEditor`.
 4. :func:`write_changes` runs step 3 for one or more plans into an open output file,
    converting to another format if asked; :func:`save_changes` adds the destination
    (a path replaced atomically, or a stream such as standard output).
@@ -36,21 +36,19 @@ from paramctl import __version__
 from paramctl.checkpoint import Checkpoint, TensorEntry, join_path, model_view
 from paramctl.dtypes import dtype as lookup_dtype
 from paramctl.errors import IncompatibleTensors, UsageError
-from paramctl.formats import safetensors as safetensors_format
-from paramctl.formats import torch_legacy, torch_zip
+from paramctl.formats import format_named, output_format
 from paramctl.schemes.catalog import DefaultScheme, InitScheme, TorchScheme
 from paramctl.schemes.defaults import LayerGuess, infer_defaults
 
 if TYPE_CHECKING:
     import torch
 
-    from paramctl.formats.patch import StorageEditor
+    from paramctl.formats._editor import StorageEditor
 
 ValueKind = Literal["float", "complex", "int", "bool"]
 # What draws a plan's random numbers: a generator, a seed to make one from, or nothing.
 Randomness: TypeAlias = "torch.Generator | int | None"
 _SHOWN_NAMES = 6
-_TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".tar", ".pkl")
 
 
 def value_kind(dtype: str) -> ValueKind:
@@ -605,8 +603,7 @@ def apply_plan(
     """
     import torch
 
-    from paramctl.formats.patch import SpanReader
-    from paramctl.values import torch_dtype
+    from paramctl.values import SpanReader, torch_dtype
 
     copy = plan.change.copy
     reader = SpanReader(copy.checkpoint) if copy is not None else None
@@ -674,30 +671,6 @@ def _edit(values: torch.Tensor, edit: Edit) -> None:
 
 # -- writing ----------------------------------------------------------------------------
 
-FORMAT_NAMES = (torch_zip.FORMAT, torch_legacy.FORMAT, safetensors_format.FORMAT)
-
-
-def output_format(path: str | os.PathLike[str] | None, requested: str | None, input_format: str) -> str:
-    """The format to write: ``requested`` (``--to``), else the extension, else the input's.
-
-    A torch extension keeps a torch input's own format (zip or legacy).
-
-    >>> output_format("out.safetensors", None, "torch-zip")
-    'safetensors'
-    >>> output_format("out.pt", None, "safetensors"), output_format(None, None, "torch-legacy")
-    ('torch-zip', 'torch-legacy')
-    """
-    if requested is not None:
-        if requested not in FORMAT_NAMES:
-            raise UsageError(f"--to {requested!r}: formats are {', '.join(FORMAT_NAMES)}")
-        return requested
-    suffix = Path(path).suffix.lower() if path is not None else ""
-    if suffix == ".safetensors":
-        return safetensors_format.FORMAT
-    if suffix in _TORCH_SUFFIXES and input_format == safetensors_format.FORMAT:
-        return torch_zip.FORMAT
-    return input_format
-
 
 def write_record(plans: Sequence[Plan], seeds: Sequence[int | None], command: str = "init") -> dict[str, Any]:
     """The provenance of one write: the tool, its version, the command and each change
@@ -729,12 +702,11 @@ def write_changes(
     to a scratch file (in ``scratch_dir``) and is then converted.
     """
     from paramctl.atomic import scratch_file
-    from paramctl.formats.patch import open_editor
 
     target = to or checkpoint.format
     fresh = set().union(*(plan.fresh_storages() for plan, _ in steps)) if steps else set()
     if target == checkpoint.format:
-        editor = open_editor(checkpoint, out, fresh=fresh, provenance=provenance)
+        editor = format_named(checkpoint.format).editor(checkpoint, out, fresh=fresh, provenance=provenance)
         try:
             results = [apply_plan(plan, editor, generator=_generator(g), stats=stats) for plan, g in steps]
             editor.finish()
@@ -742,14 +714,13 @@ def write_changes(
             editor.close()
         return results
     from paramctl.formats import read_checkpoint
-    from paramctl.formats.convert import convert
 
     with scratch_file(scratch_dir) as (scratch, scratch_path):
         results = write_changes(checkpoint, steps, scratch, stats=stats)
         scratch.flush()
         edited = read_checkpoint(scratch_path)
         edited.label = checkpoint.label
-        convert(edited, out, target, provenance=provenance, source_metadata=checkpoint.metadata)
+        format_named(target).write(edited, out, provenance=provenance, source_metadata=checkpoint.metadata)
     return results
 
 
@@ -841,5 +812,5 @@ def reinit(
         plan=plan,
         changed=changed,
         seed=used_seed,
-        provenance_recorded=target != torch_legacy.FORMAT,
+        provenance_recorded=format_named(target).holds.provenance,
     )

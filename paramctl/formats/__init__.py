@@ -1,7 +1,9 @@
-"""Format detection and the one entry point for reading: :func:`read_checkpoint`.
+"""The registry of checkpoint formats: detection, reading, and the choice of output format.
 
-Each format module offers ``FORMAT`` (its name), ``sniff(head) -> bool`` on the first bytes
-of the file and ``read(path) -> Checkpoint`` that reads metadata only.
+Each format is a folder here whose ``FORMAT`` implements :class:`~paramctl.formats._format.Format`;
+:data:`REGISTRY` lists them, most specific first, and everything else asks the registry:
+``read_checkpoint`` detects a file's format by its bytes, :func:`output_format` picks the
+format to write from ``--to`` or a suffix, :data:`WRITABLE` are ``--to``'s choices.
 """
 
 from __future__ import annotations
@@ -15,41 +17,96 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 from typing import Any, BinaryIO
 
 from paramctl.checkpoint import Checkpoint
-from paramctl.errors import CheckpointIOError, CorruptCheckpoint, ParamctlError
+from paramctl.errors import CheckpointIOError, CorruptCheckpoint, ParamctlError, UsageError
 from paramctl.formats import safetensors, torch_legacy, torch_zip
+from paramctl.formats._format import Finding, Format, Holds, Severity, Verification
 from paramctl.formats._pickle import NeedsTorch
 
-READERS: tuple[ModuleType, ...] = (torch_zip, torch_legacy, safetensors)
-FORMATS = tuple(reader.FORMAT for reader in READERS)
+REGISTRY: tuple[Format, ...] = (torch_zip.FORMAT, torch_legacy.FORMAT, safetensors.FORMAT)
+FORMATS = tuple(fmt.name for fmt in REGISTRY)
+FORMATS_BY_NAME = {fmt.name: fmt for fmt in REGISTRY}
+# Every format can be written back in its own layout; --to may name any of them.
+WRITABLE = FORMATS
 STDIN = "-"
 STDIN_LABEL = "<stdin>"
 _SNIFF_BYTES = 64
 
 
-def detect_format(path: Path) -> ModuleType:
-    """The reader for ``path``, chosen by its first bytes (the extension is ignored).
+def format_named(name: str) -> Format:
+    """The registered format called ``name``.
+
+    >>> format_named("safetensors").suffixes
+    ('.safetensors',)
+    """
+    try:
+        return FORMATS_BY_NAME[name]
+    except KeyError:
+        raise UsageError(f"unknown format {name!r}: formats are {', '.join(FORMATS)}") from None
+
+
+def format_of(checkpoint: Checkpoint) -> Format:
+    """The format a checkpoint was read in."""
+    return format_named(checkpoint.format)
+
+
+def known_suffixes() -> list[str]:
+    """Every output suffix some format claims, in registry order."""
+    return list(dict.fromkeys(suffix for fmt in REGISTRY for suffix in fmt.suffixes))
+
+
+def output_format(path: str | os.PathLike[str] | None, requested: str | None, input_format: str) -> str:
+    """The format to write: ``requested`` (``--to``), else the one the suffix names (the
+    input's own when it claims the suffix too), else, with no suffix, the input's.
+
+    >>> output_format("out.safetensors", None, "torch-zip")
+    'safetensors'
+    >>> output_format("out.pt", None, "safetensors"), output_format(None, None, "torch-legacy")
+    ('torch-zip', 'torch-legacy')
+    >>> output_format("out.safetensor", None, "torch-zip")
+    Traceback (most recent call last):
+    paramctl.errors.UsageError: -o out.safetensor: no format claims the suffix '.safetensor' ...
+    """
+    if requested is not None:
+        if requested not in WRITABLE:
+            raise UsageError(f"--to {requested!r}: formats are {', '.join(WRITABLE)}")
+        return requested
+    suffix = Path(path).suffix.lower() if path is not None else ""
+    if not suffix:
+        return input_format
+    claimants = [fmt for fmt in REGISTRY if suffix in fmt.suffixes]
+    if any(fmt.name == input_format for fmt in claimants):
+        return input_format
+    for fmt in claimants:
+        if fmt.writes_new:
+            return fmt.name
+    raise UsageError(
+        f"-o {path}: no format claims the suffix {suffix!r} (known: {', '.join(known_suffixes())}); "
+        "give --to FORMAT to write it anyway"
+    )
+
+
+def detect_format(path: Path) -> Format:
+    """The format of ``path``, chosen by its first bytes (the extension is ignored).
 
     >>> import os, tempfile
     >>> path = os.path.join(tempfile.mkdtemp(), "weights.bin")
     >>> with open(path, "wb") as file:
     ...     _ = file.write(b"PK\x03\x04" + bytes(60))
-    >>> detect_format(Path(path)).FORMAT
+    >>> detect_format(Path(path)).name
     'torch-zip'
     """
     with _opened(path) as file:
         head = file.read(_SNIFF_BYTES)
-    for reader in READERS:
-        if reader.sniff(head):
-            return reader
+    for fmt in REGISTRY:
+        if fmt.sniff(head):
+            return fmt
     if not head:
         raise CorruptCheckpoint(f"{path}: the file is empty")
-    raise CorruptCheckpoint(
-        f"{path}: not a checkpoint paramctl reads (expected a PyTorch zip or legacy file, or safetensors)"
-    )
+    titles = ", ".join(fmt.title for fmt in REGISTRY)
+    raise CorruptCheckpoint(f"{path}: not a checkpoint paramctl reads (it reads {titles})")
 
 
 def read_checkpoint(
@@ -74,13 +131,13 @@ def read_checkpoint(
 
 
 def _read(path: Path, on_note: Callable[[str], None] | None) -> Checkpoint:
-    reader = detect_format(path)
+    fmt = detect_format(path)
     try:
-        return reader.read(path)  # type: ignore[no-any-return]
+        return fmt.read(path)
     except NeedsTorch as needs:
-        from paramctl.values import load_with_torch
+        from paramctl.formats._fallback import load_with_torch
 
-        checkpoint = load_with_torch(path, reader.FORMAT)
+        checkpoint = load_with_torch(path, fmt.name, mmap=fmt.torch_mmap)
         note = f"{needs}; read it with torch.load(weights_only=True) instead"
         checkpoint.notes.append(note)
         if on_note:
@@ -123,3 +180,25 @@ def spool_stdin() -> Path:
         with os.fdopen(handle, "wb") as out:
             shutil.copyfileobj(stream, out, 1 << 20)
     return path
+
+
+__all__ = [
+    "FORMATS",
+    "FORMATS_BY_NAME",
+    "REGISTRY",
+    "STDIN",
+    "STDIN_LABEL",
+    "WRITABLE",
+    "Finding",
+    "Format",
+    "Holds",
+    "Severity",
+    "Verification",
+    "detect_format",
+    "format_named",
+    "format_of",
+    "known_suffixes",
+    "output_format",
+    "read_checkpoint",
+    "spool_stdin",
+]

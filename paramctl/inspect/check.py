@@ -19,53 +19,25 @@ Errors make the check fail; warnings do too when ``strict``.
 
 from __future__ import annotations
 
-import contextlib
-import zipfile
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from paramctl.checkpoint import Checkpoint, TensorEntry, join_path, model_view
-from paramctl.dtypes import BY_SAFETENSORS_CODE, dtype
+from paramctl.dtypes import dtype
 from paramctl.errors import CorruptCheckpoint
 from paramctl.formats import (
     STDIN,
     STDIN_LABEL,
+    Finding,
+    Severity,
     detect_format,
     read_checkpoint,
-    safetensors,
     spool_stdin,
-    torch_zip,
 )
 from paramctl.select import Selection, select
 from paramctl.stats import checkpoint_stats, work_bytes
-
-Severity = Literal["error", "warning"]
-_READ_CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One problem: how bad, which check found it, the tensor or record, and what it is."""
-
-    severity: Severity
-    check: str
-    name: str
-    message: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"severity": self.severity, "check": self.check, "name": self.name, "message": self.message}
-
-    def line(self) -> str:
-        """The finding as one line of text.
-
-        >>> Finding("error", "nan", "0.weight", "2 NaN among 12 values").line()
-        'error: nan: 0.weight: 2 NaN among 12 values'
-        """
-        where = f"{self.name}: " if self.name else ""
-        return f"{self.severity}: {self.check}: {where}{self.message}"
 
 
 @dataclass
@@ -133,11 +105,17 @@ def check_checkpoint(
     Values are checked for every tensor in the file (``key`` narrows to one sub-dict,
     ``selection`` to some names). Raises only when the file cannot be opened or is no
     checkpoint at all; damage inside one is reported as findings.
+
+    >>> import torch, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.pt")
+    >>> torch.save({"w": torch.tensor([1.0, float("nan")])}, path)
+    >>> [finding.line() for finding in check_checkpoint(path).findings]
+    ['error: nan: w: 1 NaN among 2 values']
     """
     label = STDIN_LABEL if str(source) == STDIN else str(source)
     path = spool_stdin() if str(source) == STDIN else Path(source)
-    reader = detect_format(path)
-    result = CheckResult(label, reader.FORMAT)
+    fmt = detect_format(path)
+    result = CheckResult(label, fmt.name)
     checkpoint: Checkpoint | None = None
     failure = ""
     try:
@@ -145,12 +123,12 @@ def check_checkpoint(
         checkpoint.label = label
     except CorruptCheckpoint as exc:
         failure = str(exc).replace(str(path), label)
-    if reader.FORMAT == "torch-zip":
-        _check_zip(path, result, _record_owners(checkpoint), on_progress)
-    elif reader.FORMAT == "safetensors":
-        _check_safetensors_layout(path, result)
+    container = fmt.verify(path, checkpoint, on_progress)
+    result.findings += container.findings
+    result.checked += container.checked
+    result.records = container.records
     if checkpoint is None:
-        if not (reader.FORMAT == "safetensors" and result.errors):
+        if not (container.covers_metadata and container.errors):
             result.add("error", "read", "", failure)
         return result
     result.checked.append("metadata")
@@ -160,116 +138,6 @@ def check_checkpoint(
 
 
 # -- the container ------------------------------------------------------------------------
-
-
-def _check_zip(
-    path: Path,
-    result: CheckResult,
-    owners: dict[str, str],
-    on_progress: Callable[[int], None] | None,
-) -> None:
-    """Read every record to its end; zipfile compares each CRC-32 when a record is done."""
-    try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as exc:
-        result.add("error", "zip", "", f"the archive is damaged or truncated ({exc})")
-        return
-    result.checked.append("zip CRC-32")
-    with archive:
-        root = ""
-        with contextlib.suppress(CorruptCheckpoint):
-            root = torch_zip.find_root(archive.namelist())
-        for info in archive.infolist():
-            result.records += 1
-            name = info.filename
-            try:
-                with archive.open(info) as record:
-                    while chunk := record.read(_READ_CHUNK):
-                        if on_progress:
-                            on_progress(len(chunk))
-            except zipfile.BadZipFile as exc:
-                detail = "CRC-32 mismatch: its bytes changed after writing" if "CRC" in str(exc) else str(exc)
-                owner = owners.get(name.removeprefix(root))
-                result.add("error", "crc", name, detail + (f" (tensor {owner})" if owner else ""))
-            # zipfile raises NotImplementedError for compression methods it cannot decode.
-            except (OSError, EOFError, NotImplementedError, zlib.error) as exc:
-                result.add("error", "zip", name, f"cannot be read ({exc})")
-
-
-def _record_owners(checkpoint: Checkpoint | None) -> dict[str, str]:
-    """Record name below the archive root -> the tensor names on that storage."""
-    owners: dict[str, list[str]] = {}
-    for entry in checkpoint.entries if checkpoint is not None else ():
-        owners.setdefault(f"data/{entry.storage_key}", []).append(entry.name)
-    return {record: ", ".join(names) for record, names in owners.items()}
-
-
-def _check_safetensors_layout(path: Path, result: CheckResult) -> None:
-    """Each entry well-formed, and the entries tiling the data section exactly."""
-    try:
-        header, _, data_length = safetensors.read_header(path)
-    except CorruptCheckpoint as exc:
-        result.add("error", "header", "", str(exc))
-        return
-    result.checked.append("safetensors layout")
-    spans: list[tuple[int, int, str]] = []
-    for name, info in header.items():
-        if name == safetensors.METADATA_KEY:
-            if not isinstance(info, dict) or not all(isinstance(v, str) for v in info.values()):
-                result.add("error", "header", name, "must map strings to strings")
-            continue
-        span = _safetensors_span(name, info, data_length, result)
-        if span is not None:
-            spans.append((*span, name))
-    spans.sort()
-    position, previous = 0, ""
-    for start, end, name in spans:
-        if start > position:
-            after = f" after {previous}" if previous else " at the start"
-            result.add("error", "coverage", name, f"a hole of {start - position} bytes{after}")
-        elif start < position:
-            result.add("error", "coverage", name, f"overlaps {previous} by {position - start} bytes")
-        position, previous = max(position, end), name
-    if position < data_length and spans:
-        result.add("error", "coverage", "", f"{data_length - position} bytes after the last tensor")
-
-
-def _safetensors_span(name: str, info: Any, data_length: int, result: CheckResult) -> tuple[int, int] | None:
-    try:
-        code, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
-        begin, end = offsets
-    except (KeyError, TypeError, ValueError):
-        result.add("error", "header", name, "needs dtype, shape and two data_offsets")
-        return None
-    element = BY_SAFETENSORS_CODE.get(code) if isinstance(code, str) else None
-    if element is None:
-        result.add("error", "header", name, f"unknown dtype {code!r}")
-        return None
-    if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
-        result.add("error", "header", name, f"bad shape {shape!r}")
-        return None
-    if not (isinstance(begin, int) and isinstance(end, int)) or not 0 <= begin <= end:
-        result.add("error", "offsets", name, f"bad data offsets {offsets!r}")
-        return None
-    if end > data_length:
-        result.add(
-            "error",
-            "offsets",
-            name,
-            f"data offsets [{begin}, {end}] run past the {data_length} bytes of data",
-        )
-        return None
-    numel = 1
-    for size in shape:
-        numel *= size
-    if end - begin != numel * element.itemsize:
-        result.add(
-            "error",
-            "offsets",
-            name,
-            f"data offsets span {end - begin} bytes, the shape needs {numel * element.itemsize}",
-        )
-    return begin, end
 
 
 # -- the values ---------------------------------------------------------------------------

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from paramctl.checkpoint import Checkpoint, Extra, TensorEntry, join_path, model_view, shared_names
+from paramctl.checkpoint import Checkpoint, Extra, TensorEntry, join_path, model_view
 from paramctl.select import Selection, select
+from paramctl.storage import shared_names, stored_bytes
 
 SortKey = Literal["file", "name", "size", "numel"]
 
@@ -53,26 +54,6 @@ class Totals:
             "unique_bytes": self.unique_bytes,
             "by_dtype": {name: vars(total) for name, total in self.by_dtype.items()},
         }
-
-
-def stored_bytes(entries: Sequence[TensorEntry]) -> int:
-    """Bytes the entries occupy, counting overlapping views of a storage once.
-
-    >>> a = TensorEntry("a", ("a",), (4,), "float32", (1,), "s")
-    >>> b = TensorEntry("b", ("b",), (2,), "float32", (1,), "s", storage_offset=2)
-    >>> stored_bytes([a, b])
-    16
-    """
-    spans: dict[str, list[tuple[int, int]]] = {}
-    for entry in entries:
-        spans.setdefault(entry.storage_key, []).append(entry.byte_span)
-    total = 0
-    for intervals in spans.values():
-        reach = 0
-        for start, end in sorted(intervals):
-            total += max(0, end - max(start, reach))
-            reach = max(reach, end)
-    return total
 
 
 @dataclass(frozen=True)
@@ -145,6 +126,15 @@ def build_listing(
 
     Sharing is judged over the whole checkpoint, so a tied name outside the view or the
     selection still marks its partner.
+
+    >>> import torch, tempfile, os
+    >>> from paramctl.formats import read_checkpoint
+    >>> path = os.path.join(tempfile.mkdtemp(), "tied.pt")
+    >>> weight = torch.zeros(4)
+    >>> torch.save({"embed": weight, "head": weight, "bias": torch.zeros(2)}, path)
+    >>> listing = build_listing(read_checkpoint(path))
+    >>> [(row.name, row.shared_with) for row in listing.rows], listing.totals.unique_bytes
+    ([('embed', ('head',)), ('head', ('embed',)), ('bias', ())], 24)
     """
     view = model_view(checkpoint, key=key, all_tensors=all_tensors)
     chosen = select(view.entries, selection)

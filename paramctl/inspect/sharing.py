@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from paramctl.checkpoint import Checkpoint, TensorEntry, model_view
-from paramctl.inspect.listing import stored_bytes
 from paramctl.select import Selection, select
+from paramctl.storage import Relation, chain_views, relation, union_length
 
 if TYPE_CHECKING:
     from paramctl.values import ValueReader
 
-Relation = Literal["alias", "overlapping", "disjoint", "mixed", "equal"]
+GroupRelation = Literal[Relation, "equal"]
 # Bytes hashed per read: enough to keep the disk busy, small against any tensor.
 _HASH_CHUNK = 8 << 20
 
@@ -70,7 +70,7 @@ class SharedName:
 class SharingGroup:
     """Names that share bytes (or, for ``equal``, hold the same bytes apart)."""
 
-    relation: Relation
+    relation: GroupRelation
     storage: str
     storage_bytes: int
     names: tuple[SharedName, ...]
@@ -136,53 +136,50 @@ class SharingReport:
 
 @dataclass(frozen=True)
 class _Located:
-    """An entry placed in a region of the file: a storage, or storages that overlap."""
+    """An entry placed in a region: a storage, or storages whose bytes overlap in one file."""
 
     entry: TensorEntry
     region: int
     start: int
     end: int
 
+    @property
+    def byte_span(self) -> tuple[int, int]:
+        return (self.start, self.end)
 
-def _regions(checkpoint: Checkpoint) -> tuple[dict[str, int], dict[int, int], dict[int, list[str]]]:
-    """Assign each storage a region: storages whose bytes overlap in the file share one.
 
-    Returns storage key -> region, region -> base (the absolute offset its spans count
-    from, or 0 when the storage's bytes have no plain offset), region -> storage keys.
+def _regions(checkpoint: Checkpoint) -> tuple[dict[str, int], dict[int, int], dict[int, int]]:
+    """Assign each storage a region: storages whose bytes overlap in one file share one.
+
+    Returns storage key -> region, region -> base (the offset in its file its spans count
+    from, 0 where the bytes have no plain offset), and region -> its length from the base.
     """
     region_of: dict[str, int] = {}
     base: dict[int, int] = {}
-    keys: dict[int, list[str]] = {}
+    reach: dict[int, int] = {}
     placed = sorted(
         (s for s in checkpoint.storages.values() if s.offset is not None and s.nbytes > 0),
-        key=lambda s: (s.offset, -s.nbytes),
+        key=lambda s: (str(s.file), s.offset, -s.nbytes),
     )
-    reach = -1
+    file, end = None, -1
     for storage in placed:
         assert storage.offset is not None
-        if storage.offset >= reach:
-            region = len(keys)
-            keys[region], base[region] = [], storage.offset
-        region = len(keys) - 1
+        if storage.file != file or storage.offset >= end:
+            region = len(base)
+            base[region], reach[region], file, end = storage.offset, storage.offset, storage.file, -1
+        region = len(base) - 1
         region_of[storage.key] = region
-        keys[region].append(storage.key)
-        reach = max(reach, storage.offset + storage.nbytes)
+        end = max(end, storage.offset + storage.nbytes)
+        reach[region] = end
     for storage in checkpoint.storages.values():
         if storage.key not in region_of:
-            region = len(keys)
-            region_of[storage.key], base[region], keys[region] = region, 0, [storage.key]
-    return region_of, base, keys
+            region = len(base)
+            region_of[storage.key], base[region], reach[region] = region, 0, storage.nbytes
+    return region_of, base, {region: reach[region] - base[region] for region in base}
 
 
 def _locate(checkpoint: Checkpoint, entries: Sequence[TensorEntry]) -> tuple[list[_Located], dict[int, int]]:
-    region_of, base, keys = _regions(checkpoint)
-    extent: dict[int, int] = {}
-    for region, members in keys.items():
-        ends = []
-        for key in members:
-            storage = checkpoint.storages[key]
-            ends.append((storage.offset or 0) + storage.nbytes)
-        extent[region] = max(ends) - base[region]
+    region_of, base, extent = _regions(checkpoint)
     located = []
     for entry in entries:
         if entry.numel == 0:
@@ -195,30 +192,8 @@ def _locate(checkpoint: Checkpoint, entries: Sequence[TensorEntry]) -> tuple[lis
     return located, extent
 
 
-def _views(members: list[_Located]) -> list[list[_Located]]:
-    """Split a region's names into runs whose byte intervals chain by overlap."""
-    ordered = sorted(members, key=lambda m: (m.start, m.end))
-    views: list[list[_Located]] = []
-    reach = -1
-    for member in ordered:
-        if views and member.start < reach:
-            views[-1].append(member)
-            reach = max(reach, member.end)
-        else:
-            views.append([member])
-            reach = member.end
-    return views
-
-
-def _relation(views: list[list[_Located]]) -> Relation:
-    if len(views) == 1:
-        spans = {(m.start, m.end) for m in views[0]}
-        return "alias" if len(spans) == 1 else "overlapping"
-    return "disjoint" if all(len(view) == 1 for view in views) else "mixed"
-
-
 def storage_groups(checkpoint: Checkpoint, entries: Sequence[TensorEntry]) -> list[SharingGroup]:
-    """Groups of ``entries`` that view one storage (or overlapping bytes of the file).
+    """Groups of ``entries`` that view one storage (or overlapping bytes of one file).
 
     Reads metadata only.
     """
@@ -230,42 +205,16 @@ def storage_groups(checkpoint: Checkpoint, entries: Sequence[TensorEntry]) -> li
     for region, members in by_region.items():
         if len(members) < 2:
             continue
-        views = _views(members)
-        names = []
-        for number, view in enumerate(views, start=1):
-            for member in view:
-                names.append(
-                    SharedName(
-                        member.entry,
-                        member.start,
-                        member.end,
-                        number,
-                        _from_metadata(checkpoint, member.entry),
-                    )
-                )
+        views = chain_views(members)
+        names = [
+            SharedName(member.entry, member.start, member.end, number, member.entry.recorded_alias)
+            for number, view in enumerate(views, start=1)
+            for member in view
+        ]
         keys = dict.fromkeys(name.entry.storage_key for name in names)
-        saved = sum(m.entry.nbytes for m in members) - stored_bytes([_as_region_entry(m) for m in members])
-        groups.append(SharingGroup(_relation(views), "+".join(keys), extent[region], tuple(names), saved))
+        saved = sum(m.entry.nbytes for m in members) - union_length(m.byte_span for m in members)
+        groups.append(SharingGroup(relation(views), "+".join(keys), extent[region], tuple(names), saved))
     return groups
-
-
-def _as_region_entry(item: _Located) -> TensorEntry:
-    """A stand-in entry whose byte span is the item's span in its region (for counting)."""
-    return TensorEntry(
-        item.entry.name,
-        item.entry.path,
-        (item.end - item.start,),
-        "uint8",
-        (1,),
-        str(item.region),
-        item.start,
-    )
-
-
-def _from_metadata(checkpoint: Checkpoint, entry: TensorEntry) -> bool:
-    return (
-        checkpoint.payload is None and checkpoint.fallback_tensors is None and entry.storage_key != entry.name
-    )
 
 
 def value_groups(
@@ -303,7 +252,7 @@ def value_groups(
                 if len(equal) < 2:
                     continue
                 names = tuple(
-                    SharedName(m.entry, m.start, m.end, copy, _from_metadata(checkpoint, m.entry))
+                    SharedName(m.entry, m.start, m.end, copy, m.entry.recorded_alias)
                     for copy, place in enumerate(equal, start=1)
                     for m in places[place]
                 )

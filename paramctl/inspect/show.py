@@ -13,10 +13,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from paramctl.checkpoint import Checkpoint, Storage, TensorEntry, join_path, model_view, shared_names
+from paramctl.checkpoint import Checkpoint, Storage, TensorEntry, join_path, model_view
 from paramctl.errors import UsageError
 from paramctl.select import Selection, nothing_selected
 from paramctl.stats import Histogram, TensorStats, histogram, tensor_stats
+from paramctl.storage import shared_names
 
 _INT = re.compile(r"^[+-]?\d+$")
 

@@ -37,14 +37,13 @@ from paramctl.change.engine import (
     _fill,
     _incompatibility,
     copy_source,
-    output_format,
     plan_change,
     save_changes,
     tensor_stats,
 )
 from paramctl.checkpoint import Checkpoint, model_view
 from paramctl.errors import IncompatibleTensors, UnsafePickle, UsageError
-from paramctl.formats import STDIN, read_checkpoint
+from paramctl.formats import STDIN, output_format, read_checkpoint
 from paramctl.live.collection import as_entry, reset_method, reset_with_owners
 from paramctl.live.model import (
     InputSpec,

@@ -12,22 +12,12 @@ from __future__ import annotations
 import _compat_pickle
 import collections
 import pickletools
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 from paramctl.errors import CheckpointIOError, CorruptCheckpoint, ModelCodeError, UnsafePickle
-from paramctl.formats import (
-    STDIN,
-    STDIN_LABEL,
-    detect_format,
-    safetensors,
-    spool_stdin,
-    torch_legacy,
-    torch_zip,
-)
-from paramctl.formats.torch_zip import find_root
+from paramctl.formats import STDIN, STDIN_LABEL, detect_format, spool_stdin
 
 _STRING_OPS = frozenset(
     {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"}
@@ -36,8 +26,6 @@ _GET_OPS = frozenset({"GET", "BINGET", "LONG_BINGET"})
 _PUT_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 # Opcodes that change neither the stack nor the memo as far as naming globals goes.
 _QUIET_OPS = frozenset({"PROTO", "FRAME", "STOP", "MARK"})
-# Legacy files are five pickles in a row: magic number, protocol, system info, objects, keys.
-_LEGACY_PICKLES = 5
 
 
 def pickle_globals(data: bytes | IO[bytes]) -> list[str]:
@@ -93,27 +81,15 @@ def _python3_name(module: str, attr: str) -> str:
 
 def checkpoint_globals(path: Path) -> list[str]:
     """The globals ``torch.load(path, weights_only=False)`` would import, in first-use order."""
-    reader = detect_format(path)
+    names: dict[str, None] = {}
     try:
-        if reader is torch_zip:
-            with zipfile.ZipFile(path) as archive:
-                root = find_root(archive.namelist())
-                return pickle_globals(archive.read(f"{root}data.pkl"))
-        if reader is torch_legacy:
-            names: dict[str, None] = {}
-            with open(path, "rb") as file:
-                for _ in range(_LEGACY_PICKLES):
-                    # Each scan stops at its pickle's STOP, leaving the file at the next one.
-                    names.update(dict.fromkeys(pickle_globals(file)))
-            return list(names)
-    except zipfile.BadZipFile as exc:
-        raise CorruptCheckpoint(f"{path}: damaged or truncated zip archive ({exc})") from exc
+        for pickle in detect_format(path).pickles(path):
+            names.update(dict.fromkeys(pickle_globals(pickle)))
     except (ValueError, EOFError) as exc:
         raise CorruptCheckpoint(f"{path}: the pickle is damaged: {exc}") from exc
     except OSError as exc:
         raise CheckpointIOError(f"{path}: {exc.strerror or exc}") from exc
-    assert reader is safetensors
-    return []
+    return list(names)
 
 
 def load_trusted(path: Path, *, on_globals: Callable[[list[str]], None] | None = None) -> Any:

@@ -16,9 +16,9 @@ from paramctl.checkpoint import Checkpoint, Storage
 from paramctl.dtypes import dtype as lookup_dtype
 from paramctl.errors import CorruptCheckpoint
 from paramctl.formats._pickle import StorageRef, restricted_load, storage_ref_from_pid
-from paramctl.formats._torch_common import check_entry_fits, name_tensors
+from paramctl.formats._torch_pickle import check_entry_fits, name_tensors
 
-FORMAT = "torch-zip"
+NAME = "torch-zip"
 MAGIC = b"PK\x03\x04"
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 
@@ -84,13 +84,13 @@ def _read(path: Path, file: BinaryIO, archive: zipfile.ZipFile) -> Checkpoint:
                 f"{path}: storage data/{key} holds {info.file_size} bytes, needs {expected}"
             )
         offset = record_data_offset(file, info) if info.compress_type == zipfile.ZIP_STORED else None
-        storages[key] = Storage(key, ref.dtype, expected, offset, ref.location)
+        storages[key] = Storage(key, path, ref.dtype, expected, offset, ref.location)
     payload, entries = name_tensors(payload)
     for entry in entries:
         check_entry_fits(entry, storages[entry.storage_key].nbytes)
     return Checkpoint(
         path=path,
-        format=FORMAT,
+        format=NAME,
         entries=entries,
         storages=storages,
         payload=payload,

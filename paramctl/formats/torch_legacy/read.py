@@ -15,11 +15,13 @@ from paramctl.checkpoint import Checkpoint, Storage
 from paramctl.dtypes import dtype as lookup_dtype
 from paramctl.errors import CorruptCheckpoint
 from paramctl.formats._pickle import StorageRef, restricted_load, storage_ref_from_pid
-from paramctl.formats._torch_common import check_entry_fits, name_tensors
+from paramctl.formats._torch_pickle import check_entry_fits, name_tensors
 
-FORMAT = "torch-legacy"
+NAME = "torch-legacy"
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
+# A legacy file is five pickles in a row: magic number, protocol, system info, objects, keys.
+PICKLES = 5
 # The file's first pickle holds only the magic number: LONG1 of 10 bytes, little-endian,
 # after the protocol opcode (and, from protocol 4, a FRAME opcode).
 MAGIC = b"\x8a\x0a" + MAGIC_NUMBER.to_bytes(10, "little")
@@ -63,7 +65,7 @@ def _read(path: Path, file: BinaryIO) -> Checkpoint:
     payload, entries = name_tensors(payload)
     for entry in entries:
         check_entry_fits(entry, storages[entry.storage_key].nbytes)
-    return Checkpoint(path, FORMAT, entries, storages, payload, byteorder=byteorder)
+    return Checkpoint(path, NAME, entries, storages, payload, byteorder=byteorder)
 
 
 def _locate_storages(
@@ -88,7 +90,7 @@ def _locate_storages(
         offset = position + count_format.size
         if count < 0 or offset + nbytes > file_size:
             raise CorruptCheckpoint(f"{path}: storage {key} runs past the end of the file")
-        storages[key] = Storage(key, ref.dtype, nbytes, offset, ref.location)
+        storages[key] = Storage(key, path, ref.dtype, nbytes, offset, ref.location)
         position = offset + nbytes
     missing = set(refs) - set(storages)
     if missing:

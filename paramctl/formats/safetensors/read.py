@@ -16,7 +16,7 @@ from paramctl.checkpoint import Checkpoint, Storage, TensorEntry
 from paramctl.dtypes import BY_SAFETENSORS_CODE
 from paramctl.errors import CorruptCheckpoint
 
-FORMAT = "safetensors"
+NAME = "safetensors"
 METADATA_KEY = "__metadata__"
 # The reference implementation refuses headers above 100 MB; so does this reader.
 MAX_HEADER_BYTES = 100_000_000
@@ -78,7 +78,7 @@ def read(path: Path) -> Checkpoint:
         storages[name] = storage
     entries.sort(key=lambda e: storages[e.storage_key].offset or 0)
     entries.extend(_aliases(metadata, {e.name: e for e in entries}))
-    return Checkpoint(path, FORMAT, entries, storages, payload=None, metadata=metadata)
+    return Checkpoint(path, NAME, entries, storages, payload=None, metadata=metadata)
 
 
 def _entry(
@@ -100,7 +100,7 @@ def _entry(
         raise CorruptCheckpoint(
             f"{path}: {name}: data offsets span {end - begin} bytes, the shape needs {entry.nbytes}"
         )
-    return entry, Storage(name, dt.name, entry.nbytes, data_start + begin)
+    return entry, Storage(name, path, dt.name, entry.nbytes, data_start + begin)
 
 
 def _aliases(metadata: dict[str, str], by_name: dict[str, TensorEntry]) -> list[TensorEntry]:
@@ -121,6 +121,7 @@ def _aliases(metadata: dict[str, str], by_name: dict[str, TensorEntry]) -> list[
                     target.dtype,
                     target.stride,
                     target.storage_key,
+                    recorded_alias=True,
                 )
             )
     return aliases

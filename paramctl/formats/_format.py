@@ -1,0 +1,150 @@
+"""The interface every checkpoint format implements, and what the rest of paramctl may ask.
+
+A format is a folder under ``paramctl/formats/`` whose ``__init__.py`` defines one
+:class:`Format` subclass and an instance of it, ``FORMAT``; the registry in
+``paramctl/formats/__init__.py`` lists those instances. Nothing outside ``formats/`` names a
+format: commands ask the registry (detection, the output format for a suffix, the choices of
+``--to``) and the format object (reading, editing, writing, verifying, its pickles, what it
+can hold).
+
+>>> from paramctl.formats import FORMATS_BY_NAME
+>>> zip_format = FORMATS_BY_NAME["torch-zip"]
+>>> zip_format.holds.extras, FORMATS_BY_NAME["safetensors"].holds.extras
+(True, False)
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, ClassVar, Literal
+
+from paramctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from paramctl.checkpoint import Checkpoint
+    from paramctl.formats._editor import StorageEditor
+
+Severity = Literal["error", "warning"]
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Holds:
+    """What a format can represent, so conversions refuse what would be lost.
+
+    ``extras``: non-tensor values (an epoch, optimizer hyper-parameters); ``nesting``: tensors
+    in nested dicts and lists; ``ties``: two names on one tensor; ``views``: tensors viewing
+    overlapping parts of one storage; ``provenance``: a place to record what paramctl
+    changed; ``dtypes``: the dtypes it stores (``None``: every dtype paramctl knows).
+    """
+
+    extras: bool
+    nesting: bool
+    ties: bool
+    views: bool
+    provenance: bool
+    dtypes: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem: how bad, which check found it, the tensor or record, and what it is.
+
+    >>> Finding("error", "nan", "0.weight", "2 NaN among 12 values").line()
+    'error: nan: 0.weight: 2 NaN among 12 values'
+    """
+
+    severity: Severity
+    check: str
+    name: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"severity": self.severity, "check": self.check, "name": self.name, "message": self.message}
+
+    def line(self) -> str:
+        """The finding as one line of text."""
+        where = f"{self.name}: " if self.name else ""
+        return f"{self.severity}: {self.check}: {where}{self.message}"
+
+
+@dataclass
+class Verification:
+    """What a format's own checks found in a file's container (checksums, layout)."""
+
+    checked: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    records: int = 0
+    # Whether these checks cover every reason the reader refuses a file, so that a read
+    # failure needs no finding of its own once they found an error.
+    covers_metadata: bool = False
+
+    def add(self, severity: Severity, check: str, name: str, message: str) -> None:
+        self.findings.append(Finding(severity, check, name, message))
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for finding in self.findings if finding.severity == "error")
+
+
+class Format(ABC):
+    """One checkpoint format: how to recognise, read, edit, write and verify it."""
+
+    name: ClassVar[str]
+    # What the format is, for messages and the README's table.
+    title: ClassVar[str]
+    # Output suffixes this format claims (``-o out.pt``), lower case with the dot.
+    suffixes: ClassVar[tuple[str, ...]] = ()
+    holds: ClassVar[Holds]
+    # Whether :meth:`write` can make a new file from another format's checkpoint.
+    writes_new: ClassVar[bool] = True
+    # Whether torch's fallback reader may memory-map the file.
+    torch_mmap: ClassVar[bool] = False
+
+    @abstractmethod
+    def sniff(self, head: bytes) -> bool:
+        """Whether a file starting with ``head`` (its first 64 bytes) is in this format."""
+
+    @abstractmethod
+    def read(self, path: Path) -> Checkpoint:
+        """The checkpoint's metadata (names, shapes, dtypes, where each storage's bytes are).
+
+        Raises :class:`~paramctl.formats._pickle.NeedsTorch` for features only torch reads.
+        """
+
+    @abstractmethod
+    def editor(
+        self,
+        checkpoint: Checkpoint,
+        out: BinaryIO,
+        *,
+        fresh: Collection[str] = (),
+        provenance: Mapping[str, Any] | None = None,
+    ) -> StorageEditor:
+        """Start writing a copy of ``checkpoint``'s file to ``out`` with storages replaceable."""
+
+    def write(
+        self,
+        checkpoint: Checkpoint,
+        out: BinaryIO,
+        *,
+        provenance: Mapping[str, Any] | None = None,
+        source_metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        """Write ``checkpoint`` (of any format) as a new file of this format to ``out``."""
+        raise UsageError(f"paramctl does not write new {self.name} files; choose another with --to")
+
+    def verify(self, path: Path, checkpoint: Checkpoint | None, on_progress: Progress | None) -> Verification:
+        """The format's own checks of the container (``checkpoint`` is ``None`` when the
+        metadata could not be read)."""
+        return Verification()
+
+    def pickles(self, path: Path) -> Iterator[IO[bytes]]:
+        """The pickles ``torch.load(weights_only=False)`` would run, for ``--trust`` to list."""
+        return iter(())
+
+    def __repr__(self) -> str:
+        return f"<format {self.name}>"

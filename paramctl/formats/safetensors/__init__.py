@@ -1,0 +1,71 @@
+"""safetensors files: an 8-byte header length, a JSON header, then the tensor bytes.
+
+>>> FORMAT.holds.extras, FORMAT.suffixes
+(False, ('.safetensors',))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from paramctl.dtypes import BY_SAFETENSORS_CODE
+from paramctl.formats._format import Format, Holds, Progress, Verification
+from paramctl.formats.safetensors.read import NAME, read, sniff
+
+if TYPE_CHECKING:
+    from paramctl.checkpoint import Checkpoint
+    from paramctl.formats._editor import StorageEditor
+
+
+class Safetensors(Format):
+    name = NAME
+    title = "safetensors"
+    suffixes = (".safetensors",)
+    holds = Holds(
+        extras=False,
+        nesting=False,
+        ties=True,
+        views=False,
+        provenance=True,
+        dtypes=frozenset(dtype.name for dtype in BY_SAFETENSORS_CODE.values()),
+    )
+
+    def sniff(self, head: bytes) -> bool:
+        return sniff(head)
+
+    def read(self, path: Path) -> Checkpoint:
+        return read(path)
+
+    def editor(
+        self,
+        checkpoint: Checkpoint,
+        out: BinaryIO,
+        *,
+        fresh: Collection[str] = (),
+        provenance: Mapping[str, Any] | None = None,
+    ) -> StorageEditor:
+        from paramctl.formats.safetensors.edit import SafetensorsEditor
+
+        return SafetensorsEditor(checkpoint, out, fresh=fresh, provenance=provenance)
+
+    def write(
+        self,
+        checkpoint: Checkpoint,
+        out: BinaryIO,
+        *,
+        provenance: Mapping[str, Any] | None = None,
+        source_metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        from paramctl.formats.safetensors.write import write_safetensors
+
+        write_safetensors(checkpoint, out, provenance=provenance)
+
+    def verify(self, path: Path, checkpoint: Checkpoint | None, on_progress: Progress | None) -> Verification:
+        from paramctl.formats.safetensors.verify import verify_layout
+
+        return verify_layout(path, checkpoint, on_progress)
+
+
+FORMAT = Safetensors()

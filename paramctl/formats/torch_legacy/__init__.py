@@ -1,0 +1,69 @@
+"""PyTorch legacy checkpoints: the pre-1.6 layout, still written with
+``torch.save(obj, f, _use_new_zipfile_serialization=False)``.
+
+>>> import pickle
+>>> from paramctl.formats.torch_legacy.read import MAGIC_NUMBER
+>>> FORMAT.sniff(pickle.dumps(MAGIC_NUMBER, protocol=2))
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
+
+from paramctl.errors import UsageError
+from paramctl.formats._format import Format, Holds
+from paramctl.formats.torch_legacy.read import NAME, PICKLES, read, sniff
+from paramctl.formats.torch_zip import TORCH_SUFFIXES
+
+if TYPE_CHECKING:
+    from paramctl.checkpoint import Checkpoint
+    from paramctl.formats._editor import StorageEditor
+
+
+class TorchLegacy(Format):
+    name = NAME
+    title = "PyTorch legacy (before 1.6, _use_new_zipfile_serialization=False)"
+    suffixes = TORCH_SUFFIXES
+    holds = Holds(extras=True, nesting=True, ties=True, views=True, provenance=False)
+    writes_new = False
+
+    def sniff(self, head: bytes) -> bool:
+        return sniff(head)
+
+    def read(self, path: Path) -> Checkpoint:
+        return read(path)
+
+    def editor(
+        self,
+        checkpoint: Checkpoint,
+        out: BinaryIO,
+        *,
+        fresh: Collection[str] = (),
+        provenance: Mapping[str, Any] | None = None,
+    ) -> StorageEditor:
+        from paramctl.formats.torch_legacy.edit import LegacyEditor
+
+        return LegacyEditor(checkpoint, out, fresh=fresh, provenance=provenance)
+
+    def write(
+        self,
+        checkpoint: Checkpoint,
+        out: BinaryIO,
+        *,
+        provenance: Mapping[str, Any] | None = None,
+        source_metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        # Nothing needs new files in the pre-1.6 format; an existing one is still edited.
+        raise UsageError("paramctl does not write the legacy torch format; write torch-zip (.pt) instead")
+
+    def pickles(self, path: Path) -> Iterator[IO[bytes]]:
+        # The pickles follow one another: each is read to its STOP before the next is asked for.
+        with open(path, "rb") as file:
+            for _ in range(PICKLES):
+                yield file
+
+
+FORMAT = TorchLegacy()

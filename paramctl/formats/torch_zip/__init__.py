@@ -1,0 +1,77 @@
+"""PyTorch zip checkpoints: everything ``torch.save`` has written since 1.6.
+
+>>> FORMAT.name, FORMAT.sniff(b"PK\x03\x04")
+('torch-zip', True)
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Collection, Iterator, Mapping
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
+
+from paramctl.errors import CorruptCheckpoint
+from paramctl.formats._format import Format, Holds, Progress, Verification
+from paramctl.formats.torch_zip.read import MAGIC, NAME, find_root, read
+
+if TYPE_CHECKING:
+    from paramctl.checkpoint import Checkpoint
+    from paramctl.formats._editor import StorageEditor
+
+TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".tar", ".pkl")
+
+
+class TorchZip(Format):
+    name = NAME
+    title = "PyTorch zip (torch.save since 1.6)"
+    suffixes = TORCH_SUFFIXES
+    holds = Holds(extras=True, nesting=True, ties=True, views=True, provenance=True)
+    torch_mmap = True
+
+    def sniff(self, head: bytes) -> bool:
+        return head.startswith(MAGIC)
+
+    def read(self, path: Path) -> Checkpoint:
+        return read(path)
+
+    def editor(
+        self,
+        checkpoint: Checkpoint,
+        out: BinaryIO,
+        *,
+        fresh: Collection[str] = (),
+        provenance: Mapping[str, Any] | None = None,
+    ) -> StorageEditor:
+        from paramctl.formats.torch_zip.edit import ZipEditor
+
+        return ZipEditor(checkpoint, out, fresh=fresh, provenance=provenance)
+
+    def write(
+        self,
+        checkpoint: Checkpoint,
+        out: BinaryIO,
+        *,
+        provenance: Mapping[str, Any] | None = None,
+        source_metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        from paramctl.formats.torch_zip.write import write_torch_zip
+
+        write_torch_zip(checkpoint, out, provenance=provenance, source_metadata=source_metadata)
+
+    def verify(self, path: Path, checkpoint: Checkpoint | None, on_progress: Progress | None) -> Verification:
+        from paramctl.formats.torch_zip.verify import verify_zip
+
+        return verify_zip(path, checkpoint, on_progress)
+
+    def pickles(self, path: Path) -> Iterator[IO[bytes]]:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                root = find_root(archive.namelist())
+                with archive.open(f"{root}data.pkl") as pickle:
+                    yield pickle
+        except zipfile.BadZipFile as exc:
+            raise CorruptCheckpoint(f"{path}: damaged or truncated zip archive ({exc})") from exc
+
+
+FORMAT = TorchZip()
