@@ -1,14 +1,16 @@
-"""Where a written checkpoint goes: a file replaced atomically, or standard output.
+"""Where a written checkpoint goes: files replaced atomically, or standard output.
 
-:func:`atomic_file` is the one way paramctl writes a file: the bytes go to a temporary file
-in the target's own directory, which is flushed and fsynced, then renamed over the target
-(and the directory fsynced, so the rename itself is durable). On any error, Ctrl-C or
-SIGTERM/SIGHUP, the temporary file is removed and the target is left as it was.
+:func:`atomic_files` is the one way paramctl writes files: the bytes go to temporary files in
+the targets' own directory, which are flushed and fsynced, then renamed over the targets (and
+the directory fsynced, so the renames themselves are durable). :func:`atomic_file` is that for
+one file. On any error, Ctrl-C or SIGTERM/SIGHUP, the temporary files are removed and the
+targets are left as they were.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import signal
@@ -73,19 +75,176 @@ def fsync_directory(directory: Path) -> None:
 
 
 def temp_path_in(directory: Path, stem: str) -> tuple[BinaryIO, Path]:
-    """A new, empty temporary file opened read-write in ``directory``."""
+    """A new, empty temporary file opened read-write in ``directory``.
+
+    Its name carries the writing process's id, so that a temporary left by a killed writer
+    is recognisable and removed by the next write of the same name (:func:`remove_stale`).
+    """
+    remove_stale(directory, stem)
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{stem}.", suffix=TEMP_SUFFIX, dir=directory)
+        fd, name = tempfile.mkstemp(prefix=f".{stem}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=directory)
     except OSError as exc:
         raise CheckpointIOError(f"cannot write in {directory}: {exc.strerror or exc}") from exc
     return os.fdopen(fd, "w+b"), Path(name)
+
+
+def remove_stale(directory: Path, stem: str) -> list[Path]:
+    """Remove temporaries of ``stem`` whose writing process no longer runs; return them."""
+    removed = []
+    for path in directory.glob(f".{glob.escape(stem)}.*{TEMP_SUFFIX}"):
+        pid = path.name[len(stem) + 2 :].partition(".")[0]
+        if pid.isdigit() and not _running(int(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class FileSetWrite:
+    """New versions of several files of one directory, replaced together.
+
+    Each file is written to a temporary file beside its target (:meth:`open`); :meth:`commit`
+    makes them durable and renames them over their targets, the ``last`` one (an index that
+    names the others) last. With more than one file, a journal naming every rename is made
+    durable first: it is the commit point. A kill before it leaves the old set whole (the
+    temporary files are recognisable by :data:`TEMP_SUFFIX` and removed by the next write);
+    a kill after it leaves a set that :func:`recover` completes, which every write runs first.
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> with atomic_files(folder, last="index.json") as files:
+    ...     _ = files.open("shard-1.bin").write(b"one")
+    ...     _ = files.open("index.json").write(b"{}")
+    >>> sorted(p.name for p in folder.iterdir())
+    ['index.json', 'shard-1.bin']
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], *, last: str | None = None) -> None:
+        self.directory = Path(directory) if str(directory) else Path(".")
+        self.last = last
+        self._files: dict[str, tuple[BinaryIO, Path]] = {}
+        self._modes: dict[str, int] = {}
+        self._backups: dict[str, Path] = {}
+
+    def open(self, name: str, *, backup: str | os.PathLike[str] | None = None) -> BinaryIO:
+        """A new, empty file (``w+b``) that will replace ``name`` in the directory."""
+        if name in self._files:
+            raise ValueError(f"{name} is already being written")
+        target = self.directory / name
+        if target.is_dir():
+            raise CheckpointIOError(f"{target}: is a directory")
+        self._modes[name] = _creation_mode(target)
+        if backup is not None:
+            self._backups[name] = Path(backup)
+        file, temp = temp_path_in(self.directory, name)
+        self._files[name] = (file, temp)
+        return file
+
+    def _order(self) -> list[str]:
+        names = [name for name in self._files if name != self.last]
+        return names + ([self.last] if self.last in self._files else [])
+
+    def commit(self) -> None:
+        """Make every file durable, then replace the targets (``last`` last)."""
+        for name, (file, temp) in self._files.items():
+            file.flush()
+            os.fsync(file.fileno())
+            file.close()
+            os.chmod(temp, self._modes[name])
+        for name, backup in self._backups.items():
+            if (self.directory / name).exists():
+                keep(self.directory / name, backup)
+        renames = [(self._files[name][1], self.directory / name) for name in self._order()]
+        journal = self._journal(renames) if len(renames) > 1 else None
+        for temp, target in renames:
+            os.replace(temp, target)
+        fsync_directory(self.directory)
+        if journal is not None:
+            journal.unlink()
+            fsync_directory(self.directory)
+
+    def _journal(self, renames: list[tuple[Path, Path]]) -> Path:
+        lines = "".join(f"{temp.name}\t{target.name}\n" for temp, target in renames)
+        file, temp = temp_path_in(self.directory, "commit")
+        with file:
+            file.write(lines.encode())
+            file.flush()
+            os.fsync(file.fileno())
+        journal = self.directory / JOURNAL
+        os.replace(temp, journal)
+        fsync_directory(self.directory)
+        return journal
+
+    def discard(self) -> None:
+        """Remove every temporary file; the targets stay as they were."""
+        for file, temp in self._files.values():
+            file.close()
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+
+
+JOURNAL = ".paramctl-commit"
+
+
+def recover(directory: str | os.PathLike[str]) -> bool:
+    """Finish a set of renames that a commit began and was interrupted in; ``True`` if it did.
+
+    The journal is written only once every new file is durable, so completing its renames
+    gives the whole new set; without a journal the old set is whole.
+    """
+    folder = Path(directory)
+    journal = folder / JOURNAL
+    try:
+        lines = journal.read_text().splitlines()
+    except FileNotFoundError:
+        return False
+    for line in lines:
+        temp, _, target = line.partition("\t")
+        if temp and target and "/" not in temp + target and (folder / temp).exists():
+            os.replace(folder / temp, folder / target)
+    fsync_directory(folder)
+    journal.unlink()
+    fsync_directory(folder)
+    return True
+
+
+@contextlib.contextmanager
+def atomic_files(
+    directory: str | os.PathLike[str], *, last: str | None = None, label: str | None = None
+) -> Iterator[FileSetWrite]:
+    """A :class:`FileSetWrite` committed when the block succeeds and discarded otherwise.
+
+    Ctrl-C, SIGTERM and SIGHUP discard it too; OS errors become :class:`CheckpointIOError`
+    naming ``label`` (the directory by default).
+    """
+    files = FileSetWrite(directory, last=last)
+    with terminations_raise():
+        try:
+            recover(files.directory)
+            yield files
+            files.commit()
+        except OSError as exc:
+            raise CheckpointIOError(f"{label or files.directory}: {exc.strerror or exc}") from exc
+        finally:
+            files.discard()
 
 
 @contextlib.contextmanager
 def atomic_file(
     target: str | os.PathLike[str], *, backup: str | os.PathLike[str] | None = None
 ) -> Iterator[BinaryIO]:
-    """A file opened for writing (``w+b``) that replaces ``target`` when the block succeeds.
+    """A file opened for writing (``w+b``) that replaces ``target`` when the block succeeds:
+    a set of one file.
 
     With ``backup``, the old ``target`` is kept under that name (a hard link where the file
     system allows, else a copy), itself replaced atomically.
@@ -98,28 +257,8 @@ def atomic_file(
     b'new'
     """
     target = Path(target)
-    directory = target.parent if str(target.parent) else Path(".")
-    if target.is_dir():
-        raise CheckpointIOError(f"{target}: is a directory")
-    mode = _creation_mode(target)
-    with terminations_raise():
-        file, temp = temp_path_in(directory, target.name)
-        try:
-            yield file
-            file.flush()
-            os.fsync(file.fileno())
-            file.close()
-            os.chmod(temp, mode)
-            if backup is not None and target.exists():
-                keep(target, Path(backup))
-            os.replace(temp, target)
-            fsync_directory(directory)
-        except OSError as exc:
-            raise CheckpointIOError(f"{target}: {exc.strerror or exc}") from exc
-        finally:
-            file.close()
-            with contextlib.suppress(FileNotFoundError):
-                temp.unlink()
+    with atomic_files(target.parent, label=str(target)) as files:
+        yield files.open(target.name, backup=backup)
 
 
 def keep(original: Path, backup: Path) -> None:
