@@ -113,7 +113,7 @@ def test_debug_shows_the_traceback(cli, tmp_path):
 
 
 def test_terminal_stdin_without_a_path_is_a_usage_error(cli, monkeypatch):
-    monkeypatch.setattr("paramctl.cli.commands._stdin_isatty", lambda: True)
+    monkeypatch.setattr("paramctl.cli.options._stdin_isatty", lambda: True)
     result = cli("list")
     assert result.exit_code == ExitCode.USAGE
     assert "pass a path, or pipe one" in one_line_error(result)
