@@ -6,12 +6,12 @@ load inside the command, when it runs, so ``paramctl --help`` stays fast.
 """
 
 from paramctl.cli.app import app, register
-from paramctl.cli.check_command import check_command
-from paramctl.cli.grads_command import grads_command
-from paramctl.cli.init_command import InitHelp, init_command
-from paramctl.cli.list_command import list_command
-from paramctl.cli.shared_command import shared_command
-from paramctl.cli.show_command import show_command
+from paramctl.cli.check_cmd import check_command
+from paramctl.cli.grads_cmd import grads_command
+from paramctl.cli.init_cmd import InitHelp, init_command
+from paramctl.cli.list_cmd import list_command
+from paramctl.cli.shared_cmd import shared_command
+from paramctl.cli.show_cmd import show_command
 
 # In the order --help lists them.
 register("list", list_command)

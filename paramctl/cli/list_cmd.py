@@ -156,7 +156,7 @@ def _list_live(
     sort: SortKey,
     output_format: OutputFormat | None,
 ) -> None:
-    from paramctl.cli.grads_command import show_grads
+    from paramctl.cli.grads_cmd import show_grads
     from paramctl.live.model import live_listing
     from paramctl.render.live import announce_globals, live_listing_report, live_tree_rows
     from paramctl.render.tree import tree_report
