@@ -1,11 +1,10 @@
 """``paramctl check``: verify a checkpoint for scripts and CI.
 
->>> import os, tempfile, torch
+>>> import json, os, tempfile, torch
 >>> from typer.testing import CliRunner
 >>> from paramctl.cli import app
 >>> path = os.path.join(tempfile.mkdtemp(), "m.pt")
 >>> torch.save({"w": torch.ones(2, 2), "b": torch.arange(2.0)}, path)
->>> import json
 >>> result = CliRunner().invoke(app, ["check", path, "--strict", "-f", "json"])
 >>> result.exit_code, [finding["message"] for finding in json.loads(result.stdout)["findings"]]
 (<ExitCode.NEGATIVE: 1>, ['all 4 values are 1.0'])
@@ -18,18 +17,7 @@ from typing import Annotated
 
 import typer
 
-from paramctl.cli.options import (
-    DebugOpt,
-    ExcludeOpt,
-    FormatOpt,
-    KeyOpt,
-    MatchOpt,
-    PathArg,
-    RegexOpt,
-    VerboseOpt,
-    checkpoint_source,
-    selection,
-)
+from paramctl.cli import options
 from paramctl.errors import ExitCode
 from paramctl.formats import STDIN
 from paramctl.render.engine import Environment
@@ -42,16 +30,16 @@ ValuesOpt = Annotated[
 
 
 def check_command(
-    path: PathArg = None,
-    match: MatchOpt = None,
-    regex: RegexOpt = None,
-    exclude: ExcludeOpt = None,
-    key: KeyOpt = None,
+    path: options.PathArg = None,
+    match: options.MatchOpt = None,
+    regex: options.RegexOpt = None,
+    exclude: options.ExcludeOpt = None,
+    key: options.KeyOpt = None,
     strict: StrictOpt = False,
     values: ValuesOpt = True,
-    output_format: FormatOpt = None,
-    verbose: VerboseOpt = False,
-    debug: DebugOpt = False,
+    output_format: options.FormatOpt = None,
+    verbose: options.VerboseOpt = False,
+    debug: options.DebugOpt = False,
 ) -> None:
     """Verify a checkpoint: zip CRCs, safetensors layout, readable metadata, NaN/Inf, constant weights.
 
@@ -62,12 +50,12 @@ def check_command(
     from paramctl.render.progress import progress
 
     env = Environment.current()
-    source = checkpoint_source(path)
+    source = options.checkpoint_source(path)
     size = 0 if source == STDIN else _file_size(source)
     with progress(env, size * (2 if values else 1), "checking") as on_progress:
         result = check_checkpoint(
             source,
-            selection=selection(match, regex, exclude),
+            selection=options.selection(match, regex, exclude),
             key=key,
             values=values,
             on_progress=on_progress,

@@ -15,26 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from paramctl.cli.options import (
-    DebugOpt,
-    EvalOpt,
-    ExcludeOpt,
-    FormatOpt,
-    InputFileOpt,
-    InputShapeOpt,
-    InputValueOpt,
-    KeyOpt,
-    LossOpt,
-    MatchOpt,
-    ModelArgOpt,
-    ModelOpt,
-    ProbeSeedOpt,
-    RegexOpt,
-    TrustOpt,
-    given_source,
-    live_request,
-    selection,
-)
+from paramctl.cli import options
 from paramctl.live.routing import ProbeRequest
 from paramctl.render.engine import Environment, OutputFormat, emit
 from paramctl.select import Selection
@@ -55,21 +36,21 @@ ModulePathArg = Annotated[
 
 def grads_command(
     path: ModulePathArg = None,
-    model: ModelOpt = None,
-    model_arg: ModelArgOpt = None,
-    trust: TrustOpt = False,
-    key: KeyOpt = None,
-    input_shape: InputShapeOpt = None,
-    input_file: InputFileOpt = None,
-    input_value: InputValueOpt = None,
-    loss: LossOpt = "sum",
-    seed: ProbeSeedOpt = None,
-    eval_mode: EvalOpt = False,
-    match: MatchOpt = None,
-    regex: RegexOpt = None,
-    exclude: ExcludeOpt = None,
-    output_format: FormatOpt = None,
-    debug: DebugOpt = False,
+    model: options.ModelOpt = None,
+    model_arg: options.ModelArgOpt = None,
+    trust: options.TrustOpt = False,
+    key: options.KeyOpt = None,
+    input_shape: options.InputShapeOpt = None,
+    input_file: options.InputFileOpt = None,
+    input_value: options.InputValueOpt = None,
+    loss: options.LossOpt = "sum",
+    seed: options.ProbeSeedOpt = None,
+    eval_mode: options.EvalOpt = False,
+    match: options.MatchOpt = None,
+    regex: options.RegexOpt = None,
+    exclude: options.ExcludeOpt = None,
+    output_format: options.FormatOpt = None,
+    debug: options.DebugOpt = False,
 ) -> None:
     """Gradients by a probe pass: input, forward, reduce (sum), backward.
 
@@ -77,11 +58,11 @@ def grads_command(
     parameters no gradient reached (unused in forward) and frozen ones. A parameter used
     twice shows its accumulated gradient once, under all its names.
     """
-    live = live_request(model, model_arg, trust, key, input_shape, input_file, input_value)
+    live = options.live_request(model, model_arg, trust, key, input_shape, input_file, input_value)
     show_grads(
-        live.model_source(given_source(path)),
+        live.model_source(options.given_source(path)),
         live.input_spec(),
-        selection(match, regex, exclude),
+        options.selection(match, regex, exclude),
         ProbeRequest(grads=True, loss=loss, eval_mode=eval_mode, seed=seed),
         output_format,
     )

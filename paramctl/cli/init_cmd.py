@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from typer.core import TyperCommand
 
 from paramctl.change.destination import Destination, init_destination
+from paramctl.cli import options
 from paramctl.cli.init_options import (
     AddOpt,
     BackupOpt,
@@ -39,28 +40,6 @@ from paramctl.cli.init_options import (
     SeedOpt,
     SetOpt,
     SkipIncompatibleOpt,
-)
-from paramctl.cli.options import (
-    AllOpt,
-    DebugOpt,
-    ExcludeOpt,
-    FormatOpt,
-    InputFileOpt,
-    InputShapeOpt,
-    InputValueOpt,
-    KeyOpt,
-    MatchOpt,
-    ModelArgOpt,
-    ModelOpt,
-    PathArg,
-    RegexOpt,
-    ToOpt,
-    TrustOpt,
-    VerboseOpt,
-    checkpoint_source,
-    given_source,
-    live_request,
-    selection,
 )
 from paramctl.errors import NothingSelected, UsageError
 from paramctl.formats import STDIN, read_checkpoint
@@ -135,7 +114,7 @@ class _Init:
 
 
 def init_command(
-    path: PathArg = None,
+    path: options.PathArg = None,
     scheme: SchemeOpt = None,
     set_value: SetOpt = None,
     from_path: FromOpt = None,
@@ -143,28 +122,28 @@ def init_command(
     scale: ScaleOpt = None,
     add: AddOpt = None,
     seed: SeedOpt = None,
-    match: MatchOpt = None,
-    regex: RegexOpt = None,
-    exclude: ExcludeOpt = None,
+    match: options.MatchOpt = None,
+    regex: options.RegexOpt = None,
+    exclude: options.ExcludeOpt = None,
     names_from: NamesFromOpt = None,
-    key: KeyOpt = None,
-    all_tensors: AllOpt = False,
+    key: options.KeyOpt = None,
+    all_tensors: options.AllOpt = False,
     skip_incompatible: SkipIncompatibleOpt = False,
     output: OutputOpt = None,
-    to: ToOpt = None,
+    to: options.ToOpt = None,
     in_place: InPlaceOpt = False,
     backup: BackupOpt = False,
     dry_run: DryRunOpt = False,
     quiet: QuietOpt = False,
-    output_format: FormatOpt = None,
-    model: ModelOpt = None,
-    model_arg: ModelArgOpt = None,
-    trust: TrustOpt = False,
-    input_shape: InputShapeOpt = None,
-    input_file: InputFileOpt = None,
-    input_value: InputValueOpt = None,
-    verbose: VerboseOpt = False,
-    debug: DebugOpt = False,
+    output_format: options.FormatOpt = None,
+    model: options.ModelOpt = None,
+    model_arg: options.ModelArgOpt = None,
+    trust: options.TrustOpt = False,
+    input_shape: options.InputShapeOpt = None,
+    input_file: options.InputFileOpt = None,
+    input_value: options.InputValueOpt = None,
+    verbose: options.VerboseOpt = False,
+    debug: options.DebugOpt = False,
 ) -> None:
     """Reinitialize, edit or copy selected tensors and write the checkpoint, losing nothing.
 
@@ -174,15 +153,15 @@ report (mean/std before and after) goes to stdout, or to stderr when stdout carr
 checkpoint.
     """
     env = Environment.current()
-    live = live_request(model, model_arg, trust, key, input_shape, input_file, input_value)
+    live = options.live_request(model, model_arg, trust, key, input_shape, input_file, input_value)
     # A live module needs no file: only a PATH actually given is read.
-    source = given_source(path) if live.builds_module else checkpoint_source(path)
+    source = options.given_source(path) if live.builds_module else options.checkpoint_source(path)
     where = init_destination(
         source, output, in_place, backup, dry_run=dry_run, stdout_isatty=env.stdout_isatty
     )
     change = _Change(scheme, set_value, from_path, tuple(rename or ()), scale, add, seed, skip_incompatible)
     names = read_name_file(names_from, stdin_taken=source == STDIN) if names_from else None
-    chosen = selection(match, regex, exclude, names)
+    chosen = options.selection(match, regex, exclude, names)
     run = _Init(change, chosen, where, to.value if to else None, all_tensors, quiet, output_format)
     if source is None or live.builds_module:
         _init_live(live, source, run, env)

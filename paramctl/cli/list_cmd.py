@@ -14,34 +14,12 @@ b       [2]     float32 2       8
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from paramctl.cli.options import (
-    AllOpt,
-    DebugOpt,
-    EvalOpt,
-    ExcludeOpt,
-    FormatOpt,
-    InputFileOpt,
-    InputShapeOpt,
-    InputValueOpt,
-    KeyOpt,
-    LossOpt,
-    MatchOpt,
-    ModelArgOpt,
-    ModelOpt,
-    PathArg,
-    ProbeSeedOpt,
-    RegexOpt,
-    TrustOpt,
-    VerboseOpt,
-    checkpoint_source,
-    given_source,
-    live_request,
-    selection,
-)
+from paramctl.cli import options
 from paramctl.formats import read_checkpoint
 from paramctl.inspect.listing import Listing, SortKey, build_listing
 from paramctl.live.routing import (
@@ -79,29 +57,29 @@ GradsOpt = Annotated[
 
 
 def list_command(
-    path: PathArg = None,
-    match: MatchOpt = None,
-    regex: RegexOpt = None,
-    exclude: ExcludeOpt = None,
-    key: KeyOpt = None,
-    all_tensors: AllOpt = False,
+    path: options.PathArg = None,
+    match: options.MatchOpt = None,
+    regex: options.RegexOpt = None,
+    exclude: options.ExcludeOpt = None,
+    key: options.KeyOpt = None,
+    all_tensors: options.AllOpt = False,
     extras: ExtrasOpt = False,
     tree: TreeOpt = False,
     sort: SortOpt = "file",
     stats: StatsOpt = False,
-    output_format: FormatOpt = None,
-    model: ModelOpt = None,
-    model_arg: ModelArgOpt = None,
-    trust: TrustOpt = False,
-    input_shape: InputShapeOpt = None,
-    input_file: InputFileOpt = None,
-    input_value: InputValueOpt = None,
+    output_format: options.FormatOpt = None,
+    model: options.ModelOpt = None,
+    model_arg: options.ModelArgOpt = None,
+    trust: options.TrustOpt = False,
+    input_shape: options.InputShapeOpt = None,
+    input_file: options.InputFileOpt = None,
+    input_value: options.InputValueOpt = None,
     grads: GradsOpt = False,
-    loss: LossOpt = "sum",
-    seed: ProbeSeedOpt = None,
-    eval_mode: EvalOpt = False,
-    verbose: VerboseOpt = False,
-    debug: DebugOpt = False,
+    loss: options.LossOpt = "sum",
+    seed: options.ProbeSeedOpt = None,
+    eval_mode: options.EvalOpt = False,
+    verbose: options.VerboseOpt = False,
+    debug: options.DebugOpt = False,
 ) -> None:
     """List every named tensor: shape, dtype, elements, bytes, and what shares its storage.
 
@@ -111,22 +89,18 @@ def list_command(
     materializes them.
     """
     env = Environment.current()
-    live = live_request(model, model_arg, trust, key, input_shape, input_file, input_value)
+    live = options.live_request(model, model_arg, trust, key, input_shape, input_file, input_value)
     probe = ProbeRequest(grads, loss, eval_mode, seed)
-    chosen = selection(match, regex, exclude)
+    chosen = options.selection(match, regex, exclude)
+    shown = _Shown(all_tensors, extras, stats, tree, sort, output_format)
     if lists_live(live, probe):
-        source = live.model_source(given_source(path))
-        check_live_listing(probe, all_tensors=all_tensors, extras=extras, stats=stats, tree=tree, sort=sort)
-        _list_live(source, live, probe, chosen, tree=tree, sort=sort, output_format=output_format)
+        _list_live(live.model_source(options.given_source(path)), live, probe, chosen, shown)
         return
-    location = checkpoint_source(path)
+    location = options.checkpoint_source(path)
     on_note = env.note if verbose else None
     checkpoint = open_or_trusted(lambda: read_checkpoint(location, on_note=on_note), location, trust=trust)
     if isinstance(checkpoint, TrustedPickle):
-        probe = ProbeRequest()
-        check_live_listing(probe, all_tensors=all_tensors, extras=extras, stats=stats, tree=tree, sort=sort)
-        source = live.model_source(checkpoint.source)
-        _list_live(source, live, probe, chosen, tree=tree, sort=sort, output_format=output_format)
+        _list_live(live.model_source(checkpoint.source), live, ProbeRequest(), chosen, shown)
         return
     listing = build_listing(checkpoint, chosen, key=key, all_tensors=all_tensors, sort=sort, extras=extras)
     if stats:
@@ -134,6 +108,18 @@ def list_command(
     if verbose:
         env.note(how_read(checkpoint))
     emit_listing(listing, env.resolve(output_format), env, tree=tree)
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """How the listing is asked for: which tensors and columns, their order, the format."""
+
+    all_tensors: bool
+    extras: bool
+    stats: bool
+    tree: bool
+    sort: SortKey
+    output_format: OutputFormat | None
 
 
 def _with_stats(listing: Listing, checkpoint: Checkpoint, env: Environment) -> Listing:
@@ -147,27 +133,28 @@ def _with_stats(listing: Listing, checkpoint: Checkpoint, env: Environment) -> L
 
 
 def _list_live(
-    source: ModelSource,
-    live: LiveRequest,
-    probe: ProbeRequest,
-    chosen: Selection,
-    *,
-    tree: bool,
-    sort: SortKey,
-    output_format: OutputFormat | None,
+    source: ModelSource, live: LiveRequest, probe: ProbeRequest, chosen: Selection, shown: _Shown
 ) -> None:
     from paramctl.cli.grads_cmd import show_grads
     from paramctl.live.model import live_listing
     from paramctl.render.live import announce_globals, live_listing_report, live_tree_rows
     from paramctl.render.tree import tree_report
 
+    check_live_listing(
+        probe,
+        all_tensors=shown.all_tensors,
+        extras=shown.extras,
+        stats=shown.stats,
+        tree=shown.tree,
+        sort=shown.sort,
+    )
     if probe.grads:
-        show_grads(source, live.input_spec(), chosen, probe, output_format)
+        show_grads(source, live.input_spec(), chosen, probe, shown.output_format)
         return
     env = Environment.current()
     on_globals = functools.partial(announce_globals, env)
     listing = live_listing(
-        source, live.input_spec(), chosen, seed=probe.seed, sort=sort, on_globals=on_globals
+        source, live.input_spec(), chosen, seed=probe.seed, sort=shown.sort, on_globals=on_globals
     )
-    report = tree_report(live_tree_rows(listing)) if tree else live_listing_report(listing)
-    emit(report, env.resolve(output_format), env)
+    report = tree_report(live_tree_rows(listing)) if shown.tree else live_listing_report(listing)
+    emit(report, env.resolve(shown.output_format), env)

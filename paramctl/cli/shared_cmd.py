@@ -18,19 +18,7 @@ from typing import Annotated
 
 import typer
 
-from paramctl.cli.options import (
-    AllOpt,
-    DebugOpt,
-    ExcludeOpt,
-    FormatOpt,
-    KeyOpt,
-    MatchOpt,
-    PathArg,
-    RegexOpt,
-    VerboseOpt,
-    checkpoint_source,
-    selection,
-)
+from paramctl.cli import options
 from paramctl.formats import read_checkpoint
 from paramctl.render.engine import Environment, emit
 
@@ -44,16 +32,16 @@ ByValueOpt = Annotated[
 
 
 def shared_command(
-    path: PathArg = None,
-    match: MatchOpt = None,
-    regex: RegexOpt = None,
-    exclude: ExcludeOpt = None,
-    key: KeyOpt = None,
-    all_tensors: AllOpt = False,
+    path: options.PathArg = None,
+    match: options.MatchOpt = None,
+    regex: options.RegexOpt = None,
+    exclude: options.ExcludeOpt = None,
+    key: options.KeyOpt = None,
+    all_tensors: options.AllOpt = False,
     by_value: ByValueOpt = False,
-    output_format: FormatOpt = None,
-    verbose: VerboseOpt = False,
-    debug: DebugOpt = False,
+    output_format: options.FormatOpt = None,
+    verbose: options.VerboseOpt = False,
+    debug: options.DebugOpt = False,
 ) -> None:
     """Group names that share storage: aliases, overlapping views, disjoint views of one storage.
 
@@ -67,8 +55,8 @@ def shared_command(
     from paramctl.render.shared import shared_report
 
     env = Environment.current()
-    checkpoint = read_checkpoint(checkpoint_source(path), on_note=env.note if verbose else None)
-    chosen = selection(match, regex, exclude)
+    checkpoint = read_checkpoint(options.checkpoint_source(path), on_note=env.note if verbose else None)
+    chosen = options.selection(match, regex, exclude)
     total = 0
     if by_value:
         total = value_work(checkpoint, model_view(checkpoint, key=key, all_tensors=all_tensors).entries)

@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from paramctl.cli.options import AllOpt, DebugOpt, KeyOpt, VerboseOpt, checkpoint_source
+from paramctl.cli import options
 from paramctl.formats import read_checkpoint
 from paramctl.render.engine import Environment, OutputFormat, emit
 
@@ -60,18 +60,18 @@ def show_command(
     precision: PrecisionOpt = 4,
     full: FullOpt = False,
     bins: BinsOpt = 20,
-    key: KeyOpt = None,
-    all_tensors: AllOpt = False,
+    key: options.KeyOpt = None,
+    all_tensors: options.AllOpt = False,
     output_format: ShowFormatOpt = ShowFormat.text,
-    verbose: VerboseOpt = False,
-    debug: DebugOpt = False,
+    verbose: options.VerboseOpt = False,
+    debug: options.DebugOpt = False,
 ) -> None:
     """Print one tensor: metadata, statistics, torch's preview of the values, and a histogram."""
     from paramctl.inspect.show import show_tensor
     from paramctl.render.show import tensor_report
 
     env = Environment.current()
-    checkpoint = read_checkpoint(checkpoint_source(path), on_note=env.note if verbose else None)
+    checkpoint = read_checkpoint(options.checkpoint_source(path), on_note=env.note if verbose else None)
     report = show_tensor(
         checkpoint,
         name,
