@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import IntEnum, unique
 
 
+@unique
 class ExitCode(IntEnum):
-    """Exit codes shared by every command (documented in the README)."""
+    """Exit codes shared by every command (documented in the README's table).
+
+    >>> ExitCode.BUG, int(ExitCode.INTERRUPTED)
+    (<ExitCode.BUG: 70>, 130)
+    """
 
     OK = 0
     NEGATIVE = 1  # a well-formed question with a "no" answer: nothing matched, problems found
@@ -14,6 +19,8 @@ class ExitCode(IntEnum):
     INVALID_INPUT = 3
     UNSAFE = 4
     IO = 5
+    BUG = 70  # an exception paramctl did not expect: sysexits' EX_SOFTWARE
+    INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
 
 
 class ParamctlError(Exception):

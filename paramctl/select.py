@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import difflib
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Protocol, TypeVar
 
-from paramctl.errors import NothingSelected, UsageError
+from paramctl.errors import CheckpointIOError, NothingSelected, UsageError
+from paramctl.formats import STDIN
 
 
 class _Named(Protocol):
@@ -54,10 +56,6 @@ class Selection:
             except re.error as exc:
                 raise UsageError(f"--regex {pattern!r}: {exc}") from exc
         object.__setattr__(self, "_compiled", tuple(compiled))
-
-    @property
-    def is_everything(self) -> bool:
-        return not (self.match or self.regex or self.exclude or self.names is not None)
 
     def describe(self) -> str:
         """A short text of the criteria, for reports and provenance."""
@@ -103,6 +101,38 @@ def read_names(lines: Iterable[str]) -> frozenset[str]:
     """Names from ``--names-from``: one per line; blank lines and ``#`` comments skipped."""
     names = (line.rstrip("\r\n") for line in lines)
     return frozenset(name for name in names if name.strip() and not name.lstrip().startswith("#"))
+
+
+def read_name_file(path: str, *, stdin_taken: bool = False) -> frozenset[str]:
+    """The names ``--names-from PATH`` lists; ``-`` reads standard input.
+
+    ``stdin_taken`` says standard input already carries the checkpoint, which makes ``-``
+    a usage error rather than a read that would swallow the checkpoint's bytes.
+    """
+    if path == STDIN:
+        if stdin_taken:
+            raise UsageError("standard input cannot carry both the checkpoint and --names-from")
+        return read_names(sys.stdin)
+    try:
+        with open(path, encoding="utf-8") as file:
+            return read_names(file)
+    except OSError as exc:
+        raise CheckpointIOError(f"--names-from {path}: {exc.strerror or exc}") from exc
+
+
+def check_listed(selection: Selection, available: Iterable[str], label: str) -> None:
+    """Every name ``--names-from`` lists must be in the checkpoint called ``label``: a
+    misspelt name would otherwise leave its tensor unchanged without a word.
+
+    >>> check_listed(Selection(names=frozenset({"0.weight", "0.wieght"})), ["0.weight"], "m.pt")
+    Traceback (most recent call last):
+    paramctl.errors.NothingSelected: --names-from lists 1 names not in m.pt: 0.wieght
+    """
+    unknown = unknown_names(selection, available)
+    if unknown:
+        raise NothingSelected(
+            f"--names-from lists {len(unknown)} names not in {label}: {', '.join(unknown[:5])}"
+        )
 
 
 def nothing_selected(selection: Selection, available: Sequence[str]) -> NothingSelected:

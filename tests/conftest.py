@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from paramctl.cli.commands import app
+from paramctl.cli import app
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_models"
 SAMPLE_FILES = sorted(path.name for path in SAMPLES.iterdir() if path.suffix in (".pt", ".safetensors"))

@@ -189,7 +189,7 @@ def test_no_values_does_not_import_torch(samples):
     import sys
 
     code = (
-        "import sys; from paramctl.cli.commands import app\n"
+        "import sys; from paramctl.cli import app\n"
         "try:\n    app(['check', '--no-values', sys.argv[1]])\nexcept SystemExit as exit:\n"
         "    assert exit.code == 0, exit.code\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"

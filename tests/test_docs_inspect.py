@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import typer.main
 
-from paramctl.cli.commands import app
+from paramctl.cli import app
 
 DOC = (Path(__file__).resolve().parent.parent / "docs" / "inspect.md").read_text()
 

@@ -15,7 +15,6 @@ import paramctl
 # writers' and live initialization's examples are the commands that use them.
 WITHOUT_EXAMPLES = {
     "paramctl.__main__",
-    "paramctl.cli.commands",
     "paramctl.live.init_model",
 }
 MODULES = sorted(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -113,7 +114,30 @@ def test_debug_shows_the_traceback(cli, tmp_path):
 
 
 def test_terminal_stdin_without_a_path_is_a_usage_error(cli, monkeypatch):
-    monkeypatch.setattr("paramctl.cli.commands._stdin_isatty", lambda: True)
+    monkeypatch.setattr("paramctl.cli.options._stdin_isatty", lambda: True)
     result = cli("list")
     assert result.exit_code == ExitCode.USAGE
     assert "pass a path, or pipe one" in one_line_error(result)
+
+
+def test_an_unexpected_exception_is_a_bug_with_its_own_code(cli, samples, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("listing exploded\nwith a second line of detail")
+
+    monkeypatch.setattr("paramctl.cli.list_cmd.build_listing", broken)
+    result = cli("list", samples / "mlp.pt")
+    assert result.exit_code == ExitCode.BUG == 70
+    assert one_line_error(result) == (
+        "paramctl: error: unexpected RuntimeError: listing exploded; this is a bug in paramctl: "
+        "rerun with --debug for the traceback"
+    )
+    debugged = cli("list", samples / "mlp.pt", "--debug")
+    assert isinstance(debugged.exception, RuntimeError)
+
+
+def test_every_exit_code_is_in_the_readme_table():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = readme[readme.index("## Exit codes") :].split("\n## ")[0]
+    rows = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ")]
+    documented = {int(code) for code in rows if code.isdigit()}
+    assert documented == {int(code) for code in ExitCode}

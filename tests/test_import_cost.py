@@ -13,7 +13,7 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
 def test_import_paramctl_and_cli_leaves_torch_out():
     heavy = "('torch', 'numpy', 'safetensors')"
     result = run_python(
-        f"import sys, paramctl, paramctl.cli.commands; print([m for m in {heavy} if m in sys.modules])"
+        f"import sys, paramctl, paramctl.cli; print([m for m in {heavy} if m in sys.modules])"
     )
     assert result.stdout.strip() == "[]", result.stderr
 
@@ -21,7 +21,7 @@ def test_import_paramctl_and_cli_leaves_torch_out():
 def test_list_of_every_format_needs_no_torch(samples):
     code = (
         "import sys\n"
-        "from paramctl.cli.commands import app\n"
+        "from paramctl.cli import app\n"
         f"for name in ('mlp.pt', 'mlp_legacy.pt', 'training.pt', 'cnn.safetensors'):\n"
         f"    try:\n"
         f"        app(['list', {str(samples)!r} + '/' + name, '--all', '--extras', '-f', 'json'])\n"

@@ -14,7 +14,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, load_model
 
-from paramctl import read_checkpoint
+from paramctl import ExitCode, read_checkpoint
 from paramctl.atomic import TEMP_SUFFIX
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sample_models"))
@@ -545,7 +545,7 @@ def test_a_failure_mid_write_leaves_the_original_and_no_temp_file(cli, samples, 
 
     monkeypatch.setattr(paramctl.change.engine, "_fill", failing_fill)
     result = cli("init", path, "--in-place", "-s", "normal")
-    assert result.exit_code == 1 and "simulated crash" in result.stderr
+    assert result.exit_code == ExitCode.BUG and "simulated crash" in result.stderr
     assert path.read_bytes() == original
     assert leftovers(tmp_path) == []
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 import typer.main
 
-from paramctl.cli.commands import app
+from paramctl.cli import app
 from paramctl.schemes.catalog import SCHEMES
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "init.md"

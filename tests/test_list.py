@@ -152,6 +152,38 @@ def test_tree_groups_by_module_with_subtotals(cli, samples):
     assert "fc1\t2\t2064\t8256" in lines
 
 
+def test_tree_csv_quotes_names_with_commas_and_quotes(cli, save_pt):
+    import csv
+    import io
+
+    path = save_pt({'enc,"odd".weight': torch.zeros(2, 3), 'enc,"odd".bias': torch.zeros(2)})
+    result = cli("list", path, "--tree", "-f", "csv")
+    assert result.exit_code == 0, result.stderr
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[0] == ["module", "tensors", "numel", "bytes"]
+    assert rows[1:] == [
+        [".", "2", "8", "32"],
+        ['enc,"odd"', "2", "8", "32"],
+        ['enc,"odd".weight', "1", "6", "24"],
+        ['enc,"odd".bias', "1", "2", "8"],
+    ]
+    assert result.stdout.splitlines()[2] == '"enc,""odd""",2,8,32'
+
+
+def test_tree_jsonl_is_a_module_per_line(cli, samples):
+    lines = cli("list", samples / "mlp.pt", "--tree", "-f", "jsonl").stdout.splitlines()
+    modules = [json.loads(line) for line in lines]
+    assert modules[0] == {"module": "", "tensors": 4, "numel": 19, "bytes": 76}
+    assert [m["module"] for m in modules[1:3]] == ["0", "0.weight"]
+
+
+def test_tree_names_and_json_keep_their_shape(cli, samples):
+    names = cli("list", samples / "mlp.pt", "--tree", "-f", "names").stdout.splitlines()
+    assert names == ["", "0", "0.weight", "0.bias", "2", "2.weight", "2.bias"]
+    document = json.loads(cli("list", samples / "mlp.pt", "--tree", "-f", "json").stdout)
+    assert document["module"] == "" and [c["module"] for c in document["children"]] == ["0", "2"]
+
+
 def test_stdin_is_read_with_a_dash(cli, samples):
     data = (samples / "mlp.pt").read_bytes()
     result = cli("list", "-", "-f", "names", input=data)
@@ -169,7 +201,8 @@ def test_control_characters_in_names_are_escaped(cli, save_pt):
 
 def test_no_color_is_honoured_on_a_terminal(monkeypatch, samples, capsys):
     from paramctl.inspect.listing import build_listing
-    from paramctl.render.engine import Environment, OutputFormat, emit, listing_report
+    from paramctl.render.engine import Environment, OutputFormat, emit
+    from paramctl.render.listing import listing_report
 
     class Terminal:
         def __init__(self):

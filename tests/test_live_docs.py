@@ -12,7 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from paramctl.cli.commands import app
+from paramctl.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "live.md"

@@ -9,7 +9,7 @@ import pytest
 import torch
 import typer.main
 
-from paramctl.cli.commands import app
+from paramctl.cli import app
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

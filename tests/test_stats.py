@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import paramctl.stats as stats_module
 from paramctl import read_checkpoint
 from paramctl.render.engine import Environment
-from paramctl.render.inspect import progress
+from paramctl.render.progress import progress
 from paramctl.stats import _Pages, checkpoint_stats, histogram, tensor_stats
 from paramctl.values import ValueReader
 
@@ -238,7 +238,7 @@ def test_list_without_stats_does_not_import_torch(tmp_path, samples):
     import sys
 
     code = (
-        "import sys; from paramctl.cli.commands import app\n"
+        "import sys; from paramctl.cli import app\n"
         "try:\n    app(['list', sys.argv[1]])\nexcept SystemExit: pass\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )

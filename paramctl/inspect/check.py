@@ -67,7 +67,7 @@ class CheckResult:
         self.findings.append(Finding(severity, check, name, message))
 
     def summary(self) -> str:
-        from paramctl.render.engine import format_bytes
+        from paramctl.units import format_bytes
 
         parts = [f"{self.errors} error{'s' * (self.errors != 1)}"]
         parts.append(f"{self.warnings} warning{'s' * (self.warnings != 1)}")

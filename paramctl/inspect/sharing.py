@@ -110,7 +110,7 @@ class SharingReport:
         return sum(group.saved_bytes for group in self.groups)
 
     def summary(self) -> str:
-        from paramctl.render.engine import format_bytes
+        from paramctl.units import format_bytes
 
         kinds = "shared storages" + (" or equal values" if self.by_value else "")
         if not self.groups:

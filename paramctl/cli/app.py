@@ -1,0 +1,100 @@
+"""The Typer application, and the one place errors become exit codes.
+
+A library error is one line on stderr and the exit code its class names; any other
+exception is a bug in paramctl: one line saying so, exit code 70. ``--debug`` shows the
+traceback instead.
+
+>>> bug_message(RuntimeError("simulated crash\\nmore detail"))
+'unexpected RuntimeError: simulated crash; this is a bug in paramctl: rerun with --debug for the traceback'
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+
+from paramctl import __version__
+from paramctl.errors import ExitCode, ParamctlError
+from paramctl.render.engine import Environment
+
+app = typer.Typer(
+    name="paramctl",
+    help="Inspect and reinitialize neural-network checkpoints (PyTorch .pt/.pth/.bin/.ckpt, "
+    "safetensors) without loading them whole.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def register(name: str, function: Callable[..., Any], **settings: Any) -> None:
+    """Add ``function`` as the command ``name``, its errors reported by :func:`reports_errors`."""
+    app.command(name, **settings)(reports_errors(function))
+
+
+def reports_errors(function: F) -> F:
+    """Turn errors into one line on stderr and their exit code (tracebacks with ``--debug``)."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except ParamctlError as exc:
+            if kwargs.get("debug"):
+                raise
+            fail(str(exc), exc.exit_code)
+        except BrokenPipeError:
+            # The reader (head, grep -m1) has what it wanted; stop quietly.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(ExitCode.OK) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(ExitCode.INTERRUPTED) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            if kwargs.get("debug"):
+                raise
+            fail(bug_message(exc), ExitCode.BUG)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def bug_message(exc: BaseException) -> str:
+    """One line for an exception paramctl did not expect (its text may run to many lines)."""
+    first_line = next(iter(str(exc).splitlines()), "")
+    detail = f": {first_line}" if first_line else ""
+    return (
+        f"unexpected {type(exc).__name__}{detail}; this is a bug in paramctl: "
+        "rerun with --debug for the traceback"
+    )
+
+
+def fail(message: str, code: ExitCode) -> NoReturn:
+    """``paramctl: error: message`` on stderr, and exit with ``code``."""
+    Environment.current().err_console().print(f"paramctl: error: {message}", markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"paramctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Inspect and reinitialize neural-network checkpoints."""

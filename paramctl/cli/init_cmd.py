@@ -1,0 +1,269 @@
+"""``paramctl init``: reinitialize, edit or copy selected tensors, losing nothing else.
+
+>>> import os, tempfile, torch
+>>> from typer.testing import CliRunner
+>>> from paramctl.cli import app
+>>> path = os.path.join(tempfile.mkdtemp(), "m.pt")
+>>> torch.save({"w": torch.ones(2, 2), "b": torch.arange(2.0)}, path)
+>>> args = ["init", path, "-m", "b", "-s", "zeros", "-o", path + ".new.pt", "-f", "names"]
+>>> result = CliRunner().invoke(app, args)
+>>> result.stdout
+'b\\n'
+>>> torch.load(path + ".new.pt")["b"]
+tensor([0., 0.])
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from typer.core import TyperCommand
+
+from paramctl.change.destination import Destination, init_destination
+from paramctl.cli import options
+from paramctl.cli.init_options import (
+    AddOpt,
+    BackupOpt,
+    DryRunOpt,
+    FromOpt,
+    InPlaceOpt,
+    NamesFromOpt,
+    OutputOpt,
+    QuietOpt,
+    RenameOpt,
+    ScaleOpt,
+    SchemeOpt,
+    SeedOpt,
+    SetOpt,
+    SkipIncompatibleOpt,
+)
+from paramctl.errors import NothingSelected, UsageError
+from paramctl.formats import STDIN, read_checkpoint
+from paramctl.live.routing import LiveRequest, TrustedPickle, check_live_change, open_or_trusted
+from paramctl.render.engine import Environment, OutputFormat, emit
+from paramctl.select import Selection, check_listed, read_name_file
+
+if TYPE_CHECKING:
+    from paramctl.api import CheckpointFile, TensorSelection
+    from paramctl.change.engine import CopySource, Edit
+    from paramctl.schemes.catalog import InitScheme
+
+
+class InitHelp(TyperCommand):
+    """``init``'s help ends with the table of schemes, built only when help is shown."""
+
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
+        from paramctl.schemes.catalog import schemes_help
+
+        syntax = (
+            "Give parameters by name or in torch's order: --scheme 'normal(std=0.01)', 'normal(0, 0.01)', "
+            "'kaiming_normal(mode=fan_out, nonlinearity=relu)'; values may use sqrt(5), pi, gain(relu)."
+        )
+        # "\b" keeps click from re-wrapping the table of schemes.
+        self.epilog = f"{syntax}\n\n\b\nSchemes, with torch's defaults:\n{schemes_help()}"
+        super().format_epilog(ctx, formatter)
+
+
+@dataclass(frozen=True)
+class _Change:
+    """What ``init`` does to the values, as its options say it, checked together."""
+
+    scheme: str | None = None
+    set_value: float | None = None
+    from_path: str | None = None
+    rename: tuple[str, ...] = ()
+    scale: float | None = None
+    add: float | None = None
+    seed: int | None = None
+    skip_incompatible: bool = False
+
+    def __post_init__(self) -> None:
+        if self.rename and not self.from_path:
+            raise UsageError("--rename maps the names of --from; give --from FILE")
+        if sum(x is not None for x in (self.scheme, self.set_value, self.from_path)) > 1:
+            raise UsageError("--scheme, --set and --from exclude each other: give one")
+
+    def new_values(self) -> InitScheme | None:
+        from paramctl.schemes.catalog import make_scheme, parse_scheme
+
+        if self.scheme is not None:
+            return parse_scheme(self.scheme)
+        return make_scheme("constant", val=self.set_value) if self.set_value is not None else None
+
+    def edit(self) -> Edit | None:
+        from paramctl.change.engine import Edit
+
+        return Edit(self.scale, self.add) if self.scale is not None or self.add is not None else None
+
+
+@dataclass(frozen=True)
+class _Init:
+    """One run of ``init``: the change, the tensors it goes to, where the result goes."""
+
+    change: _Change
+    selection: Selection
+    destination: Destination
+    to: str | None = None
+    all_tensors: bool = False
+    quiet: bool = False
+    output_format: OutputFormat | None = None
+
+
+def init_command(
+    path: options.PathArg = None,
+    scheme: SchemeOpt = None,
+    set_value: SetOpt = None,
+    from_path: FromOpt = None,
+    rename: RenameOpt = None,
+    scale: ScaleOpt = None,
+    add: AddOpt = None,
+    seed: SeedOpt = None,
+    match: options.MatchOpt = None,
+    regex: options.RegexOpt = None,
+    exclude: options.ExcludeOpt = None,
+    names_from: NamesFromOpt = None,
+    key: options.KeyOpt = None,
+    all_tensors: options.AllOpt = False,
+    skip_incompatible: SkipIncompatibleOpt = False,
+    output: OutputOpt = None,
+    to: options.ToOpt = None,
+    in_place: InPlaceOpt = False,
+    backup: BackupOpt = False,
+    dry_run: DryRunOpt = False,
+    quiet: QuietOpt = False,
+    output_format: options.FormatOpt = None,
+    model: options.ModelOpt = None,
+    model_arg: options.ModelArgOpt = None,
+    trust: options.TrustOpt = False,
+    input_shape: options.InputShapeOpt = None,
+    input_file: options.InputFileOpt = None,
+    input_value: options.InputValueOpt = None,
+    verbose: options.VerboseOpt = False,
+    debug: options.DebugOpt = False,
+) -> None:
+    """Reinitialize, edit or copy selected tensors and write the checkpoint, losing nothing.
+
+    Everything not selected comes out byte-identical. The checkpoint goes to -o PATH, \
+over the input with --in-place, or to standard output when that is not a terminal; the \
+report (mean/std before and after) goes to stdout, or to stderr when stdout carries the \
+checkpoint.
+    """
+    env = Environment.current()
+    live = options.live_request(model, model_arg, trust, key, input_shape, input_file, input_value)
+    # A live module needs no file: only a PATH actually given is read.
+    source = options.given_source(path) if live.builds_module else options.checkpoint_source(path)
+    where = init_destination(
+        source, output, in_place, backup, dry_run=dry_run, stdout_isatty=env.stdout_isatty
+    )
+    change = _Change(scheme, set_value, from_path, tuple(rename or ()), scale, add, seed, skip_incompatible)
+    names = read_name_file(names_from, stdin_taken=source == STDIN) if names_from else None
+    chosen = options.selection(match, regex, exclude, names)
+    run = _Init(change, chosen, where, to.value if to else None, all_tensors, quiet, output_format)
+    if source is None or live.builds_module:
+        _init_live(live, source, run, env)
+        return
+    on_note = env.note if verbose else None
+    opened = open_or_trusted(lambda: _open(source, key, all_tensors, on_note), source, trust=trust)
+    if isinstance(opened, TrustedPickle):
+        _init_live(live, opened.source, run, env)
+    else:
+        _init_file(opened, run, env)
+
+
+def _open(
+    source: str, key: str | None, all_tensors: bool, on_note: Callable[[str], None] | None
+) -> CheckpointFile:
+    from paramctl.api import CheckpointFile
+
+    return CheckpointFile(source, key=key, all_tensors=all_tensors, on_note=on_note)
+
+
+def _init_file(file: CheckpointFile, run: _Init, env: Environment) -> None:
+    """The change made on the file's own bytes, by the library's :class:`CheckpointFile`."""
+    from paramctl.change.engine import Change
+    from paramctl.render.init import emit_init, plan_report
+
+    check_listed(run.selection, file.names(), file.label)
+    chosen = run.selection
+    targets = file.select(chosen.match, chosen.regex, exclude=chosen.exclude, names=chosen.names)
+    change = run.change
+    copy = None
+    if change.from_path:
+        copy = _copy_source(targets, change.from_path, change.rename, run.quiet, env)
+    targets.apply_(
+        Change(scheme=change.new_values(), copy=copy, edit=change.edit()),
+        seed=change.seed,
+        skip_incompatible=change.skip_incompatible,
+    )
+    where = run.destination
+    if where.dry_run:
+        emit(plan_report(file.pending()[0]), env.resolve(run.output_format), env)
+        return
+    target = where.target(sys.stdout.buffer)
+    saved = file.save(target, to=run.to, backup=where.backup, stats=not run.quiet, output_label=where.label)
+    if not run.quiet:
+        (result,) = saved.changes
+        seed_given = change.seed is not None
+        emit_init(
+            result, run.output_format, env, seed_given=seed_given, report_on_stderr=where.report_on_stderr
+        )
+
+
+def _copy_source(
+    targets: TensorSelection, from_path: str, rename: tuple[str, ...], quiet: bool, env: Environment
+) -> CopySource:
+    """``--from``: the same-named tensors of another checkpoint, after ``--rename``."""
+    from paramctl.change.engine import copy_source, parse_rename
+
+    other = read_checkpoint(from_path)
+    copy = copy_source(targets.tensors, other, rename_rules=parse_rename(rename))
+    if not copy.pairs:
+        raise NothingSelected(
+            f"none of the {len(targets)} selected tensors is in {other.label} "
+            f"(its names look like: {', '.join(other.names()[:3])}); --rename FROM=TO maps names"
+        )
+    if copy.missing and not quiet:
+        env.note(f"not in {other.label}, left unchanged: {', '.join(copy.missing[:8])}")
+    return copy
+
+
+def _init_live(live: LiveRequest, source: str | None, run: _Init, env: Environment) -> None:
+    """The change made in a live module, whose tensors are then written back."""
+    from paramctl.live.init_model import LiveChange, LivePlan, init_model
+    from paramctl.render.init import emit_init, plan_report
+    from paramctl.render.live import announce_globals
+
+    where, change = run.destination, run.change
+    check_live_change(
+        live, copying=bool(change.from_path), all_tensors=run.all_tensors, in_place=where.in_place
+    )
+    values = LiveChange(change.new_values(), change.edit())
+    result = init_model(
+        live.model_source(source),
+        values,
+        None if where.dry_run else where.target(sys.stdout.buffer),
+        selection=run.selection,
+        inputs=live.input_spec(),
+        seed=change.seed,
+        to=run.to,
+        backup=where.backup,
+        skip_incompatible=change.skip_incompatible,
+        on_globals=functools.partial(announce_globals, env),
+        output_label=where.label,
+    )
+    if isinstance(result, LivePlan):
+        emit(plan_report(result.plan), env.resolve(run.output_format), env)
+    elif not run.quiet:
+        emit_init(
+            result,
+            run.output_format,
+            env,
+            seed_given=change.seed is not None,
+            report_on_stderr=where.report_on_stderr,
+            as_built=not values.changes_values,
+            materialized=result.materialized,
+        )
