@@ -532,10 +532,10 @@ def test_a_failure_mid_write_leaves_the_original_and_no_temp_file(cli, samples, 
     path = tmp_path / "m.pt"
     original = (samples / "mlp.pt").read_bytes()
     path.write_bytes(original)
-    import paramctl.change.engine
+    import paramctl.change.fill
 
     calls = []
-    real_fill = paramctl.change.engine._fill
+    real_fill = paramctl.change.fill.fill_
 
     def failing_fill(values, scheme, generator):
         calls.append(1)
@@ -543,7 +543,7 @@ def test_a_failure_mid_write_leaves_the_original_and_no_temp_file(cli, samples, 
             raise RuntimeError("simulated crash")
         real_fill(values, scheme, generator)
 
-    monkeypatch.setattr(paramctl.change.engine, "_fill", failing_fill)
+    monkeypatch.setattr(paramctl.change.fill, "fill_", failing_fill)
     result = cli("init", path, "--in-place", "-s", "normal")
     assert result.exit_code == 1 and "simulated crash" in result.stderr
     assert path.read_bytes() == original
@@ -566,12 +566,12 @@ def test_a_full_disk_is_an_io_error_and_leaves_nothing(cli, samples, tmp_path, m
 
 
 def test_ctrl_c_mid_write_exits_130_and_leaves_nothing(cli, samples, tmp_path, monkeypatch):
-    import paramctl.change.engine
+    import paramctl.change.fill
 
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(paramctl.change.engine, "_fill", interrupted)
+    monkeypatch.setattr(paramctl.change.fill, "fill_", interrupted)
     result = cli("init", samples / "mlp.pt", "-s", "zeros", "-o", tmp_path / "out.pt")
     assert result.exit_code == 130
     assert list(tmp_path.iterdir()) == []

@@ -572,7 +572,7 @@ def _show_grads(
     eval_mode: bool,
     output_format: OutputFormat | None,
 ) -> None:
-    from paramctl.live.model import fresh_seed
+    from paramctl.change import draw_seed
     from paramctl.live.probe import probe_model
     from paramctl.render.engine import grads_report
 
@@ -581,7 +581,7 @@ def _show_grads(
         source,
         inputs,
         loss=loss,
-        seed=fresh_seed() if seed is None else seed,
+        seed=draw_seed() if seed is None else seed,
         mode="eval" if eval_mode else None,
         selection=selection,
         on_globals=_announce_globals,
@@ -829,7 +829,7 @@ report (mean/std before and after) goes to stdout, or to stderr when stdout carr
 checkpoint.
     """
     from paramctl.api import CheckpointFile
-    from paramctl.change.engine import Change, Edit, copy_source, parse_rename
+    from paramctl.change import Change, Edit, copy_source, parse_rename
     from paramctl.schemes.catalog import make_scheme, parse_scheme
 
     env = Environment.current()
@@ -997,7 +997,7 @@ class _LiveInit:
         quiet: bool,
         output_format: OutputFormat | None,
     ) -> None:
-        from paramctl.change.engine import Edit
+        from paramctl.change import Edit
         from paramctl.live.init_model import LiveChange, LivePlan, init_model
         from paramctl.schemes.catalog import make_scheme, parse_scheme
 

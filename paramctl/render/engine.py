@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # torch (live, probe) and Rich load only where they are used
     from rich.text import Text
     from rich.tree import Tree
 
-    from paramctl.change.engine import InitResult
+    from paramctl.change import InitResult
     from paramctl.live.model import LiveListing
     from paramctl.live.probe import GradProbe
 
