@@ -147,11 +147,9 @@ class Plan:
 
     def fresh_storages(self) -> set[str]:
         """Storages whose first write covers all their bytes: no need to copy them first."""
-        first: dict[str, TensorEntry] = {}
-        for planned in self.tensors:
-            first.setdefault(planned.entry.storage_key, planned.entry)
+        groups = by_storage(t.entry for t in self.tensors)
         return {
-            key for key, entry in first.items() if covers_storage(entry, self.checkpoint.storage_of(entry))
+            key for key, (first, *_) in groups.items() if covers_storage(first, self.checkpoint.storages[key])
         }
 
     def provenance(self, seed: int | None) -> dict[str, Any]:
