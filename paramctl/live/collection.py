@@ -50,12 +50,6 @@ def as_entry(name: str, tensor: torch.Tensor) -> TensorEntry:
     )
 
 
-def apply_scheme(tensor: torch.Tensor, scheme: InitScheme, generator: torch.Generator | None) -> None:
-    """Fill a live tensor in place exactly as ``paramctl init`` fills a checkpoint's: the
-    same scheme objects, float16/bfloat16 filled in float32 and cast back."""
-    fill_(tensor, scheme, generator)
-
-
 class LiveParameter:
     """One parameter of a live module, under all its names; Gluon's ``Parameter``.
 
@@ -193,7 +187,7 @@ class ParameterCollection(Mapping[str, LiveParameter]):
                 reset_with_owners([(p.name, p.param, p.owner) for p in ready])
         else:
             for parameter in ready:
-                apply_scheme(parameter.param, chosen, gen)
+                fill_(parameter.param, chosen, gen)
         return self
 
 
@@ -259,7 +253,7 @@ def _defer(parameter: LiveParameter, scheme: InitScheme, generator: torch.Genera
             pending[0] = False
             # For "default" the lazy layer's own materialization ran reset_parameters().
             if not isinstance(scheme, DefaultScheme):
-                apply_scheme(parameter.param, scheme, generator)
+                fill_(parameter.param, scheme, generator)
         if not pending[0]:
             forward_hook.remove()
 
