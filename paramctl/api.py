@@ -46,7 +46,7 @@ from paramctl.select import Selection, select
 if TYPE_CHECKING:
     import torch
 
-    from paramctl.change.engine import Change, InitResult, Plan
+    from paramctl.change import Change, InitResult, Plan
 
 
 @dataclass
@@ -198,8 +198,8 @@ class CheckpointFile:
         Saving over the source file itself is allowed (the write is atomic); the object
         then describes the new file. With no pending change, the output is a copy.
         """
-        from paramctl.change.engine import InitResult, save_changes, write_record
-        from paramctl.formats import output_format
+        from paramctl.change import InitResult, save_changes, write_record
+        from paramctl.formats import format_named, output_format
 
         path = destination if isinstance(destination, str | os.PathLike) else None
         target = output_format(path, to, self.checkpoint.format)
@@ -215,8 +215,9 @@ class CheckpointFile:
             backup=backup,
         )
         label = output_label or (str(path) if path is not None else "<stream>")
+        recorded = format_named(target).holds.provenance
         changes = [
-            InitResult(self.label, label, target, plan, changed, seed, target != "torch-legacy")
+            InitResult(self.label, label, target, plan, changed, seed, recorded)
             for plan, changed, seed in zip(plans, results, seeds, strict=True)
         ]
         self._steps.clear()
@@ -282,7 +283,7 @@ class TensorSelection:
         :class:`~paramctl.errors.IncompatibleTensors` now, or are skipped with
         ``skip_incompatible=True``.
         """
-        from paramctl.change.engine import Change
+        from paramctl.change import Change
         from paramctl.schemes.catalog import make_scheme
 
         return self.apply_(
@@ -296,7 +297,7 @@ class TensorSelection:
         self, *, add: float | None = None, scale: float | None = None, skip_incompatible: bool = False
     ) -> TensorSelection:
         """``value * scale + add``: the lessons' ``param.data += 1`` is ``edit_(add=1)``."""
-        from paramctl.change.engine import Change, Edit
+        from paramctl.change import Change, Edit
 
         return self.apply_(Change(edit=Edit(scale=scale, add=add)), skip_incompatible=skip_incompatible)
 
@@ -317,7 +318,7 @@ class TensorSelection:
         :meth:`init_` and :meth:`edit_` are this with one part filled in. Planning reads no
         values; a random change draws its seed now and its numbers at :meth:`save`.
         """
-        from paramctl.change.engine import draw_seed, plan_change
+        from paramctl.change import draw_seed, plan_change
 
         if seed is not None and generator is not None:
             raise UsageError("give seed or generator, not both")

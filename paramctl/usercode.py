@@ -1,8 +1,9 @@
 """Code the user names on the command line: ``package.module:attr`` or ``path/to/file.py:attr``.
 
-``--model`` names a factory, ``--loss`` a reduction function. Both are spelled the same way
-and loaded here. Running them is the user's choice (they name their own code), unlike a
-pickle, which chooses for itself what to run.
+``--model`` names a factory, ``--loss`` a reduction function, ``--scheme`` an init function.
+All are spelled the same way and loaded here, by :func:`load_module`. Running them is the
+user's choice (they name their own code), unlike a pickle, which chooses for itself what
+to run.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from paramctl.errors import ModelCodeError, UsageError
+from paramctl.errors import ModelCodeError, ParamctlError, UsageError
 
 
 def split_spec(spec: str, *, option: str = "--model") -> tuple[str, str]:
@@ -45,9 +46,6 @@ def is_file_spec(where: str) -> bool:
 def load_object(spec: str, *, option: str = "--model") -> Any:
     """The object ``spec`` names, importing its module or executing its file.
 
-    A file's folder goes on ``sys.path`` first, as ``python file.py`` would do, so it can
-    import its neighbours; a module is looked up on ``sys.path`` and in the working folder.
-
     >>> load_object("collections:OrderedDict")
     <class 'collections.OrderedDict'>
     >>> load_object("collections:Nope")
@@ -56,8 +54,7 @@ def load_object(spec: str, *, option: str = "--model") -> Any:
     paramctl.errors.ModelCodeError: --model 'collections:Nope': module 'collections' has no attribute 'Nope'
     """
     where, attr = split_spec(spec, option=option)
-    module = _load_file(where, spec, option) if is_file_spec(where) else _import(where, spec, option)
-    target: Any = module
+    target: Any = load_module(where, spec=spec, option=option)
     for part in attr.split("."):
         try:
             target = getattr(target, part)
@@ -68,32 +65,52 @@ def load_object(spec: str, *, option: str = "--model") -> Any:
     return target
 
 
+def load_module(
+    where: str, *, spec: str, option: str, error: type[ParamctlError] = ModelCodeError
+) -> ModuleType:
+    """The module ``where`` names: a ``.py`` file (by path) or a module on ``sys.path``.
+
+    A file's folder goes on ``sys.path`` first, as ``python file.py`` would do, so it can
+    import its neighbours; a module is looked up on ``sys.path`` and in the working folder.
+    Code that cannot be imported or run raises ``error``; messages start with
+    ``{option} {spec!r}``.
+
+    >>> load_module("json", spec="json:loads", option="--loss").__name__
+    'json'
+    """
+    if is_file_spec(where):
+        return _load_file(where, spec, option, error)
+    return _import(where, spec, option, error)
+
+
 def _describe(target: Any) -> str:
     if isinstance(target, ModuleType):
         return f"module {target.__name__!r}"
     return repr(target)
 
 
-def _import(name: str, spec: str, option: str) -> ModuleType:
+def _import(name: str, spec: str, option: str, error: type[ParamctlError]) -> ModuleType:
     # The console script does not put the working folder on sys.path; `python -m` does.
     # Appending (not prepending) keeps installed packages from being shadowed by local files.
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.append(cwd)
+    cannot = f"{option} {spec!r}: cannot import module {name!r}"
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         if exc.name and name.startswith(exc.name):
-            raise ModelCodeError(f"{option} {spec!r}: no module named {exc.name!r}") from exc
-        raise ModelCodeError(f"{option} {spec!r}: importing {name} failed: {exc}") from exc
+            raise error(f"{cannot}: no module named {exc.name!r}") from exc
+        raise error(f"{cannot}: {_one_line(exc)}") from exc
     except Exception as exc:
-        raise ModelCodeError(f"{option} {spec!r}: importing {name} failed: {_one_line(exc)}") from exc
+        raise error(f"{cannot}: {_one_line(exc)}") from exc
 
 
-def _load_file(where: str, spec: str, option: str) -> ModuleType:
+def _load_file(where: str, spec: str, option: str, error: type[ParamctlError]) -> ModuleType:
     path = Path(where).expanduser().resolve()
     if not path.is_file():
-        raise UsageError(f"{option} {spec!r}: no such file {where!r}")
+        why = "it is a folder" if path.is_dir() else "no such file or directory"
+        raise UsageError(f"{option} {spec!r}: no file {where!r} ({why})")
     # One module per file, named after its path, so loading twice reuses it and classes
     # defined there keep one identity (isinstance and pickling rely on it).
     digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
@@ -112,7 +129,7 @@ def _load_file(where: str, spec: str, option: str) -> ModuleType:
         module_spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[name]
-        raise ModelCodeError(f"{option} {spec!r}: running {where} failed: {_one_line(exc)}") from exc
+        raise error(f"{option} {spec!r}: running {where} failed: {_one_line(exc)}") from exc
     return module
 
 

@@ -525,6 +525,43 @@ def test_shell_pipelines(samples, tmp_path):
     assert load(out)["0.bias"].equal(load(samples / "mlp.pt")["0.bias"])
 
 
+def test_the_report_measures_with_the_statistics_type_of_list_stats(samples, tmp_path):
+    import paramctl
+    from paramctl.stats import TensorStats
+
+    ckpt = paramctl.open(samples / "mlp.pt")
+    result = ckpt.select(glob="0.bias").init_("zeros").save(tmp_path / "out.pt")
+    (row,) = result.changes[0].changed
+    assert isinstance(row.before, TensorStats) and isinstance(row.after, TensorStats)
+    original = load(samples / "mlp.pt")["0.bias"]
+    assert row.before.numel == original.numel()
+    assert row.before.mean == pytest.approx(float(original.mean()), abs=1e-6)
+    assert row.before.std == pytest.approx(float(original.std()), abs=1e-6)
+    assert (row.after.mean, row.after.std) == (0.0, 0.0)
+    assert row.to_dict()["mean_after"] == 0.0 and row.to_dict()["std_before"] == row.before.std
+
+
+def test_a_checkpoint_spanning_files_is_refused_rather_than_written_wrong(samples, tmp_path):
+    from dataclasses import replace
+
+    from paramctl.change import Change, Edit, plan_change, save_changes
+    from paramctl.errors import UsageError
+
+    checkpoint = read_checkpoint(samples / "mlp.pt")
+    first, second = list(checkpoint.storages)[:2]
+    checkpoint.storages[second] = replace(checkpoint.storages[second], file=tmp_path / "shard-2.pt")
+    assert len(checkpoint.files) == 2
+    out = tmp_path / "out.pt"
+    edit = Change(edit=Edit(add=1.0))
+    both = plan_change(checkpoint, checkpoint.entries, edit)
+    with pytest.raises(UsageError, match="spans 2 files, and the change reaches 2 of them"):
+        save_changes(checkpoint, [(both, None)], out)
+    one = plan_change(checkpoint, [e for e in checkpoint.entries if e.storage_key == first], edit)
+    with pytest.raises(UsageError, match="spans 2 files; paramctl writes only checkpoints of one file"):
+        save_changes(checkpoint, [(one, None)], out, to="safetensors")
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
 # -- atomic writes ---------------------------------------------------------------------------
 
 
@@ -532,10 +569,10 @@ def test_a_failure_mid_write_leaves_the_original_and_no_temp_file(cli, samples, 
     path = tmp_path / "m.pt"
     original = (samples / "mlp.pt").read_bytes()
     path.write_bytes(original)
-    import paramctl.change.engine
+    import paramctl.change.fill
 
     calls = []
-    real_fill = paramctl.change.engine._fill
+    real_fill = paramctl.change.fill.fill_
 
     def failing_fill(values, scheme, generator):
         calls.append(1)
@@ -543,7 +580,7 @@ def test_a_failure_mid_write_leaves_the_original_and_no_temp_file(cli, samples, 
             raise RuntimeError("simulated crash")
         real_fill(values, scheme, generator)
 
-    monkeypatch.setattr(paramctl.change.engine, "_fill", failing_fill)
+    monkeypatch.setattr(paramctl.change.fill, "fill_", failing_fill)
     result = cli("init", path, "--in-place", "-s", "normal")
     assert result.exit_code == ExitCode.BUG and "simulated crash" in result.stderr
     assert path.read_bytes() == original
@@ -566,12 +603,12 @@ def test_a_full_disk_is_an_io_error_and_leaves_nothing(cli, samples, tmp_path, m
 
 
 def test_ctrl_c_mid_write_exits_130_and_leaves_nothing(cli, samples, tmp_path, monkeypatch):
-    import paramctl.change.engine
+    import paramctl.change.fill
 
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(paramctl.change.engine, "_fill", interrupted)
+    monkeypatch.setattr(paramctl.change.fill, "fill_", interrupted)
     result = cli("init", samples / "mlp.pt", "-s", "zeros", "-o", tmp_path / "out.pt")
     assert result.exit_code == 130
     assert list(tmp_path.iterdir()) == []

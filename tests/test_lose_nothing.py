@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
 from paramctl import Selection, read_checkpoint
-from paramctl.change.engine import Change, plan_change, reinit
+from paramctl.change import Change, plan_change, reinit
 from paramctl.checkpoint import model_view
 from paramctl.schemes.catalog import parse_scheme
 from paramctl.select import select

@@ -4,6 +4,7 @@ call with the same generator; the --scheme syntax; statistical sanity on large t
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 import torch
@@ -256,3 +257,23 @@ def test_custom_functions_load_from_files_and_modules(tmp_path, monkeypatch):
         parse_scheme("missing_file.py:f")
     with pytest.raises(UsageError, match="cannot import module"):
         parse_scheme("no_such_module_here:f")
+
+
+def test_custom_functions_are_imported_as_model_code_is(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    (tmp_path / "scheme_in_cwd.py").write_text("def ones(tensor, generator):\n    tensor.fill_(1.0)\n")
+    (tmp_path / "broken_scheme.py").write_text("raise RuntimeError('no init here')\n")
+    monkeypatch.chdir(tmp_path)
+    # a module in the working folder is found, as --model finds one
+    values = torch.zeros(2)
+    parse_scheme("scheme_in_cwd:ones").apply(values, None)
+    assert values.tolist() == [1.0, 1.0]
+    # a file runs once: loading it again gives the same function
+    path = tmp_path / "scheme_in_cwd.py"
+    first, again = parse_scheme(f"{path}:ones"), parse_scheme(f"{path}:ones")
+    assert isinstance(first, CustomScheme) and isinstance(again, CustomScheme)
+    assert first.function is again.function
+    with pytest.raises(UsageError, match=r"running .*broken_scheme.py failed: RuntimeError: no init here"):
+        parse_scheme(f"{tmp_path / 'broken_scheme.py'}:f")
+    with pytest.raises(UsageError, match=r"no file .* \(it is a folder\)"):
+        parse_scheme(f"{tmp_path}/:f")

@@ -76,7 +76,7 @@ def show_grads(
     output_format: OutputFormat | None,
 ) -> None:
     """Probe the module and show its gradients (``grads``, and ``list --grads``)."""
-    from paramctl.live.model import fresh_seed
+    from paramctl.change import draw_seed
     from paramctl.live.probe import probe_model
     from paramctl.render.live import announce_globals, grads_report
 
@@ -85,7 +85,7 @@ def show_grads(
         source,
         inputs,
         loss=probe.loss,
-        seed=fresh_seed() if probe.seed is None else probe.seed,
+        seed=draw_seed(probe.seed),
         mode="eval" if probe.eval_mode else None,
         selection=chosen,
         on_globals=functools.partial(announce_globals, env),

@@ -49,7 +49,7 @@ from paramctl.select import Selection, check_listed, read_name_file
 
 if TYPE_CHECKING:
     from paramctl.api import CheckpointFile, TensorSelection
-    from paramctl.change.engine import CopySource, Edit
+    from paramctl.change import CopySource, Edit
     from paramctl.schemes.catalog import InitScheme
 
 
@@ -95,7 +95,7 @@ class _Change:
         return make_scheme("constant", val=self.set_value) if self.set_value is not None else None
 
     def edit(self) -> Edit | None:
-        from paramctl.change.engine import Edit
+        from paramctl.change import Edit
 
         return Edit(self.scale, self.add) if self.scale is not None or self.add is not None else None
 
@@ -184,7 +184,7 @@ def _open(
 
 def _init_file(file: CheckpointFile, run: _Init, env: Environment) -> None:
     """The change made on the file's own bytes, by the library's :class:`CheckpointFile`."""
-    from paramctl.change.engine import Change
+    from paramctl.change import Change
     from paramctl.render.init import emit_init, plan_report
 
     check_listed(run.selection, file.names(), file.label)
@@ -217,7 +217,7 @@ def _copy_source(
     targets: TensorSelection, from_path: str, rename: tuple[str, ...], quiet: bool, env: Environment
 ) -> CopySource:
     """``--from``: the same-named tensors of another checkpoint, after ``--rename``."""
-    from paramctl.change.engine import copy_source, parse_rename
+    from paramctl.change import copy_source, parse_rename
 
     other = read_checkpoint(from_path)
     copy = copy_source(targets.tensors, other, rename_rules=parse_rename(rename))

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from paramctl.change.engine import _fill, _incompatibility
+from paramctl.change import Refusals, fill_, generator_for, incompatibility
 from paramctl.checkpoint import TensorEntry
 from paramctl.errors import AlreadyInitialized, IncompatibleTensors, UsageError
 from paramctl.live.model import dtype_name, is_lazy, owner_of, seeded, unique_parameters
@@ -48,13 +48,6 @@ def as_entry(name: str, tensor: torch.Tensor) -> TensorEntry:
     return TensorEntry(
         name, (name,), tuple(tensor.shape), dtype_name(tensor.dtype), tuple(tensor.stride()), f"live:{name}"
     )
-
-
-def apply_scheme(tensor: torch.Tensor, scheme: InitScheme, generator: torch.Generator | None) -> None:
-    """Fill a live tensor in place exactly as ``paramctl init`` fills a checkpoint's: the
-    same scheme objects, float16/bfloat16 filled in float32 and cast back."""
-    with torch.no_grad():
-        _fill(tensor, scheme, generator)
 
 
 class LiveParameter:
@@ -185,7 +178,7 @@ class ParameterCollection(Mapping[str, LiveParameter]):
             raise AlreadyInitialized([p.name for p in ready])
         if not isinstance(chosen, DefaultScheme):
             _check(chosen, ready)
-        gen = generator if generator is not None else _generator(seed)
+        gen = generator if generator is not None else generator_for(seed)
         for parameter in self._parameters:
             if not parameter.initialized:
                 _defer(parameter, chosen, gen)
@@ -194,25 +187,19 @@ class ParameterCollection(Mapping[str, LiveParameter]):
                 reset_with_owners([(p.name, p.param, p.owner) for p in ready])
         else:
             for parameter in ready:
-                apply_scheme(parameter.param, chosen, gen)
+                fill_(parameter.param, chosen, gen)
         return self
 
 
 def _check(scheme: InitScheme, parameters: list[LiveParameter]) -> None:
     """Refuse, before anything changes, parameters the scheme does not fit (``xavier_uniform``
     on a 1-D bias, a random scheme on an integer tensor), naming them all."""
-    problems: dict[str, list[str]] = {}
+    refusals = Refusals(skip=False)
     for parameter in parameters:
-        reason = _incompatibility(as_entry(parameter.name, parameter.param), scheme, None, None)
+        reason = incompatibility(as_entry(parameter.name, parameter.param), scheme, None, None)
         if reason is not None:
-            problems.setdefault(reason, []).append(parameter.name)
-    if problems:
-        detail = "; ".join(f"{reason}: {', '.join(names)}" for reason, names in problems.items())
-        raise IncompatibleTensors(f"{detail} (nothing was changed)")
-
-
-def _generator(seed: int | None) -> torch.Generator | None:
-    return None if seed is None else torch.Generator().manual_seed(seed)
+            refusals.refuse(parameter.name, reason)
+    refusals.check("nothing was changed")
 
 
 def reset_method(owner: nn.Module) -> Callable[[], Any] | None:
@@ -266,7 +253,7 @@ def _defer(parameter: LiveParameter, scheme: InitScheme, generator: torch.Genera
             pending[0] = False
             # For "default" the lazy layer's own materialization ran reset_parameters().
             if not isinstance(scheme, DefaultScheme):
-                apply_scheme(parameter.param, scheme, generator)
+                fill_(parameter.param, scheme, generator)
         if not pending[0]:
             forward_hook.remove()
 

@@ -15,7 +15,7 @@ plain ``state_dict`` in a scratch file, which then serves as the base.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -23,33 +23,35 @@ from typing import Any, BinaryIO
 import torch
 from torch import nn
 
-from paramctl import __version__
 from paramctl.atomic import scratch_file
-from paramctl.change.engine import (
+from paramctl.change import (
     Change,
     ChangedTensor,
     Edit,
     InitResult,
     Plan,
     PlannedTensor,
+    Refusals,
     Skipped,
-    _edit,
-    _fill,
-    _incompatibility,
     copy_source,
+    draw_seed,
+    edit_,
+    fill_,
+    generator_for,
+    incompatibility,
+    mean_std,
     plan_change,
+    provenance_record,
     save_changes,
-    tensor_stats,
 )
 from paramctl.checkpoint import Checkpoint, model_view
-from paramctl.errors import IncompatibleTensors, UnsafePickle, UsageError
-from paramctl.formats import STDIN, output_format, read_checkpoint
+from paramctl.errors import UnsafePickle, UsageError
+from paramctl.formats import STDIN, format_named, output_format, read_checkpoint
 from paramctl.live.collection import as_entry, reset_method, reset_with_owners
 from paramctl.live.model import (
     InputSpec,
     LiveModel,
     ModelSource,
-    fresh_seed,
     is_lazy,
     materialize,
     owner_of,
@@ -84,7 +86,7 @@ class LiveChange:
 
 @dataclass(frozen=True)
 class _Described(Change):
-    """A live change in a :class:`~paramctl.change.engine.Plan`, for its reports: the values come
+    """A live change in a :class:`~paramctl.change.plan.Plan`, for its reports: the values come
     from the module, so the plan only needs to say what was done."""
 
     text: str = ""
@@ -165,7 +167,7 @@ def init_model(
     ``default`` seeds torch's global generator and runs ``reset_parameters()`` in module
     order, so ``default`` over everything equals ``torch.manual_seed(seed); factory()``.
     """
-    used_seed = seed if seed is not None else fresh_seed()
+    used_seed = draw_seed(seed)
     with scratch_file() as (scratch, scratch_path), scratch_file() as (values, values_path):
         with seeded(used_seed):
             live = model.open(on_globals)
@@ -176,32 +178,18 @@ def init_model(
         chosen = select(view.entries, selection)
         if not change.changes_values and from_file:
             raise UsageError("nothing to do: give --scheme, --set, --scale or --add")
-        state = live.module.state_dict(keep_vars=True)
-        targets, skipped = _targets(live.module, state, [e.name for e in chosen], change, skip_incompatible)
+        targets, skipped = _targets(live.module, [e.name for e in chosen], change, skip_incompatible)
         plan = _plan(base, view, targets, skipped, change, selection)
         if destination is None:
             return LivePlan(live, base, plan, targets, change, materialized, used_seed)
-        before = {id(t.tensor): tensor_stats(t.tensor.detach()) for t in targets}
-        _apply(targets, change, used_seed)
-        after = {id(t.tensor): tensor_stats(t.tensor.detach()) for t in targets}
+        changed = _change(plan, targets, change, used_seed)
         path = destination if isinstance(destination, str | os.PathLike) else None
         target_format = output_format(path, to, base.format)
-        record = {
-            "tool": "paramctl",
-            "version": __version__,
-            "command": "init",
-            "changes": [_provenance(live, change, plan, used_seed, materialized)],
-        }
-        changing = targets if change.changes_values else []
-        steps = [(_copy_plan(base, view, plan, changing, values, values_path), None)] if changing else []
+        record = provenance_record([_provenance(live, change, plan, used_seed, materialized)])
+        steps = _copy_steps(base, view, plan, targets if change.changes_values else [], values, values_path)
         save_changes(
             base, steps, destination, to=target_format, stats=False, provenance=record, backup=backup
         )
-    by_name = {t.names[0]: t for t in targets}
-    changed = []
-    for planned in plan.tensors:
-        tensor = by_name[planned.name].tensor
-        changed.append(ChangedTensor(planned, before[id(tensor)], after[id(tensor)]))
     return LiveInitResult(
         source=live.loaded_from or live.origin,
         output=output_label or (str(path) if path is not None else "<stdout>"),
@@ -212,7 +200,7 @@ def init_model(
         change=change.describe(),
         seed=used_seed if _uses_seed(change, materialized, live) else None,
         materialized=materialized,
-        provenance_recorded=target_format != "torch-legacy",
+        provenance_recorded=format_named(target_format).holds.provenance,
     )
 
 
@@ -252,36 +240,28 @@ def _base_checkpoint(
 
 
 def _targets(
-    module: nn.Module,
-    state: Mapping[str, torch.Tensor],
-    names: Sequence[str],
-    change: LiveChange,
-    skip_incompatible: bool,
+    module: nn.Module, names: Sequence[str], change: LiveChange, skip_incompatible: bool
 ) -> tuple[list[_Target], list[Skipped]]:
     """The distinct tensors behind the selected names, checked against the change."""
+    state = module.state_dict(keep_vars=True)
     grouped: dict[int, list[str]] = {}
     for name in names:
         if name not in state:
             raise UsageError(f"{name} is in the checkpoint but not in the model's state_dict")
         grouped.setdefault(id(state[name]), []).append(name)
     targets: list[_Target] = []
-    skipped: list[Skipped] = []
-    problems: dict[str, list[str]] = {}
+    refusals = Refusals(skip_incompatible)
     for group in grouped.values():
         tensor = state[group[0]]
         owner, _ = owner_of(module, group[0])
         reason = _reason(group[0], tensor, owner, change) if change.changes_values else None
         if reason is not None:
-            if skip_incompatible:
-                skipped.extend(Skipped(name, reason) for name in group)
-            else:
-                problems.setdefault(reason, []).extend(group)
+            for name in group:
+                refusals.refuse(name, reason)
             continue
         targets.append(_Target(tuple(group), tensor, owner, _action(owner, change)))
-    if problems:
-        detail = "; ".join(f"{reason}: {', '.join(names[:6])}" for reason, names in problems.items())
-        raise IncompatibleTensors(f"{detail} (--skip-incompatible leaves them unchanged)")
-    return targets, skipped
+    refusals.check("--skip-incompatible leaves them unchanged")
+    return targets, refusals.skipped
 
 
 def _reason(name: str, tensor: torch.Tensor, owner: nn.Module, change: LiveChange) -> str | None:
@@ -290,8 +270,8 @@ def _reason(name: str, tensor: torch.Tensor, owner: nn.Module, change: LiveChang
     if isinstance(change.scheme, DefaultScheme):
         if reset_method(owner) is None:
             return f"{type(owner).__name__} has no reset_parameters()"
-        return _incompatibility(as_entry(name, tensor), None, None, change.edit)
-    return _incompatibility(as_entry(name, tensor), change.scheme, None, change.edit)
+        return incompatibility(as_entry(name, tensor), None, None, change.edit)
+    return incompatibility(as_entry(name, tensor), change.scheme, None, change.edit)
 
 
 def _action(owner: nn.Module, change: LiveChange) -> str:
@@ -329,27 +309,39 @@ def _plan(
     return Plan(base, described, rows, skipped, selection.describe(), view.prefix_name)
 
 
+def _change(plan: Plan, targets: list[_Target], change: LiveChange, seed: int) -> list[ChangedTensor]:
+    """Change the live tensors (:func:`_apply`), measuring each planned one before and after."""
+    tensors = {t.names[0]: t.tensor for t in targets}
+    shown = [(planned, tensors[planned.name].detach()) for planned in plan.tensors]
+    before = [mean_std(tensor) for _, tensor in shown]
+    _apply(targets, change, seed)
+    return [
+        ChangedTensor(planned, stats, mean_std(tensor))
+        for (planned, tensor), stats in zip(shown, before, strict=True)
+    ]
+
+
 def _apply(targets: list[_Target], change: LiveChange, seed: int) -> None:
     """Change the live tensors: the scheme (or each owner's reset), then the edit."""
     if isinstance(change.scheme, DefaultScheme):
         with seeded(seed):
             reset_with_owners([(t.names[0], t.tensor, t.owner) for t in targets])
     elif change.scheme is not None:
-        generator = torch.Generator().manual_seed(seed) if change.scheme.uses_generator else None
-        with torch.no_grad():
-            for target in targets:
-                _fill(target.tensor, change.scheme, generator)
+        generator = generator_for(seed) if change.scheme.uses_generator else None
+        for target in targets:
+            fill_(target.tensor, change.scheme, generator)
     if change.edit is not None:
-        with torch.no_grad():
-            for target in targets:
-                _edit(target.tensor, change.edit)
+        for target in targets:
+            edit_(target.tensor, change.edit)
 
 
-def _copy_plan(
+def _copy_steps(
     base: Checkpoint, view: Any, shown: Plan, targets: list[_Target], values: BinaryIO, values_path: Path
-) -> Plan:
-    """The engine's plan that writes the changed tensors into the base checkpoint: copies of
-    their new values, saved first in a scratch file of their own."""
+) -> list[tuple[Plan, None]]:
+    """The engine's plan that writes the changed tensors into the base checkpoint (none when
+    nothing changed): copies of their new values, saved first in a scratch file of their own."""
+    if not targets:
+        return []
     torch.save({name: t.tensor.detach() for t in targets for name in t.names}, values)
     values.flush()
     saved = read_checkpoint(values_path)
@@ -358,7 +350,7 @@ def _copy_plan(
     chosen = [entries[name] for t in targets for name in t.names if name in entries]
     plan = plan_change(base, chosen, Change(copy=copy_source(chosen, saved)), context=view.entries)
     plan.selection, plan.prefix = shown.selection, shown.prefix
-    return plan
+    return [(plan, None)]
 
 
 def _provenance(

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn.parameter import is_lazy as _is_lazy
 
+from paramctl.change import draw_seed
 from paramctl.checkpoint import model_view
 from paramctl.errors import CorruptCheckpoint, ModelCodeError, UnsafePickle, UsageError
 from paramctl.formats import STDIN, STDIN_LABEL, read_checkpoint, spool_stdin
@@ -168,11 +169,6 @@ def owner_of(module: nn.Module, name: str) -> tuple[nn.Module, str]:
     """The submodule that holds ``name`` directly, and the attribute it holds it under."""
     path, _, attr = name.rpartition(".")
     return (module.get_submodule(path) if path else module), attr
-
-
-def has_lazy(module: nn.Module) -> bool:
-    """Whether any parameter or buffer still waits for its shape."""
-    return any(is_lazy(t) for t in (*module.parameters(), *module.buffers()))
 
 
 # -- building and loading ---------------------------------------------------------------
@@ -502,19 +498,9 @@ def seeded(seed: int | None) -> Iterator[None]:
     if seed is None:
         yield
         return
-    if not 0 <= seed < 2**64:
-        raise UsageError(f"--seed {seed}: a seed is a whole number from 0 to 2**64-1")
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(draw_seed(seed))
         yield
-
-
-def fresh_seed() -> int:
-    """A seed to use and report when none was given, so the run can be repeated (drawn as
-    ``paramctl init`` draws its own)."""
-    from paramctl.change.engine import make_generator
-
-    return make_generator(None)[1]
 
 
 # -- what the commands ask for ---------------------------------------------------------------

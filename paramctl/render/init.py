@@ -17,7 +17,7 @@ from paramctl.render.engine import Column, Environment, OutputFormat, Report, em
 from paramctl.units import format_bytes
 
 if TYPE_CHECKING:
-    from paramctl.change.engine import InitResult, Plan
+    from paramctl.change import InitResult, Plan
 
 ACTION = Column("action", "change")
 SAME_TENSOR = Column("shared_with", "same tensor", human=human_names, style="magenta")

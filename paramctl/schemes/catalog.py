@@ -1,9 +1,10 @@
-"""Initialization schemes: a registry over ``torch.nn.init``, the spec syntax, custom functions.
+"""Initialization schemes: what ``--scheme`` names, bound and ready to apply.
 
 Public entry points:
 
-- :data:`SCHEMES`: every ``torch.nn.init`` function under its own name (``normal`` for
-  ``normal_``), with the parameters it takes, their defaults and the shapes it accepts.
+- :data:`SCHEMES` (from :mod:`paramctl.schemes.registry`): every ``torch.nn.init`` function
+  under its own name (``normal`` for ``normal_``), with the parameters it takes, their
+  defaults and the shapes it accepts.
 - :func:`parse_scheme`: turn the text of ``--scheme`` into an :class:`InitScheme`::
 
       normal                      every parameter at torch's default
@@ -15,6 +16,8 @@ Public entry points:
       my_init.py:half_zero        a function in a file, called as func(tensor, generator)
       mypkg.inits:half_zero(low=5)  ... or in a module, with extra keyword arguments
 
+  (parameter values are read by :mod:`paramctl.schemes.expressions`; files and modules are
+  imported by :func:`paramctl.usercode.load_module`, as ``--model`` is).
 - :func:`make_scheme`: the same from Python (``make_scheme("normal", std=0.01)``, or a callable).
 
 The math is always torch's: a :class:`TorchScheme` calls ``torch.nn.init.<name>_`` with the
@@ -25,173 +28,19 @@ scheme is applied.
 from __future__ import annotations
 
 import ast
-import importlib
-import importlib.util
 import inspect
-import math
-import operator
-import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from paramctl.checkpoint import TensorEntry
 from paramctl.errors import UsageError
+from paramctl.schemes.expressions import evaluate
+from paramctl.schemes.registry import DEFAULT, NONLINEARITIES, SCHEMES, Parameter, ParamValue, SchemeInfo
 
 if TYPE_CHECKING:
     import torch
-
-ParamKind = Literal["float", "int", "choice"]
-ParamValue = float | int | str
-
-NONLINEARITIES = (
-    "linear",
-    "conv1d",
-    "conv2d",
-    "conv3d",
-    "conv_transpose1d",
-    "conv_transpose2d",
-    "conv_transpose3d",
-    "sigmoid",
-    "tanh",
-    "relu",
-    "leaky_relu",
-    "selu",
-)
-
-
-@dataclass(frozen=True)
-class Parameter:
-    """One parameter of a scheme: its name, kind, torch's default (``None``: required)."""
-
-    name: str
-    kind: ParamKind
-    default: ParamValue | None
-    help: str
-    choices: tuple[str, ...] = ()
-
-    @property
-    def required(self) -> bool:
-        return self.default is None
-
-    def coerce(self, scheme: str, value: Any) -> ParamValue:
-        """Check ``value`` against the kind; ints are accepted where floats are."""
-        where = f"{scheme}: {self.name}"
-        if self.kind == "choice":
-            if not isinstance(value, str) or value not in self.choices:
-                raise UsageError(f"{where} must be one of {', '.join(self.choices)} (got {value!r})")
-            return value
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise UsageError(f"{where} must be a number (got {value!r})")
-        if self.kind == "int":
-            if not float(value).is_integer():
-                raise UsageError(f"{where} must be a whole number (got {value!r})")
-            return int(value)
-        if not math.isfinite(value) and self.name not in ("a", "b"):
-            raise UsageError(f"{where} must be finite (got {value!r})")
-        return float(value)
-
-    def signature(self) -> str:
-        if self.required:
-            return self.name
-        return f"{self.name}={self.default}"
-
-
-@dataclass(frozen=True)
-class SchemeInfo:
-    """A ``torch.nn.init`` function as a scheme: parameters, shapes it accepts, randomness."""
-
-    name: str
-    parameters: tuple[Parameter, ...]
-    summary: str
-    random: bool
-    min_dims: int = 0
-    max_dims: int | None = None
-    # Fills one value everywhere: the only schemes allowed on integer and bool tensors.
-    constant: bool = False
-
-    @property
-    def function_name(self) -> str:
-        return f"{self.name}_"
-
-    def signature(self) -> str:
-        """``normal(mean=0.0, std=1.0)`` as ``--help`` shows it."""
-        if not self.parameters:
-            return self.name
-        return f"{self.name}({', '.join(p.signature() for p in self.parameters)})"
-
-    def dims_text(self) -> str:
-        if self.max_dims == self.min_dims:
-            return f"exactly {self.min_dims}-D"
-        if self.max_dims is None:
-            return f"{self.min_dims}-D or more"
-        return f"{self.min_dims}-D to {self.max_dims}-D"
-
-
-def _f(name: str, default: float | None, help: str) -> Parameter:
-    return Parameter(name, "float", default, help)
-
-
-_GAIN = _f("gain", 1.0, "scaling factor")
-_KAIMING = (
-    _f("a", 0.0, "negative slope of the rectifier after this layer (leaky_relu only)"),
-    Parameter(
-        "mode", "choice", "fan_in", "keep the variance of the forward or backward pass", ("fan_in", "fan_out")
-    ),
-    Parameter("nonlinearity", "choice", "leaky_relu", "the function after this layer", NONLINEARITIES),
-)
-
-SCHEMES: dict[str, SchemeInfo] = {
-    info.name: info
-    for info in (
-        SchemeInfo("uniform", (_f("a", 0.0, "lower bound"), _f("b", 1.0, "upper bound")), "U(a, b)", True),
-        SchemeInfo(
-            "normal", (_f("mean", 0.0, "mean"), _f("std", 1.0, "standard deviation")), "N(mean, std²)", True
-        ),
-        SchemeInfo(
-            "trunc_normal",
-            (
-                _f("mean", 0.0, "mean"),
-                _f("std", 1.0, "standard deviation"),
-                _f("a", -2.0, "lowest value"),
-                _f("b", 2.0, "highest value"),
-            ),
-            "N(mean, std²) redrawn outside [a, b]",
-            True,
-        ),
-        SchemeInfo("constant", (_f("val", None, "the value"),), "every value = val", False, constant=True),
-        SchemeInfo("zeros", (), "every value 0", False, constant=True),
-        SchemeInfo("ones", (), "every value 1", False, constant=True),
-        SchemeInfo("eye", (), "the identity matrix", False, 2, 2),
-        SchemeInfo(
-            "dirac",
-            (Parameter("groups", "int", 1, "number of groups in the conv layer"),),
-            "Dirac delta: a conv that passes its input through",
-            False,
-            3,
-            5,
-        ),
-        SchemeInfo("xavier_uniform", (_GAIN,), "Glorot, U(±gain·√(6/(fan_in+fan_out)))", True, 2),
-        SchemeInfo("xavier_normal", (_GAIN,), "Glorot, N(0, gain²·2/(fan_in+fan_out))", True, 2),
-        SchemeInfo("kaiming_uniform", _KAIMING, "He, U(±gain·√(3/fan))", True, 2),
-        SchemeInfo("kaiming_normal", _KAIMING, "He, N(0, gain²/fan)", True, 2),
-        SchemeInfo("orthogonal", (_GAIN,), "a (semi-)orthogonal matrix times gain", True, 2),
-        SchemeInfo(
-            "sparse",
-            (
-                _f("sparsity", None, "fraction of each column set to zero"),
-                _f("std", 0.01, "standard deviation of the non-zero values"),
-            ),
-            "columns with a fraction of zeros, the rest N(0, std²)",
-            True,
-            2,
-            2,
-        ),
-    )
-}
-DEFAULT = "default"
 
 
 class InitScheme(ABC):
@@ -439,11 +288,11 @@ def parse_scheme(text: str) -> InitScheme:
         name = node.id
     elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
         name = node.func.id
-        args = tuple(_evaluate(arg, text) for arg in node.args)
+        args = tuple(evaluate(arg, text) for arg in node.args)
         for keyword in node.keywords:
             if keyword.arg is None:
                 raise UsageError(f"--scheme {text!r}: ** is not supported")
-            kwargs[keyword.arg] = _evaluate(keyword.value, text)
+            kwargs[keyword.arg] = evaluate(keyword.value, text)
     else:
         raise UsageError(f"--scheme {text!r} is not name or name(param=value, ...)")
     name = name.removesuffix("_")
@@ -458,94 +307,29 @@ def parse_scheme(text: str) -> InitScheme:
     return bind(info, args, kwargs)
 
 
-_BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.Pow: operator.pow,
-}
-
-
-def _evaluate(node: ast.expr, text: str) -> ParamValue:
-    """A parameter value: a number, arithmetic, sqrt(), pi, gain(...), or a bare word.
-
-    Hand-written because ``ast.literal_eval`` allows neither bare words (``mode=fan_out``)
-    nor ``sqrt(5)``, and ``eval`` would run arbitrary code from the command line.
-    """
-    if (
-        isinstance(node, ast.Constant)
-        and isinstance(node.value, int | float | str)
-        and not isinstance(node.value, bool)
-    ):
-        return node.value
-    if isinstance(node, ast.Name):
-        return math.pi if node.id == "pi" else node.id
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
-        value = _number(_evaluate(node.operand, text), text)
-        return -value if isinstance(node.op, ast.USub) else value
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        left, right = _number(_evaluate(node.left, text), text), _number(_evaluate(node.right, text), text)
-        try:
-            result: float | int = _BINARY[type(node.op)](left, right)
-        except (ZeroDivisionError, OverflowError) as exc:
-            raise UsageError(f"--scheme {text!r}: {exc}") from exc
-        return result
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
-        args = [_evaluate(arg, text) for arg in node.args]
-        if node.func.id == "sqrt" and len(args) == 1:
-            value = _number(args[0], text)
-            if value < 0:
-                raise UsageError(f"--scheme {text!r}: sqrt of a negative number")
-            return math.sqrt(value)
-        if node.func.id == "gain" and 1 <= len(args) <= 2:
-            return _gain(args, text)
-    raise UsageError(
-        f"--scheme {text!r}: values are numbers, words, sqrt(x), pi or gain(nonlinearity[, param])"
-    )
-
-
-def _number(value: ParamValue, text: str) -> float | int:
-    if isinstance(value, str):
-        raise UsageError(f"--scheme {text!r}: {value!r} is not a number")
-    return value
-
-
-def _gain(args: list[ParamValue], text: str) -> float:
-    import torch
-
-    nonlinearity = args[0]
-    if not isinstance(nonlinearity, str) or nonlinearity not in NONLINEARITIES:
-        raise UsageError(f"--scheme {text!r}: gain() takes one of {', '.join(NONLINEARITIES)}")
-    param = _number(args[1], text) if len(args) == 2 else None
-    try:
-        return float(torch.nn.init.calculate_gain(nonlinearity, param))  # type: ignore[arg-type]
-    except ValueError as exc:
-        raise UsageError(f"--scheme {text!r}: {exc}") from exc
-
-
 # -- custom functions ---------------------------------------------------------------------
 
 
-def _split_custom(text: str) -> tuple[str, str, str] | None:
-    """``file.py:func(args)`` or ``package.module:func(args)`` -> (target, function, args)."""
+def _split_custom(text: str) -> tuple[str, str] | None:
+    """``file.py:func(args)`` or ``package.module:func(args)`` -> (``where:func``, args)."""
     head, paren, tail = text.partition("(")
     if ":" not in head:
         return None
-    target, _, function = head.rpartition(":")
-    return target.strip(), function.strip(), (paren + tail).strip()
+    return head.strip(), (paren + tail).strip()
 
 
-def _load_custom(target: str, function_name: str, arguments: str) -> CustomScheme:
-    spec = f"{target}:{function_name}"
-    if not function_name.isidentifier():
-        raise UsageError(f"--scheme {spec!r}: {function_name!r} is not a function name")
-    module = _import_target(target, spec)
-    function = getattr(module, function_name, None)
+def _load_custom(spec: str, arguments: str) -> CustomScheme:
+    from paramctl.usercode import load_module, split_spec
+
+    where, name = split_spec(spec, option="--scheme")
+    module = load_module(where, spec=spec, option="--scheme", error=UsageError)
+    function: Any = module
+    for part in name.split("."):
+        function = getattr(function, part, None)
     if not callable(function):
         available = [n for n, v in vars(module).items() if inspect.isfunction(v) and not n.startswith("_")]
         hint = f"; it defines {', '.join(available[:6])}" if available else ""
-        raise UsageError(f"--scheme {spec!r}: {target} has no function {function_name!r}{hint}")
+        raise UsageError(f"--scheme {spec!r}: {where} has no function {name!r}{hint}")
     kwargs: dict[str, ParamValue] = {}
     if arguments:
         try:
@@ -554,34 +338,8 @@ def _load_custom(target: str, function_name: str, arguments: str) -> CustomSchem
             raise UsageError(f"--scheme {spec}{arguments}: arguments are (name=value, ...)") from exc
         if not isinstance(call, ast.Call) or call.args or any(k.arg is None for k in call.keywords):
             raise UsageError(f"--scheme {spec}{arguments}: give extra arguments by name, e.g. (low=5)")
-        kwargs = {str(k.arg): _evaluate(k.value, spec + arguments) for k in call.keywords}
+        kwargs = {str(k.arg): evaluate(k.value, spec + arguments) for k in call.keywords}
     return CustomScheme(spec, function, tuple(kwargs.items()))
-
-
-def _import_target(target: str, spec: str) -> Any:
-    """Import ``target``: a ``.py`` file (by path) or a module on ``sys.path``."""
-    if target.endswith(".py") or "/" in target or "\\" in target:
-        path = Path(target)
-        if not path.is_file():
-            raise UsageError(f"--scheme {spec!r}: no file {target}")
-        module_name = f"paramctl_custom_{abs(hash(str(path.resolve())))}"
-        file_spec = importlib.util.spec_from_file_location(module_name, path)
-        if file_spec is None or file_spec.loader is None:
-            raise UsageError(f"--scheme {spec!r}: cannot import {target}")
-        module = importlib.util.module_from_spec(file_spec)
-        sys.modules[module_name] = module
-        try:
-            file_spec.loader.exec_module(module)
-        except Exception as exc:
-            del sys.modules[module_name]
-            raise UsageError(
-                f"--scheme {spec!r}: importing {target} failed: {type(exc).__name__}: {exc}"
-            ) from exc
-        return module
-    try:
-        return importlib.import_module(target)
-    except ImportError as exc:
-        raise UsageError(f"--scheme {spec!r}: cannot import module {target} ({exc})") from exc
 
 
 def schemes_help() -> str:
@@ -590,3 +348,21 @@ def schemes_help() -> str:
     lines.append(f"{DEFAULT}: what PyTorch gives each layer, inferred from names and shapes")
     lines.append("FILE.py:FUNC or MODULE:FUNC: a function called as func(tensor, generator)")
     return "\n".join(lines)
+
+
+__all__ = [
+    "DEFAULT",
+    "NONLINEARITIES",
+    "SCHEMES",
+    "CustomScheme",
+    "DefaultScheme",
+    "InitScheme",
+    "ParamValue",
+    "Parameter",
+    "SchemeInfo",
+    "TorchScheme",
+    "bind",
+    "make_scheme",
+    "parse_scheme",
+    "schemes_help",
+]

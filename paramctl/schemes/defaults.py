@@ -37,6 +37,7 @@ from typing import Any
 
 from paramctl.checkpoint import TensorEntry
 from paramctl.schemes.catalog import SCHEMES, TorchScheme, bind
+from paramctl.storage import by_storage
 
 _EMBEDDING_PART = re.compile(r"(embed|^wte$|^wpe$|^emb$|^shared$)", re.IGNORECASE)
 _RNN_LEAF = re.compile(r"^(weight|bias)_(ih|hh|hr)(_l\d+)?(_reverse)?$")
@@ -201,10 +202,7 @@ def _rnn(leaf: str, siblings: dict[str, TensorEntry]) -> LayerGuess:
 
 def _unify_shared(entries: Sequence[TensorEntry], guesses: dict[str, LayerGuess]) -> dict[str, LayerGuess]:
     """Tied names (one storage) get one rule: the embedding's if one of them is one."""
-    by_storage: dict[str, list[TensorEntry]] = {}
-    for entry in entries:
-        by_storage.setdefault(entry.storage_key, []).append(entry)
-    for group in by_storage.values():
+    for group in by_storage(entries).values():
         if len(group) < 2:
             continue
         embedding = next((e for e in group if guesses[e.name].layer == "Embedding"), None)
