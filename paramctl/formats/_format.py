@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, ClassVar, Literal
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, ClassVar, Literal, Protocol
 
 from paramctl.errors import UsageError
 
@@ -29,6 +29,19 @@ if TYPE_CHECKING:
 
 Severity = Literal["error", "warning"]
 Progress = Callable[[int], None]
+
+
+class Writer(Protocol):
+    """Writes a checkpoint of any format as a new file of one format."""
+
+    def __call__(
+        self,
+        checkpoint: Checkpoint,
+        out: BinaryIO,
+        *,
+        provenance: Mapping[str, Any] | None = None,
+        source_metadata: Mapping[str, str] | None = None,
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -99,10 +112,10 @@ class Format(ABC):
     # Output suffixes this format claims (``-o out.pt``), lower case with the dot.
     suffixes: ClassVar[tuple[str, ...]] = ()
     holds: ClassVar[Holds]
-    # Whether :meth:`write` can make a new file from another format's checkpoint.
-    writes_new: ClassVar[bool] = True
     # Whether torch's fallback reader may memory-map the file.
     torch_mmap: ClassVar[bool] = False
+    # What paramctl says when asked to convert to a format with no :meth:`writer`.
+    no_writer: ClassVar[str] = "does not write new files of this format; choose another with --to"
 
     @abstractmethod
     def sniff(self, head: bytes) -> bool:
@@ -116,6 +129,18 @@ class Format(ABC):
         """
 
     @abstractmethod
+    def editor_class(self) -> type[StorageEditor]:
+        """The editor that copies one of this format's files with storages replaced."""
+
+    def writer(self) -> Writer | None:
+        """The function that writes a new file of this format from any checkpoint, if any."""
+        return None
+
+    @property
+    def writes_new(self) -> bool:
+        """Whether :meth:`write` can make a new file from another format's checkpoint."""
+        return self.writer() is not None
+
     def editor(
         self,
         checkpoint: Checkpoint,
@@ -123,8 +148,11 @@ class Format(ABC):
         *,
         fresh: Collection[str] = (),
         provenance: Mapping[str, Any] | None = None,
+        file: Path | None = None,
     ) -> StorageEditor:
-        """Start writing a copy of ``checkpoint``'s file to ``out`` with storages replaceable."""
+        """Start writing a copy of one of ``checkpoint``'s files (``file``, or its only one)
+        to ``out`` with storages replaceable."""
+        return self.editor_class()(checkpoint, out, fresh=fresh, provenance=provenance, file=file)
 
     def write(
         self,
@@ -135,7 +163,10 @@ class Format(ABC):
         source_metadata: Mapping[str, str] | None = None,
     ) -> None:
         """Write ``checkpoint`` (of any format) as a new file of this format to ``out``."""
-        raise UsageError(f"paramctl does not write new {self.name} files; choose another with --to")
+        writer = self.writer()
+        if writer is None:
+            raise UsageError(f"paramctl {self.no_writer}")
+        writer(checkpoint, out, provenance=provenance, source_metadata=source_metadata)
 
     def verify(self, path: Path, checkpoint: Checkpoint | None, on_progress: Progress | None) -> Verification:
         """The format's own checks of the container (``checkpoint`` is ``None`` when the

@@ -6,12 +6,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING
 
 from paramctl.dtypes import BY_SAFETENSORS_CODE
-from paramctl.formats._format import Format, Holds, Progress, Verification
+from paramctl.formats._format import Format, Holds, Progress, Verification, Writer
 from paramctl.formats.safetensors.read import NAME, read, sniff
 
 if TYPE_CHECKING:
@@ -38,29 +37,15 @@ class Safetensors(Format):
     def read(self, path: Path) -> Checkpoint:
         return read(path)
 
-    def editor(
-        self,
-        checkpoint: Checkpoint,
-        out: BinaryIO,
-        *,
-        fresh: Collection[str] = (),
-        provenance: Mapping[str, Any] | None = None,
-    ) -> StorageEditor:
+    def editor_class(self) -> type[StorageEditor]:
         from paramctl.formats.safetensors.edit import SafetensorsEditor
 
-        return SafetensorsEditor(checkpoint, out, fresh=fresh, provenance=provenance)
+        return SafetensorsEditor
 
-    def write(
-        self,
-        checkpoint: Checkpoint,
-        out: BinaryIO,
-        *,
-        provenance: Mapping[str, Any] | None = None,
-        source_metadata: Mapping[str, str] | None = None,
-    ) -> None:
+    def writer(self) -> Writer:
         from paramctl.formats.safetensors.write import write_safetensors
 
-        write_safetensors(checkpoint, out, provenance=provenance)
+        return write_safetensors
 
     def verify(self, path: Path, checkpoint: Checkpoint | None, on_progress: Progress | None) -> Verification:
         from paramctl.formats.safetensors.verify import verify_layout

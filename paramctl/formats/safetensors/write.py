@@ -52,9 +52,17 @@ def check_flat(checkpoint: Checkpoint) -> None:
 
 
 def write_safetensors(
-    checkpoint: Checkpoint, out: BinaryIO, *, provenance: Mapping[str, Any] | None = None
+    checkpoint: Checkpoint,
+    out: BinaryIO,
+    *,
+    provenance: Mapping[str, Any] | None = None,
+    source_metadata: Mapping[str, str] | None = None,
 ) -> None:
-    """Write a flat checkpoint as safetensors; tied names become ``__metadata__`` aliases."""
+    """Write a flat checkpoint as safetensors; tied names become ``__metadata__`` aliases.
+
+    ``source_metadata`` is not carried over: the safetensors metadata of the new file is
+    the aliases and the provenance record.
+    """
     check_flat(checkpoint)
     kept, aliases = _dedupe(checkpoint)
     metadata: dict[str, str] = dict(aliases)

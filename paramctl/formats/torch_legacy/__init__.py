@@ -9,11 +9,10 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING
 
-from paramctl.errors import UsageError
 from paramctl.formats._format import Format, Holds
 from paramctl.formats.torch_legacy.read import NAME, PICKLES, read, sniff
 from paramctl.formats.torch_zip import TORCH_SUFFIXES
@@ -28,7 +27,8 @@ class TorchLegacy(Format):
     title = "PyTorch legacy (before 1.6, _use_new_zipfile_serialization=False)"
     suffixes = TORCH_SUFFIXES
     holds = Holds(extras=True, nesting=True, ties=True, views=True, provenance=False)
-    writes_new = False
+    # Nothing needs new files in the pre-1.6 format; an existing one is still edited.
+    no_writer = "does not write the legacy torch format; write torch-zip (.pt) instead"
 
     def sniff(self, head: bytes) -> bool:
         return sniff(head)
@@ -36,28 +36,10 @@ class TorchLegacy(Format):
     def read(self, path: Path) -> Checkpoint:
         return read(path)
 
-    def editor(
-        self,
-        checkpoint: Checkpoint,
-        out: BinaryIO,
-        *,
-        fresh: Collection[str] = (),
-        provenance: Mapping[str, Any] | None = None,
-    ) -> StorageEditor:
+    def editor_class(self) -> type[StorageEditor]:
         from paramctl.formats.torch_legacy.edit import LegacyEditor
 
-        return LegacyEditor(checkpoint, out, fresh=fresh, provenance=provenance)
-
-    def write(
-        self,
-        checkpoint: Checkpoint,
-        out: BinaryIO,
-        *,
-        provenance: Mapping[str, Any] | None = None,
-        source_metadata: Mapping[str, str] | None = None,
-    ) -> None:
-        # Nothing needs new files in the pre-1.6 format; an existing one is still edited.
-        raise UsageError("paramctl does not write the legacy torch format; write torch-zip (.pt) instead")
+        return LegacyEditor
 
     def pickles(self, path: Path) -> Iterator[IO[bytes]]:
         # The pickles follow one another: each is read to its STOP before the next is asked for.

@@ -7,12 +7,12 @@
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING
 
 from paramctl.errors import CorruptCheckpoint
-from paramctl.formats._format import Format, Holds, Progress, Verification
+from paramctl.formats._format import Format, Holds, Progress, Verification, Writer
 from paramctl.formats.torch_zip.read import MAGIC, NAME, find_root, read
 
 if TYPE_CHECKING:
@@ -35,29 +35,15 @@ class TorchZip(Format):
     def read(self, path: Path) -> Checkpoint:
         return read(path)
 
-    def editor(
-        self,
-        checkpoint: Checkpoint,
-        out: BinaryIO,
-        *,
-        fresh: Collection[str] = (),
-        provenance: Mapping[str, Any] | None = None,
-    ) -> StorageEditor:
+    def editor_class(self) -> type[StorageEditor]:
         from paramctl.formats.torch_zip.edit import ZipEditor
 
-        return ZipEditor(checkpoint, out, fresh=fresh, provenance=provenance)
+        return ZipEditor
 
-    def write(
-        self,
-        checkpoint: Checkpoint,
-        out: BinaryIO,
-        *,
-        provenance: Mapping[str, Any] | None = None,
-        source_metadata: Mapping[str, str] | None = None,
-    ) -> None:
+    def writer(self) -> Writer:
         from paramctl.formats.torch_zip.write import write_torch_zip
 
-        write_torch_zip(checkpoint, out, provenance=provenance, source_metadata=source_metadata)
+        return write_torch_zip
 
     def verify(self, path: Path, checkpoint: Checkpoint | None, on_progress: Progress | None) -> Verification:
         from paramctl.formats.torch_zip.verify import verify_zip
