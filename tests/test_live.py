@@ -11,7 +11,9 @@ import torch
 from live_models import spec
 
 from paramctl.errors import CorruptCheckpoint, ModelCodeError, UsageError
-from paramctl.live.model import Inputs, live_tensors, materialize, open_model
+from paramctl.live.inputs import Inputs, materialize
+from paramctl.live.model import open_model
+from paramctl.live.tensors import live_tensors
 from paramctl.usercode import load_object, parse_assignments
 
 HERE = Path(__file__).resolve().parent

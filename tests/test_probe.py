@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from live_models import spec
 
-from paramctl.live.model import InputSpec, ModelSource
+from paramctl.live.inputs import InputSpec
+from paramctl.live.model import ModelSource
 from paramctl.live.probe import GradStats, probe_gradients, probe_model
 
 

@@ -21,7 +21,8 @@ from paramctl.render.engine import Environment, OutputFormat, emit
 from paramctl.select import Selection
 
 if TYPE_CHECKING:
-    from paramctl.live.model import InputSpec, ModelSource
+    from paramctl.live.inputs import InputSpec
+    from paramctl.live.model import ModelSource
 
 ModulePathArg = Annotated[
     str | None,

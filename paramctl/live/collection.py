@@ -36,7 +36,8 @@ from torch import nn
 from paramctl.change import Refusals, fill_, generator_for, incompatibility
 from paramctl.checkpoint import TensorEntry
 from paramctl.errors import AlreadyInitialized, IncompatibleTensors, UsageError
-from paramctl.live.model import dtype_name, is_lazy, owner_of, seeded, unique_parameters
+from paramctl.live.inputs import seeded
+from paramctl.live.tensors import dtype_name, is_lazy, owner_of, unique_parameters
 from paramctl.schemes.catalog import DefaultScheme, InitScheme, make_scheme
 from paramctl.select import Selection, nothing_selected
 

@@ -48,15 +48,9 @@ from paramctl.checkpoint import Checkpoint, model_view
 from paramctl.errors import UnsafePickle, UsageError
 from paramctl.formats import STDIN, format_named, output_format, read_checkpoint
 from paramctl.live.collection import as_entry, reset_method, reset_with_owners
-from paramctl.live.model import (
-    InputSpec,
-    LiveModel,
-    ModelSource,
-    is_lazy,
-    materialize,
-    owner_of,
-    seeded,
-)
+from paramctl.live.inputs import InputSpec, materialize, seeded
+from paramctl.live.model import LiveModel, ModelSource
+from paramctl.live.tensors import is_lazy, owner_of
 from paramctl.schemes.catalog import DefaultScheme, InitScheme
 from paramctl.select import Selection, select
 

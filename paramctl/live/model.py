@@ -1,177 +1,37 @@
-"""Live models: an ``nn.Module`` built from code or a trusted pickle, seen by its own names.
+"""Live models: an ``nn.Module`` built from code or a trusted pickle, loaded from a checkpoint.
 
-A checkpoint only holds tensors; a live module also knows which are parameters and which
-buffers, which require gradients, which module owns each, which names are one tensor, and
-which lazy parameters still wait for their shape. This module builds and loads live modules
-and describes their tensors; :mod:`paramctl.live.probe` runs them.
+This module builds and loads live modules and lists them (``list --model``);
+:mod:`paramctl.live.tensors` describes their tensors, :mod:`paramctl.live.inputs` feeds them
+and :mod:`paramctl.live.probe` runs them. It imports torch, so paramctl imports it only when
+a command needs a live model.
 
-It imports torch, so paramctl imports it only when a command needs a live model.
-
->>> import torch
 >>> from torch import nn
->>> net = nn.Sequential(nn.LazyLinear(3), nn.ReLU(), nn.Linear(3, 1))
->>> [(t.name, t.shape) for t in live_tensors(net)]
-[('0.weight', None), ('0.bias', None), ('2.weight', (1, 3)), ('2.bias', (1,))]
->>> materialize(net, random_inputs(net, [(2, 4)]))
-['0.weight', '0.bias']
->>> [(t.name, t.shape) for t in live_tensors(net)]
-[('0.weight', (3, 4)), ('0.bias', (3,)), ('2.weight', (1, 3)), ('2.bias', (1,))]
+>>> live = open_model(None, model="torch.nn:Linear", model_args={"in_features": 2, "out_features": 1})
+>>> [t.name for t in live.tensors()], live.origin
+(['weight', 'bias'], ...)
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import nn
-from torch.nn.parameter import is_lazy as _is_lazy
 
-from paramctl.change import draw_seed
 from paramctl.checkpoint import model_view
 from paramctl.errors import CorruptCheckpoint, ModelCodeError, UnsafePickle, UsageError
 from paramctl.formats import STDIN, STDIN_LABEL, read_checkpoint, spool_stdin
+from paramctl.live.inputs import InputSpec, materialize, seeded
+from paramctl.live.tensors import LiveTensor, is_lazy, live_tensors
 from paramctl.live.trust import load_trusted, refusal
 from paramctl.select import Selection, select
 from paramctl.usercode import call_user, load_object
 from paramctl.values import ValueReader
-
-TensorKind = Literal["parameter", "buffer"]
-
-
-@dataclass(frozen=True)
-class LiveTensor:
-    """One name of a live module's tensors: what ``list --model`` shows per row.
-
-    ``shape`` is ``None`` while a lazy parameter waits for its first input.
-    """
-
-    name: str
-    kind: TensorKind
-    shape: tuple[int, ...] | None
-    dtype: str
-    requires_grad: bool
-    module: str
-    shared_with: tuple[str, ...] = ()
-    persistent: bool = True
-
-    @property
-    def initialized(self) -> bool:
-        return self.shape is not None
-
-    @property
-    def numel(self) -> int | None:
-        if self.shape is None:
-            return None
-        count = 1
-        for size in self.shape:
-            count *= size
-        return count
-
-    @property
-    def nbytes(self) -> int | None:
-        numel = self.numel
-        return None if numel is None else numel * torch.empty((), dtype=_dtype(self.dtype)).element_size()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "shape": None if self.shape is None else list(self.shape),
-            "dtype": self.dtype,
-            "numel": self.numel,
-            "bytes": self.nbytes,
-            "requires_grad": self.requires_grad,
-            "module": self.module,
-            "shared_with": list(self.shared_with),
-            "initialized": self.initialized,
-            "persistent": self.persistent,
-        }
-
-
-def _dtype(name: str) -> torch.dtype:
-    return getattr(torch, name)  # type: ignore[no-any-return]
-
-
-def is_lazy(tensor: torch.Tensor) -> bool:
-    """Whether ``tensor`` is a lazy layer's parameter or buffer still waiting for its shape.
-
-    >>> is_lazy(nn.LazyLinear(3).weight), is_lazy(nn.Linear(2, 3).weight)
-    (True, False)
-    """
-    return bool(_is_lazy(tensor))
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    """``torch.float32`` as paramctl spells dtypes everywhere: ``float32``."""
-    return str(dtype).removeprefix("torch.")
-
-
-def _module_label(module: nn.Module) -> str:
-    """The owner's class and the arguments that size it, e.g. ``LazyLinear(in_features=0, ...)``."""
-    extra = module.extra_repr()
-    return f"{type(module).__name__}({extra})" if extra and len(extra) <= 60 else type(module).__name__
-
-
-def live_tensors(module: nn.Module) -> list[LiveTensor]:
-    """Every parameter and buffer under every name, in ``state_dict`` order.
-
-    A module reachable by two paths (``Sequential(linear, linear)``) gives its tensors two
-    names; each lists the other in ``shared_with``. Non-persistent buffers (not saved in a
-    ``state_dict``) are included and marked.
-    """
-    rows: list[tuple[str, TensorKind, torch.Tensor, nn.Module, bool]] = []
-    for prefix, owner in module.named_modules(remove_duplicate=False):
-        base = f"{prefix}." if prefix else ""
-        for attr, param in owner._parameters.items():
-            if param is not None:
-                rows.append((base + attr, "parameter", param, owner, True))
-        hidden = owner._non_persistent_buffers_set
-        for attr, buffer in owner._buffers.items():
-            if buffer is not None:
-                rows.append((base + attr, "buffer", buffer, owner, attr not in hidden))
-    names_of: dict[int, list[str]] = {}
-    for name, _, tensor, _, _ in rows:
-        names_of.setdefault(id(tensor), []).append(name)
-    return [
-        LiveTensor(
-            name=name,
-            kind=kind,
-            shape=None if is_lazy(tensor) else tuple(tensor.shape),
-            dtype=dtype_name(tensor.dtype),
-            requires_grad=tensor.requires_grad,
-            module=_module_label(owner),
-            shared_with=tuple(other for other in names_of[id(tensor)] if other != name),
-            persistent=persistent,
-        )
-        for name, kind, tensor, owner, persistent in rows
-    ]
-
-
-def unique_parameters(module: nn.Module) -> list[tuple[list[str], nn.Parameter]]:
-    """Each distinct parameter once, with all its names (first name first).
-
-    >>> linear = nn.Linear(1, 1, bias=False)
-    >>> [names for names, _ in unique_parameters(nn.Sequential(linear, linear))]
-    [['0.weight', '1.weight']]
-    """
-    found: dict[int, tuple[list[str], nn.Parameter]] = {}
-    for name, param in module.named_parameters(remove_duplicate=False):
-        found.setdefault(id(param), ([], param))[0].append(name)
-    return list(found.values())
-
-
-def owner_of(module: nn.Module, name: str) -> tuple[nn.Module, str]:
-    """The submodule that holds ``name`` directly, and the attribute it holds it under."""
-    path, _, attr = name.rpartition(".")
-    return (module.get_submodule(path) if path else module), attr
-
-
-# -- building and loading ---------------------------------------------------------------
 
 
 @dataclass
@@ -356,153 +216,6 @@ def _local_path(source: str | os.PathLike[str]) -> tuple[Path, str]:
 # -- inputs and dry runs -------------------------------------------------------------------
 
 
-@dataclass
-class Inputs:
-    """The arguments a forward pass gets, and how to describe them."""
-
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-    def describe(self) -> str:
-        """Each argument as ``name: [shape] dtype``, positional ones first.
-
-        >>> Inputs((torch.zeros(2, 4),)).describe()
-        'x: [2, 4] float32'
-        """
-        parts = [_describe_value(f"x{i}" if len(self.args) > 1 else "x", a) for i, a in enumerate(self.args)]
-        parts += [_describe_value(k, v) for k, v in self.kwargs.items()]
-        return ", ".join(parts)
-
-    def call(self, module: nn.Module) -> Any:
-        return module(*self.args, **self.kwargs)
-
-
-def _describe_value(label: str, value: Any) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"{label}: {list(value.shape)} {dtype_name(value.dtype)}"
-    return f"{label}: {type(value).__name__}"
-
-
-def parse_shape(text: str) -> tuple[int, ...]:
-    """``2,4`` (or ``2x4``) as a shape.
-
-    >>> parse_shape("2,4"), parse_shape("1x3x32x32"), parse_shape("8")
-    ((2, 4), (1, 3, 32, 32), (8,))
-    """
-    parts = [p.strip() for p in text.replace("x", ",").split(",") if p.strip()]
-    if not parts or not all(p.isdigit() for p in parts):
-        raise UsageError(f"--input-shape {text!r}: expected sizes like 2,4")
-    return tuple(int(p) for p in parts)
-
-
-def input_dtype(module: nn.Module) -> torch.dtype:
-    """The dtype random inputs take: the module's first floating parameter's, else float32."""
-    for param in module.parameters():
-        if param.is_floating_point():
-            return param.dtype
-    return torch.float32
-
-
-def random_inputs(module: nn.Module, shapes: Sequence[Sequence[int]], *, fill: float | None = None) -> Inputs:
-    """One ``torch.rand`` tensor per shape, drawn in order from torch's global generator, in
-    the dtype of the module's parameters; with ``fill``, tensors of that constant instead.
-
-    Drawing from the global generator is what makes ``torch.manual_seed(n); net = make();
-    X = torch.rand(2, 4)`` and a seeded paramctl run the same computation.
-
-    >>> random_inputs(nn.Linear(2, 1), [(1, 2)], fill=1.0).args
-    (tensor([[1., 1.]]),)
-    """
-    if not shapes:
-        raise UsageError("an input is needed: give --input-shape 2,4 or --input FILE.pt")
-    dtype = input_dtype(module)
-    if fill is not None:
-        return Inputs(tuple(torch.full(tuple(shape), fill, dtype=dtype) for shape in shapes))
-    return Inputs(tuple(torch.rand(*shape, dtype=dtype) for shape in shapes))
-
-
-def load_inputs(path: str | os.PathLike[str]) -> Inputs:
-    """Inputs saved with ``torch.save``: a tensor, a tuple/list of them (positional), or a dict
-    of keyword arguments. Loaded with ``weights_only=True``: plain data only.
-    """
-    import pickle
-
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as exc:
-        raise UsageError(f"--input {os.fspath(path)!r}: no such file") from exc
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CorruptCheckpoint(
-            f"--input {os.fspath(path)!r}: not a torch.save file of plain tensors ({reason})"
-        ) from exc
-    if isinstance(loaded, torch.Tensor):
-        return Inputs((loaded,))
-    if isinstance(loaded, list | tuple):
-        return Inputs(tuple(loaded))
-    if isinstance(loaded, dict) and all(isinstance(k, str) for k in loaded):
-        return Inputs((), dict(loaded))
-    raise UsageError(f"--input {os.fspath(path)!r}: expected a tensor, a list of tensors or a dict")
-
-
-@contextlib.contextmanager
-def dry_run(module: nn.Module) -> Iterator[None]:
-    """Run a forward pass that leaves the module as it was: eval mode, no autograd, and
-    every module's train/eval flag restored after (so no running statistics move).
-    """
-    modes = [(m, m.training) for m in module.modules()]
-    module.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        for submodule, training in modes:
-            submodule.training = training
-
-
-def materialize(module: nn.Module, inputs: Inputs) -> list[str]:
-    """Give lazy parameters their shapes with one dry forward pass; return the names that
-    got one (the deferred initialization of ``LazyLinear`` and friends).
-    """
-    before = {name for name, tensor in _named_tensors(module) if is_lazy(tensor)}
-    if not before:
-        return []
-    with dry_run(module):
-        forward(module, inputs)
-    still = {name for name, tensor in _named_tensors(module) if is_lazy(tensor)}
-    if still:
-        raise UsageError(f"the forward pass did not reach {', '.join(sorted(still)[:4])}; they stay lazy")
-    return [name for name, _ in _named_tensors(module) if name in before]
-
-
-def _named_tensors(module: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
-    yield from module.named_parameters(remove_duplicate=False)
-    yield from module.named_buffers(remove_duplicate=False)
-
-
-def forward(module: nn.Module, inputs: Inputs) -> Any:
-    """``module(*inputs)``; a failure names the inputs, which are the usual cause."""
-    try:
-        return inputs.call(module)
-    except (RuntimeError, TypeError, ValueError, IndexError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"the forward pass failed with {inputs.describe()}: {first}") from exc
-
-
-@contextlib.contextmanager
-def seeded(seed: int | None) -> Iterator[None]:
-    """Seed torch's global generator for the block and restore its state after.
-
-    ``None`` leaves the generator alone.
-    """
-    if seed is None:
-        yield
-        return
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(draw_seed(seed))
-        yield
-
-
 # -- what the commands ask for ---------------------------------------------------------------
 
 
@@ -525,31 +238,6 @@ class ModelSource:
             key=self.key,
             on_globals=on_globals,
         )
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """The probe input: ``torch.rand`` of ``shapes`` (``--input-shape``), or those shapes
-    filled with ``fill`` (``--input-value``), or tensors loaded from ``path`` (``--input``).
-    """
-
-    shapes: tuple[tuple[int, ...], ...] = ()
-    path: str | None = None
-    fill: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.shapes and self.path:
-            raise UsageError("--input-shape and --input exclude each other")
-        if self.fill is not None and not self.shapes:
-            raise UsageError("--input-value fills the --input-shape input: give --input-shape too")
-
-    def __bool__(self) -> bool:
-        return bool(self.shapes or self.path)
-
-    def make(self, module: nn.Module) -> Inputs:
-        if self.path:
-            return load_inputs(self.path)
-        return random_inputs(module, self.shapes, fill=self.fill)
 
 
 @dataclass(frozen=True)

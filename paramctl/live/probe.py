@@ -25,17 +25,9 @@ import torch
 from torch import nn
 
 from paramctl.errors import ModelCodeError, UsageError
-from paramctl.live.model import (
-    Inputs,
-    InputSpec,
-    ModelSource,
-    dtype_name,
-    forward,
-    is_lazy,
-    random_inputs,
-    seeded,
-    unique_parameters,
-)
+from paramctl.live.inputs import Inputs, InputSpec, forward, random_inputs, seeded
+from paramctl.live.model import ModelSource
+from paramctl.live.tensors import dtype_name, is_lazy, unique_parameters
 from paramctl.select import Selection, nothing_selected
 from paramctl.usercode import call_user, load_object
 
@@ -222,7 +214,7 @@ def probe_gradients(
 ) -> GradProbe:
     """Run forward and backward once and describe every parameter's gradient.
 
-    The input is ``inputs`` (a tensor, tensors, or :class:`~paramctl.live.model.Inputs`) or
+    The input is ``inputs`` (a tensor, tensors, or :class:`~paramctl.live.inputs.Inputs`) or
     ``torch.rand`` of ``input_shape`` (one shape, or one per argument). With ``seed``, torch's
     generator is seeded for the pass (and restored after), so a seeded probe equals
     ``torch.manual_seed(seed); X = torch.rand(*shape); loss(net(X)).backward()``.

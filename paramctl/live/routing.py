@@ -24,7 +24,8 @@ from paramctl.change.destination import IN_PLACE_NEEDS_FILE
 from paramctl.errors import UnsafePickle, UsageError
 
 if TYPE_CHECKING:
-    from paramctl.live.model import InputSpec, ModelSource
+    from paramctl.live.inputs import InputSpec
+    from paramctl.live.model import ModelSource
 
 T = TypeVar("T")
 
@@ -64,7 +65,7 @@ class LiveRequest:
         )
 
     def input_spec(self) -> InputSpec:
-        from paramctl.live.model import InputSpec, parse_shape
+        from paramctl.live.inputs import InputSpec, parse_shape
 
         shapes = tuple(parse_shape(text) for text in self.input_shapes)
         return InputSpec(shapes, self.input_file, self.input_value)
