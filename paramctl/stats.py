@@ -1,11 +1,13 @@
-"""Value statistics of tensors, read one tensor at a time from the mapped file.
+"""Value statistics of tensors, streamed chunk by chunk with numpy.
 
-Each tensor is walked in chunks of at most :data:`CHUNK_ELEMENTS` values, so the working
-copies (an upcast of float16, a float64 copy of integers) stay small and a chunk stays in
-the CPU cache while the few reductions run over it. Per chunk: ``torch.aminmax`` (whose
-NaN propagation doubles as the "all finite?" test), ``mean``, one ``dot`` of the
-deviations from the mean, and ``count_nonzero``; the L2 norm follows from the mean and
-variance without another pass. Only a chunk that holds NaN or Inf pays for counting them.
+Each tensor is read in chunks of at most :data:`paramctl.values.CHUNK_ELEMENTS` values, so
+the working copies (an upcast of float16, a float64 copy of integers) stay small and a chunk
+stays in the CPU cache while the few reductions run over it. Per chunk: numpy's minimum and
+maximum reductions (whose NaN propagation doubles as the "all finite?" test), a pairwise
+sum, one dot product of the deviations from the mean, and a count of zeros where the range
+holds zero; the L2 norm follows from the mean and variance without another pass. Only a
+chunk that holds NaN or Inf pays for counting them. Nothing here imports torch: a torch
+tensor given to :func:`tensor_stats` is viewed as a numpy array.
 
 What the numbers mean:
 
@@ -20,25 +22,26 @@ What the numbers mean:
   ``mean`` is the fraction of ``True``.
 - Complex values are described by their magnitudes: ``absmax``, ``norm``, ``zeros`` and the
   counts; ``mean``, ``std``, ``min`` and ``max`` are ``None``.
+- Tensors only torch can read: a sparse tensor is described by its stored values and its
+  implicit zeros, a quantized one by its dequantized values; ``note`` says which.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from paramctl.checkpoint import Checkpoint, Storage, TensorEntry
+from paramctl.checkpoint import Checkpoint, TensorEntry
 from paramctl.inspect.listing import Listing
 
 if TYPE_CHECKING:
     import torch
+    from numpy.typing import NDArray
 
-    from paramctl.values import ValueReader
+    from paramctl.values import TorchValues, ValueReader
 
-# One chunk: 4 MiB of float32, small enough to stay in cache across the reductions.
-CHUNK_ELEMENTS = 1 << 20
 # Integer chunks are summed in int64; this bound keeps a chunk's sum from overflowing.
 _INT64_LIMIT = 1 << 63
 
@@ -49,42 +52,48 @@ Number = float | int | bool
 class TensorStats:
     """Statistics of one tensor's values (see the module docstring for the definitions).
 
+    Every field may be ``None``: a report that measures only some (the mean and standard
+    deviation before and after ``init``) leaves the others out.
+
     >>> TensorStats(2, 1.5, 0.5, 1.0, 2.0, 2.0, 2.2, 0.0, 0, 0).to_dict()["absmax"]
     2.0
+    >>> TensorStats(mean=0.0, std=1.0).finite
+    True
     """
 
-    numel: int
-    mean: float | None
-    std: float | None
-    min: Number | None
-    max: Number | None
-    absmax: Number | None
-    norm: float | None
-    zeros: float | None
-    nan: int
-    inf: int
+    numel: int | None = None
+    mean: float | None = None
+    std: float | None = None
+    min: Number | None = None
+    max: Number | None = None
+    absmax: Number | None = None
+    norm: float | None = None
+    zeros: float | None = None
+    nan: int | None = None
+    inf: int | None = None
+    # What the statistics are of, when not the stored elements as such ("dequantized ...").
+    note: str | None = None
 
     @property
     def finite(self) -> bool:
-        return self.nan == 0 and self.inf == 0
+        """No NaN or Inf was counted."""
+        return not self.nan and not self.inf
 
     @property
     def constant(self) -> bool:
         """Every value is the same finite number."""
-        return self.finite and self.numel > 0 and self.min is not None and self.min == self.max
+        return self.finite and bool(self.numel) and self.min is not None and self.min == self.max
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "numel"}
-
-
-STAT_KEYS = tuple(f.name for f in fields(TensorStats) if f.name != "numel")
+        """Every statistic but ``numel`` (``note`` only when there is one)."""
+        skip = {"numel"} | ({"note"} if self.note is None else set())
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
 
 
 class _Moments:
     """Running count, mean and sum of squared deviations, merged chunk by chunk.
 
-    Hand-written because torch reduces one tensor at a time and offers no way to combine
-    partial results; the merge is Chan et al.'s parallel update, in Python floats (double).
+    The merge is Chan et al.'s parallel update, in Python floats (double).
     """
 
     def __init__(self) -> None:
@@ -102,38 +111,134 @@ class _Moments:
         self.count = total
 
 
+class Workspace:
+    """Scratch arrays reused from chunk to chunk and tensor to tensor.
+
+    A fresh 4 MiB allocation per chunk would cost page faults on every one; one array per
+    purpose and dtype, kept for the whole scan, costs them once.
+    """
+
+    def __init__(self) -> None:
+        self._arrays: dict[tuple[str, str], NDArray[Any]] = {}
+
+    def take(self, purpose: str, dtype: Any, size: int) -> NDArray[Any]:
+        import numpy as np
+
+        kind = np.dtype(dtype)
+        array = self._arrays.get((purpose, kind.char))
+        if array is None or array.size < size:
+            array = np.empty(max(size, 2 * (array.size if array is not None else 0)), kind)
+            self._arrays[(purpose, kind.char)] = array
+        return array[:size]
+
+
 class _Accumulator:
     """Everything the chunks of one tensor add up to."""
 
-    def __init__(self, numel: int, kind: str) -> None:
+    def __init__(self, numel: int, workspace: Workspace) -> None:
         self.numel = numel
-        self.kind = kind  # "float", "int", "bool" or "complex"
+        self.workspace = workspace
+        self.kind: str | None = None  # "float", "int", "bool" or "complex", from the first chunk
         self.moments = _Moments()
         self.low: Number | None = None
         self.high: Number | None = None
         self.zeros = 0
         self.nan = 0
         self.inf = 0
-        self.int_sum: int | None = 0 if kind in ("int", "bool") else None
+        self.int_sum: int | None = 0
+
+    def add(self, chunk: NDArray[Any]) -> None:
+        import numpy as np
+
+        if self.kind is None:
+            self.kind = {"b": "bool", "c": "complex", "f": "float"}.get(chunk.dtype.kind, "int")
+            if self.kind in ("float", "complex"):
+                self.int_sum = None
+        if self.kind == "complex":
+            magnitudes = self.workspace.take("upcast", chunk.real.dtype, chunk.size)
+            self._add_float(np.abs(chunk, out=magnitudes))
+        elif self.kind == "bool":
+            self._add_int(chunk.view(np.uint8))
+        elif self.kind == "int":
+            self._add_int(chunk)
+        elif chunk.dtype.itemsize < 4:
+            upcast = self.workspace.take("upcast", np.float32, chunk.size)
+            np.copyto(upcast, chunk)
+            self._add_float(upcast)
+        else:
+            self._add_float(chunk)
+
+    def add_zeros(self, count: int) -> None:
+        """``count`` more values, all zero (a sparse tensor's implicit ones)."""
+        if count:
+            zero = 0 if self.kind in ("int", "bool") else 0.0
+            self.extremes(zero, zero)
+            self.zeros += count
+            self.moments.add(count, 0.0, 0.0)
 
     def extremes(self, low: Number, high: Number) -> None:
         self.low = low if self.low is None else min(self.low, low)
         self.high = high if self.high is None else max(self.high, high)
 
-    def result(self) -> TensorStats:
-        count = self.moments.count
-        if count == 0:
-            zeros = self._zero_fraction()
-            return TensorStats(self.numel, None, None, None, None, None, None, zeros, self.nan, self.inf)
-        mean = self.moments.mean
+    def _count_zeros(self, values: NDArray[Any]) -> None:
+        import numpy as np
+
+        mask = self.workspace.take("mask", np.bool_, values.size)
+        self.zeros += int(np.count_nonzero(np.equal(values, 0, out=mask)))
+
+    def _add_float(self, chunk: NDArray[Any]) -> None:
+        import numpy as np
+
+        low, high = float(np.minimum.reduce(chunk)), float(np.maximum.reduce(chunk))
+        finite = chunk
+        if not (math.isfinite(low) and math.isfinite(high)):
+            # NaN propagates through the reductions and Inf is an extreme: only now count them.
+            nan = int(np.count_nonzero(np.isnan(chunk)))
+            finite = chunk[np.isfinite(chunk)]
+            self.nan += nan
+            self.inf += chunk.size - finite.size - nan
+            if finite.size == 0:
+                return
+            low, high = float(np.minimum.reduce(finite)), float(np.maximum.reduce(finite))
+        if low <= 0 <= high:
+            self._count_zeros(finite)
+        self.extremes(low, high)
+        mean = float(np.add.reduce(finite)) / finite.size
+        deviations = self.workspace.take("deviations", finite.dtype, finite.size)
+        self.moments.add(finite.size, mean, _squared_deviations(finite, mean, deviations))
+
+    def _add_int(self, chunk: NDArray[Any]) -> None:
+        import numpy as np
+
+        low, high = int(np.minimum.reduce(chunk)), int(np.maximum.reduce(chunk))
+        self.extremes(low, high)
+        count = chunk.size
+        if low <= 0 <= high:
+            self._count_zeros(chunk)
         if self.int_sum is not None:
-            mean = self.int_sum / count  # exact sum over an exact count, rounded once
-        std = math.sqrt(max(self.moments.m2, 0.0) / (count - 1)) if count > 1 else None
+            if max(abs(low), abs(high)) * count < _INT64_LIMIT:
+                # Below the bound every value fits int64, uint64 included: the cast is exact.
+                self.int_sum += int(np.add.reduce(chunk, dtype=np.int64))
+            else:
+                self.int_sum = None  # would overflow int64: fall back to the float64 mean
+        wide = self.workspace.take("wide", np.float64, count)
+        np.copyto(wide, chunk, casting="unsafe")
+        mean = float(np.add.reduce(wide)) / count
+        self.moments.add(count, mean, _squared_deviations(wide, mean, wide))
+
+    def result(self, note: str | None = None) -> TensorStats:
+        count = self.moments.count
+        zeros = self.zeros / self.numel if self.numel else None
+        if count == 0:
+            return TensorStats(self.numel, zeros=zeros, nan=self.nan, inf=self.inf, note=note)
+        mean = self.moments.mean if self.int_sum is None else self.int_sum / count
+        m2 = max(self.moments.m2, 0.0)
+        std = math.sqrt(m2 / (count - 1)) if count > 1 else None
         # sum of squares = m2 + n * mean^2: both terms non-negative, so nothing cancels.
-        norm = math.sqrt(max(self.moments.m2, 0.0) + count * self.moments.mean**2)
+        norm = math.sqrt(m2 + count * self.moments.mean**2)
         assert self.low is not None and self.high is not None
-        absmax: Number = max(abs(self.low), abs(self.high))
         low, high = self.low, self.high
+        absmax: Number = max(abs(low), abs(high))
         if self.kind == "int":
             low, high, absmax = int(low), int(high), int(absmax)
         if self.kind == "bool":
@@ -141,173 +246,82 @@ class _Accumulator:
         if self.kind == "complex":
             # The chunks held magnitudes: their maximum is max |z|; the rest has no order.
             return TensorStats(
-                self.numel, None, None, None, None, high, norm, self._zero_fraction(), self.nan, self.inf
+                self.numel, absmax=high, norm=norm, zeros=zeros, nan=self.nan, inf=self.inf, note=note
             )
-        return TensorStats(
-            self.numel, mean, std, low, high, absmax, norm, self._zero_fraction(), self.nan, self.inf
-        )
-
-    def _zero_fraction(self) -> float | None:
-        return self.zeros / self.numel if self.numel else None
+        return TensorStats(self.numel, mean, std, low, high, absmax, norm, zeros, self.nan, self.inf, note)
 
 
-def _kind(dtype: torch.dtype) -> str:
-    import torch
+def _squared_deviations(values: NDArray[Any], mean: float, out: NDArray[Any]) -> float:
+    """Sum of (x - mean)^2 over a 1-D chunk, the deviations written to ``out``.
 
-    if dtype == torch.bool:
-        return "bool"
-    if dtype.is_complex:
-        return "complex"
-    if dtype.is_floating_point:
-        return "float"
-    return "int"
-
-
-def flat_chunks(tensor: torch.Tensor, max_elements: int = CHUNK_ELEMENTS) -> Iterator[torch.Tensor]:
-    """The values of ``tensor`` as 1-D pieces of at most ``max_elements`` (about), in order.
-
-    A contiguous tensor is sliced without copying; a strided one is cut along its first
-    dimension and each piece flattened, so a copy never exceeds one piece.
+    Subtracting first and then one dot product costs two passes, and as the mean is removed
+    before squaring, loses no precision to cancellation: the relative error stays near 1e-6
+    for float32 chunks.
     """
-    if tensor.numel() == 0:
-        return
-    if tensor.dim() == 0:
-        yield tensor.reshape(1)
-    elif tensor.is_contiguous():
-        flat = tensor.view(-1)
-        for start in range(0, flat.numel(), max_elements):
-            yield flat[start : start + max_elements]
-    else:
-        rows = tensor.shape[0]
-        per_row = tensor.numel() // rows
-        if per_row > max_elements:
-            for row in range(rows):
-                yield from flat_chunks(tensor[row], max_elements)
-            return
-        step = max(1, max_elements // per_row)
-        for start in range(0, rows, step):
-            yield tensor[start : start + step].reshape(-1)
+    import numpy as np
 
-
-def _working_chunk(chunk: torch.Tensor, kind: str) -> torch.Tensor:
-    """The chunk in a dtype whose reductions torch implements exactly enough."""
-    import torch
-
-    if kind == "complex":
-        return chunk.abs()
-    if kind == "bool":
-        return chunk.view(torch.uint8)
-    if kind == "float":
-        return chunk if chunk.dtype in (torch.float32, torch.float64) else chunk.to(torch.float32)
-    if chunk.dtype in (torch.uint16, torch.uint32):
-        return chunk.to(torch.int64)
-    if chunk.dtype == torch.uint64:
-        # torch has few kernels for uint64; float64 is exact below 2**53.
-        return chunk.to(torch.float64)
-    return chunk
-
-
-class Workspace:
-    """Scratch buffers reused from chunk to chunk and tensor to tensor.
-
-    A fresh 4 MiB allocation per chunk would cost page faults on every one; one buffer per
-    dtype, kept for the whole scan, costs them once.
-    """
-
-    def __init__(self) -> None:
-        self._buffers: dict[torch.dtype, torch.Tensor] = {}
-
-    def like(self, values: torch.Tensor) -> torch.Tensor:
-        import torch
-
-        buffer = self._buffers.get(values.dtype)
-        if buffer is None or buffer.numel() < values.numel():
-            buffer = torch.empty(max(values.numel(), CHUNK_ELEMENTS), dtype=values.dtype)
-            self._buffers[values.dtype] = buffer
-        return buffer[: values.numel()]
-
-
-def _squared_deviations(values: torch.Tensor, mean: float, workspace: Workspace) -> float:
-    """Sum of (x - mean)^2 over a 1-D chunk.
-
-    Subtracting first and then one ``dot`` is a fraction of the cost of ``torch.var`` (which
-    converts every value to double) and, as the mean is removed before squaring, loses no
-    precision to cancellation: the relative error stays near 1e-6 for float32 chunks.
-    """
-    import torch
-
-    if values.numel() < 2:
+    if values.size < 2:
         return 0.0
-    deviations = workspace.like(values)
-    torch.sub(values, mean, out=deviations)
-    return float(torch.dot(deviations, deviations).item())
+    deviations = np.subtract(values, mean, out=out)
+    return float(np.dot(deviations, deviations))
 
 
-def _add_float_chunk(acc: _Accumulator, chunk: torch.Tensor, workspace: Workspace) -> None:
-    import torch
-
-    low_t, high_t = torch.aminmax(chunk)
-    low, high = low_t.item(), high_t.item()
-    finite = chunk
-    if not (math.isfinite(low) and math.isfinite(high)):
-        # NaN propagates through aminmax and Inf is an extreme: only now count them.
-        nan = int(torch.isnan(chunk).sum())
-        inf = int(torch.isinf(chunk).sum())
-        acc.nan += nan
-        acc.inf += inf
-        finite = chunk[torch.isfinite(chunk)]
-        if finite.numel():
-            low_t, high_t = torch.aminmax(finite)
-            low, high = low_t.item(), high_t.item()
-    acc.zeros += chunk.numel() - int(torch.count_nonzero(chunk))
-    count = finite.numel()
-    if count == 0:
-        return
-    acc.extremes(low, high)
-    mean = finite.mean().item()
-    acc.moments.add(count, mean, _squared_deviations(finite, mean, workspace))
-
-
-def _add_int_chunk(acc: _Accumulator, chunk: torch.Tensor, workspace: Workspace) -> None:
-    import torch
-
-    low_t, high_t = torch.aminmax(chunk)
-    low, high = int(low_t.item()), int(high_t.item())
-    acc.extremes(low, high)
-    count = chunk.numel()
-    acc.zeros += count - int(torch.count_nonzero(chunk))
-    as_float = chunk.to(torch.float64)
-    if acc.int_sum is not None:
-        if max(abs(low), abs(high)) * count < _INT64_LIMIT:
-            acc.int_sum += int(chunk.sum(dtype=torch.int64).item())
-        else:
-            acc.int_sum = None  # would overflow int64: fall back to the float64 mean
-    mean = as_float.mean().item()
-    acc.moments.add(count, mean, _squared_deviations(as_float, mean, workspace))
+def _stats(
+    chunks: Iterable[NDArray[Any]],
+    numel: int,
+    *,
+    implicit_zeros: int = 0,
+    note: str | None = None,
+    workspace: Workspace | None = None,
+) -> TensorStats:
+    acc = _Accumulator(numel, workspace or Workspace())
+    for chunk in chunks:
+        acc.add(chunk)
+    acc.add_zeros(implicit_zeros)
+    return acc.result(note)
 
 
 def tensor_stats(
-    tensor: torch.Tensor, max_elements: int = CHUNK_ELEMENTS, workspace: Workspace | None = None
+    values: NDArray[Any] | torch.Tensor, max_elements: int | None = None, workspace: Workspace | None = None
 ) -> TensorStats:
-    """Statistics of one tensor, computed chunk by chunk.
+    """Statistics of a numpy array of numbers or of a torch tensor, computed chunk by chunk.
 
-    >>> import torch
-    >>> s = tensor_stats(torch.tensor([1.0, -3.0, float("nan"), 0.0]))
+    >>> import numpy as np
+    >>> s = tensor_stats(np.array([1.0, -3.0, float("nan"), 0.0], dtype=np.float32))
     >>> s.mean, s.min, s.absmax, s.nan, s.zeros
-    (-0.6666666865348816, -3.0, 3.0, 1, 0.25)
+    (-0.6666666666666666, -3.0, 3.0, 1, 0.25)
     """
-    kind = _kind(tensor.dtype)
-    acc = _Accumulator(tensor.numel(), kind)
-    workspace = workspace or Workspace()
-    for raw in flat_chunks(tensor, max_elements):
-        chunk = _working_chunk(raw, kind)
-        if chunk.dtype.is_floating_point:
-            if kind == "int":
-                acc.int_sum = None  # uint64 goes through float64: no exact sum
-            _add_float_chunk(acc, chunk, workspace)
-        else:
-            _add_int_chunk(acc, chunk, workspace)
-    return acc.result()
+    from paramctl.values import CHUNK_ELEMENTS, flat_chunks
+
+    loaded = _numbers(values)
+    return _stats(
+        flat_chunks(loaded.numbers, max_elements or CHUNK_ELEMENTS),
+        loaded.numel,
+        implicit_zeros=loaded.implicit_zeros,
+        note=loaded.note,
+        workspace=workspace,
+    )
+
+
+def _numbers(values: NDArray[Any] | torch.Tensor) -> TorchValues:
+    import numpy as np
+
+    from paramctl.values import TorchValues, from_torch
+
+    return TorchValues(values, values.size) if isinstance(values, np.ndarray) else from_torch(values)
+
+
+def entry_stats(
+    reader: ValueReader, entry: TensorEntry, *, workspace: Workspace | None = None
+) -> TensorStats:
+    """Statistics of one entry, streamed through ``reader``."""
+    return _stats(
+        reader.chunks(entry),
+        entry.numel,
+        implicit_zeros=reader.implicit_zeros(entry),
+        note=reader.note(entry),
+        workspace=workspace,
+    )
 
 
 def work_bytes(entries: Sequence[TensorEntry]) -> int:
@@ -327,16 +341,15 @@ def checkpoint_stats(
     on_progress: Callable[[int], None] | None = None,
     reader: ValueReader | None = None,
 ) -> list[TensorStats]:
-    """Statistics of ``entries``, in their order, reading the file once front to back.
+    """Statistics of ``entries``, in their order, reading each file once front to back.
 
-    Entries that view the same values (tied weights) are computed once. Pages are let go
-    once their tensors are done, and big storages are prefetched one ahead.
-    ``on_progress`` hears the number of bytes done after each tensor.
+    Entries that view the same values (tied weights) are computed once; the next big entry
+    is read ahead while one is computed. ``on_progress`` hears the number of bytes done
+    after each tensor.
     """
     from paramctl.values import ValueReader
 
     values = reader or ValueReader(checkpoint)
-    pages = _Pages(values, checkpoint)
     order = sorted(range(len(entries)), key=lambda i: _file_position(checkpoint, entries[i]))
     done: dict[tuple[Any, ...], TensorStats] = {}
     workspace = Workspace()
@@ -345,66 +358,24 @@ def checkpoint_stats(
         for position, index in enumerate(order):
             entry = entries[index]
             key = identity(entry)
-            upcoming = entries[order[position + 1]] if position + 1 < len(order) else None
             if key not in done:
-                if upcoming is not None and upcoming.storage_key != entry.storage_key:
-                    pages.prefetch(upcoming)
-                done[key] = tensor_stats(values.tensor(entry), workspace=workspace)
+                if position + 1 < len(order):
+                    values.prefetch(entries[order[position + 1]])
+                done[key] = entry_stats(values, entry, workspace=workspace)
                 if on_progress:
                     on_progress(entry.nbytes)
-            if upcoming is None or upcoming.storage_key != entry.storage_key:
-                pages.done(entry)
             results[index] = done[key]
     finally:
-        pages.flush()
         if reader is None:
             values.close()
     return [stats for stats in results if stats is not None]
 
 
-def _file_position(checkpoint: Checkpoint, entry: TensorEntry) -> tuple[int, int]:
+def _file_position(checkpoint: Checkpoint, entry: TensorEntry) -> tuple[str, int, int]:
     storage = checkpoint.storages.get(entry.storage_key)
-    offset = storage.offset if storage is not None and storage.offset is not None else 0
-    return (offset, entry.storage_offset)
-
-
-class _Pages:
-    """Which pages of the map to read ahead and which to let go, in few system calls.
-
-    Storages are visited in file order, so the ones done form a run of the file; the run
-    is handed back once it reaches :attr:`BATCH` bytes (and at the end), which keeps
-    resident memory near one tensor plus a batch without a call per small tensor.
-    """
-
-    BATCH = 4 << 20
-    PREFETCH_MIN = 1 << 20
-
-    def __init__(self, values: ValueReader, checkpoint: Checkpoint) -> None:
-        self.values = values
-        self.checkpoint = checkpoint
-        self.active = checkpoint.fallback_tensors is None
-        self.start: int | None = None
-        self.end = 0
-
-    def prefetch(self, entry: TensorEntry) -> None:
-        storage = self.checkpoint.storages.get(entry.storage_key)
-        if self.active and storage is not None and storage.nbytes >= self.PREFETCH_MIN:
-            self.values.prefetch(storage)
-
-    def done(self, entry: TensorEntry) -> None:
-        storage = self.checkpoint.storages.get(entry.storage_key)
-        if not self.active or storage is None or storage.offset is None:
-            return
-        if self.start is None:
-            self.start = storage.offset
-        self.end = max(self.end, storage.offset + storage.nbytes)
-        if self.end - self.start >= self.BATCH:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.start is not None:
-            self.values.release(Storage("", self.checkpoint.path, "uint8", self.end - self.start, self.start))
-            self.start = None
+    if storage is None or storage.offset is None:
+        return ("", 0, entry.storage_offset)
+    return (str(storage.file), storage.offset, entry.storage_offset)
 
 
 @dataclass(frozen=True)
@@ -421,12 +392,19 @@ class Histogram:
         return {"edges": self.edges, "counts": self.counts}
 
 
-def histogram(tensor: torch.Tensor, stats: TensorStats, bins: int = 20) -> Histogram:
-    """Bin the finite values of ``tensor`` between its minimum and maximum, chunk by chunk.
+def histogram(values: NDArray[Any] | torch.Tensor, stats: TensorStats, bins: int = 20) -> Histogram:
+    """Bin the finite values of ``values`` between their minimum and maximum, chunk by chunk.
 
     Integer and bool tensors whose range is narrower than ``bins`` get one bin per value.
+
+    >>> import numpy as np
+    >>> values = np.array([0.0, 0.25, 1.0])
+    >>> histogram(values, tensor_stats(values), bins=2).counts
+    [2, 1]
     """
-    import torch
+    import numpy as np
+
+    from paramctl.values import flat_chunks
 
     if bins < 1:
         raise ValueError("bins must be at least 1")
@@ -436,22 +414,24 @@ def histogram(tensor: torch.Tensor, stats: TensorStats, bins: int = 20) -> Histo
             return Histogram([], [])
         low, high = 0.0, stats.absmax  # complex: bin the magnitudes
     low, high = float(low), float(high)
-    kind = _kind(tensor.dtype)
     if low == high:
-        count = stats.numel - stats.nan - stats.inf
-        return Histogram([low, high], [count])
-    if kind in ("int", "bool") and high - low + 1 <= bins:
+        return Histogram([low, high], [(stats.numel or 0) - (stats.nan or 0) - (stats.inf or 0)])
+    loaded = _numbers(values)
+    if loaded.numbers.dtype.kind in "biu" and high - low + 1 <= bins:
         bins = int(high - low) + 1
         low, high = low - 0.5, high + 0.5
-    counts = torch.zeros(bins, dtype=torch.float64)
-    for raw in flat_chunks(tensor):
-        chunk = _working_chunk(raw, kind).to(torch.float64)
+    counts = np.zeros(bins, np.int64)
+    for chunk in flat_chunks(loaded.numbers):
+        wide = np.abs(chunk) if chunk.dtype.kind == "c" else chunk
+        wide = wide.astype(np.float64)
         if stats.nan or stats.inf:
-            chunk = chunk[torch.isfinite(chunk)]
-        counts += torch.histc(chunk, bins=bins, min=low, max=high)
+            wide = wide[np.isfinite(wide)]
+        counts += np.histogram(wide, bins=bins, range=(low, high))[0]
+    if loaded.implicit_zeros:
+        counts += np.histogram(np.zeros(1), bins=bins, range=(low, high))[0] * loaded.implicit_zeros
     step = (high - low) / bins
     edges = [low + i * step for i in range(bins)] + [high]
-    return Histogram(edges, [int(c) for c in counts.tolist()])
+    return Histogram(edges, [int(c) for c in counts])
 
 
 def with_stats(
