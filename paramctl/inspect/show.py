@@ -93,7 +93,8 @@ class TensorReport:
             "numel": entry.numel,
             "bytes": entry.nbytes,
             "stride": list(entry.stride),
-            "contiguous": entry.is_contiguous,
+            # a sparse tensor has no strides, so no layout to be contiguous in
+            "contiguous": len(entry.stride) == len(entry.shape) and entry.is_contiguous,
             "storage": storage,
             "storage_offset": entry.storage_offset,
             "requires_grad": entry.requires_grad,
@@ -161,7 +162,9 @@ def show_tensor(
         stats = replace(tensor_stats(values), note=reader.note(entry))
         bars = histogram(values, stats, bins)
         threshold = math.inf if full else 1000
-        preview = tensor_repr(values, entry.dtype, precision=precision, threshold=threshold, linewidth=linewidth)
+        preview = tensor_repr(
+            values, entry.dtype, precision=precision, threshold=threshold, linewidth=linewidth
+        )
         view_shape = tuple(values.shape)
     storage = checkpoint.storages.get(entry.storage_key) if checkpoint.fallback_tensors is None else None
     return TensorReport(
