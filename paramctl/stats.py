@@ -343,9 +343,8 @@ def checkpoint_stats(
 ) -> list[TensorStats]:
     """Statistics of ``entries``, in their order, reading each file once front to back.
 
-    Entries that view the same values (tied weights) are computed once; the next big entry
-    is read ahead while one is computed. ``on_progress`` hears the number of bytes done
-    after each tensor.
+    Entries that view the same values (tied weights) are computed once. ``on_progress``
+    hears the number of bytes done after each tensor.
     """
     from paramctl.values import ValueReader
 
@@ -355,12 +354,10 @@ def checkpoint_stats(
     workspace = Workspace()
     results: list[TensorStats | None] = [None] * len(entries)
     try:
-        for position, index in enumerate(order):
+        for index in order:
             entry = entries[index]
             key = identity(entry)
             if key not in done:
-                if position + 1 < len(order):
-                    values.prefetch(entries[order[position + 1]])
                 done[key] = entry_stats(values, entry, workspace=workspace)
                 if on_progress:
                     on_progress(entry.nbytes)

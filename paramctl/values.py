@@ -53,9 +53,6 @@ if TYPE_CHECKING:
 
 # One chunk: 4 MiB of float32, small enough to stay in cache across the reductions.
 CHUNK_ELEMENTS = 1 << 20
-# Storages smaller than this are not worth a read-ahead call of their own.
-_PREFETCH_MIN = 1 << 20
-_PREFETCH_MAX = 64 << 20
 
 
 def torch_dtype(name: str) -> torch.dtype:
@@ -204,6 +201,7 @@ class ValueReader:
         """A descriptor of one of the checkpoint's files, opened once."""
         if path not in self._files:
             fd = os.open(path, os.O_RDONLY)
+            # Entries are read in file order: a wider read-ahead keeps the disk ahead of the CPU.
             with contextlib.suppress(AttributeError, OSError):
                 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
             self._files[path] = fd
@@ -338,19 +336,6 @@ class ValueReader:
         return values.as_strided(entry.shape, entry.stride, entry.storage_offset - start // entry.itemsize)
 
     # -- the file -----------------------------------------------------------------------
-
-    def prefetch(self, entry: TensorEntry) -> None:
-        """Ask the kernel to start reading a big entry's bytes now, so the disk works while
-        the CPU is busy with the entry before it."""
-        storage = self.checkpoint.storages.get(entry.storage_key)
-        if self.checkpoint.fallback_tensors is not None or storage is None or storage.offset is None:
-            return
-        start, end = entry.byte_span
-        if end - start >= _PREFETCH_MIN:
-            length = min(end - start, _PREFETCH_MAX)
-            with contextlib.suppress(AttributeError, OSError):
-                fd = self.fileno(storage.file)
-                os.posix_fadvise(fd, storage.offset + start, length, os.POSIX_FADV_WILLNEED)
 
     def _blocks(self, entry: TensorEntry, storage: Storage, chunk_bytes: int) -> Iterator[memoryview]:
         assert storage.offset is not None
