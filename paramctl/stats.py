@@ -29,6 +29,7 @@ What the numbers mean:
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
@@ -341,31 +342,90 @@ def checkpoint_stats(
     on_progress: Callable[[int], None] | None = None,
     reader: ValueReader | None = None,
 ) -> list[TensorStats]:
-    """Statistics of ``entries``, in their order, reading each file once front to back.
+    """Statistics of ``entries``, in their order, reading each file front to back.
 
-    Entries that view the same values (tied weights) are computed once. ``on_progress``
-    hears the number of bytes done after each tensor.
+    Entries that view the same values (tied weights) are computed once. Big contiguous
+    tensors are computed two at a time where there are two cores (``pread`` and numpy's
+    reductions release the GIL), each thread with its own reader. ``on_progress`` hears
+    the number of bytes done after each tensor.
     """
-    from paramctl.values import ValueReader
-
-    values = reader or ValueReader(checkpoint)
     order = sorted(range(len(entries)), key=lambda i: _file_position(checkpoint, entries[i]))
+    distinct: dict[tuple[Any, ...], TensorEntry] = {}
+    for index in order:
+        distinct.setdefault(identity(entries[index]), entries[index])
+    done = _scan(checkpoint, list(distinct.values()), reader, on_progress)
+    return [done[identity(entry)] for entry in entries]
+
+
+# Contiguous tensors at least this big go to the second thread: below it, handing one over
+# costs more than it saves.
+_THREAD_BYTES = 1 << 20
+
+
+def _scan(
+    checkpoint: Checkpoint,
+    jobs: list[TensorEntry],
+    reader: ValueReader | None,
+    on_progress: Callable[[int], None] | None,
+) -> dict[tuple[Any, ...], TensorStats]:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    workers = _Workers(checkpoint, reader)
+    threaded = [e for e in jobs if reader is None and _threadable(checkpoint, e)]
+    threads = min(2, os.cpu_count() or 1) if len(threaded) > 1 else 0
     done: dict[tuple[Any, ...], TensorStats] = {}
-    workspace = Workspace()
-    results: list[TensorStats | None] = [None] * len(entries)
     try:
-        for index in order:
-            entry = entries[index]
-            key = identity(entry)
-            if key not in done:
-                done[key] = entry_stats(values, entry, workspace=workspace)
+        with ThreadPoolExecutor(max(threads, 1)) as pool:
+            pending: list[tuple[TensorEntry, Future[TensorStats]]] = []
+            if threads > 1:
+                pending = [(entry, pool.submit(workers.stats, entry)) for entry in threaded]
+            chosen = {identity(entry) for entry, _ in pending}
+            for entry in jobs:
+                if identity(entry) not in chosen:
+                    done[identity(entry)] = workers.stats(entry)
+                    if on_progress:
+                        on_progress(entry.nbytes)
+            for entry, future in pending:
+                done[identity(entry)] = future.result()
                 if on_progress:
                     on_progress(entry.nbytes)
-            results[index] = done[key]
     finally:
-        if reader is None:
-            values.close()
-    return [stats for stats in results if stats is not None]
+        workers.close()
+    return done
+
+
+def _threadable(checkpoint: Checkpoint, entry: TensorEntry) -> bool:
+    """Read with pread into the thread's own buffers: no pages of a map to hold."""
+    strided = len(entry.stride) == len(entry.shape)
+    in_file = checkpoint.fallback_tensors is None
+    return in_file and strided and entry.nbytes >= _THREAD_BYTES and entry.is_contiguous
+
+
+class _Workers:
+    """A reader and a workspace for each thread (their buffers serve one thread at a time);
+    ``reader``, when given, is the calling thread's and stays open."""
+
+    def __init__(self, checkpoint: Checkpoint, reader: ValueReader | None) -> None:
+        import threading
+
+        self.checkpoint = checkpoint
+        self.own: list[ValueReader] = []
+        self.local = threading.local()
+        if reader is not None:
+            self.local.state = (reader, Workspace())
+
+    def stats(self, entry: TensorEntry) -> TensorStats:
+        from paramctl.values import ValueReader
+
+        state = getattr(self.local, "state", None)
+        if state is None:
+            state = self.local.state = (ValueReader(self.checkpoint), Workspace())
+            self.own.append(state[0])
+        return entry_stats(state[0], entry, workspace=state[1])
+
+    def close(self) -> None:
+        for reader in self.own:
+            reader.close()
 
 
 def _file_position(checkpoint: Checkpoint, entry: TensorEntry) -> tuple[str, int, int]:

@@ -255,12 +255,14 @@ class ValueReader:
         if entry.numel == 0:
             return
         if not entry.is_contiguous:
-            view = self._view(entry, storage)
+            view = self._view(entry, storage, mmap.MADV_WILLNEED)
             try:
                 for piece in flat_chunks(view, max_elements):
                     yield decode(piece, entry.dtype, self._decode_buffer(piece.size))
             finally:
-                self._release(storage, entry)
+                # Pages let go after use keep resident memory near one entry: the map is
+                # copy-on-write and only read, so they come back from the file if needed.
+                self._advise(storage, entry, mmap.MADV_DONTNEED)
             return
         stored = self._stored(entry)
         for block in self._blocks(entry, storage, max_elements * stored.itemsize):
@@ -277,7 +279,9 @@ class ValueReader:
         fallback = self._fallback(entry, dense=True)
         if fallback is not None:
             return np.asarray(fallback.numbers if index is None else fallback.numbers[index])
-        view = self._view(entry, self._storage(entry))
+        # An index reads a few pages: reading ahead around them would read what is not shown.
+        advice = mmap.MADV_WILLNEED if index is None else mmap.MADV_RANDOM
+        view = self._view(entry, self._storage(entry), advice)
         return decode(view if index is None else np.asarray(view[index]), entry.dtype)
 
     def raw_chunks(self, entry: TensorEntry, chunk_bytes: int = CHUNK) -> Iterator[memoryview]:
@@ -296,12 +300,12 @@ class ValueReader:
         if entry.is_contiguous:
             yield from self._blocks(entry, storage, chunk_bytes)
             return
-        view = self._view(entry, storage)
+        view = self._view(entry, storage, mmap.MADV_WILLNEED)
         try:
             for piece in flat_chunks(view, max(1, chunk_bytes // entry.itemsize)):
                 yield np.ascontiguousarray(piece).data.cast("B")
         finally:
-            self._release(storage, entry)
+            self._advise(storage, entry, mmap.MADV_DONTNEED)
 
     def tensor(self, entry: TensorEntry, *, copy: bool = True) -> torch.Tensor:
         """The entry as a torch tensor with its dtype, shape and strides.
@@ -357,8 +361,9 @@ class ValueReader:
             self._maps[path] = mmap.mmap(self.fileno(path), 0, access=mmap.ACCESS_COPY)
         return self._maps[path]
 
-    def _view(self, entry: TensorEntry, storage: Storage) -> Array:
-        """The entry's stored elements as an array viewing the mapped file (read-only)."""
+    def _view(self, entry: TensorEntry, storage: Storage, advice: int) -> Array:
+        """The entry's stored elements as an array viewing the mapped file (read-only), its
+        pages advised with ``advice``."""
         stored = self._stored(entry)
         if entry.numel == 0:
             return np.empty(entry.shape, stored)
@@ -375,12 +380,13 @@ class ValueReader:
             message = f"{self.checkpoint.label}: the file is shorter than its storages say"
             raise CorruptCheckpoint(message) from exc
         view.flags.writeable = False
+        self._advise(storage, entry, advice)
         return view
 
-    def _release(self, storage: Storage, entry: TensorEntry) -> None:
-        """Let go of the mapped pages an entry was read from, so that reading every entry of
-        a big file keeps resident memory near one entry. The map is copy-on-write and
-        only read, so the pages come back from the file if they are read again."""
+    def _advise(self, storage: Storage, entry: TensorEntry, advice: int) -> None:
+        """Tell the kernel how an entry's mapped pages are used (``MADV_WILLNEED``: all of
+        them, soon; ``MADV_RANDOM``: a few, so read nothing around them; ``MADV_DONTNEED``:
+        done with them)."""
         mapped = self._maps.get(storage.file)
         if mapped is None or storage.offset is None:
             return
@@ -389,4 +395,4 @@ class ValueReader:
         last = min(storage.offset + end, len(mapped))
         if last > first:
             with contextlib.suppress(OSError, ValueError):
-                mapped.madvise(mmap.MADV_DONTNEED, first, last - first)
+                mapped.madvise(advice, first, last - first)

@@ -171,14 +171,14 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 
 @pytest.mark.slow
 def test_memory_stays_near_one_tensor_however_big_the_file(tmp_path):
-    # 128 MiB in 16 MiB tensors, half of them transposed views (read through the map, whose
-    # pages are let go after each): the scan's peak stays far below the file.
+    # 128 MiB in 16 MiB tensors, each also saved as a transposed view (read through the map,
+    # whose pages are let go after each): the scan's peak stays far below the file.
     import subprocess
     import sys
 
     g = torch.Generator().manual_seed(0)
     tensors = {f"w{i}": torch.randn(2048, 2048, generator=g) for i in range(8)}
-    tensors.update({f"t{i}": tensors[f"w{i}"].t() for i in range(0, 8, 2)})
+    tensors.update({f"t{i}": tensors[f"w{i}"].t() for i in range(8)})
     path = tmp_path / "big.pt"
     torch.save(tensors, path)
     del tensors
@@ -189,7 +189,7 @@ def test_memory_stays_near_one_tensor_however_big_the_file(tmp_path):
         )
         return int(done.stdout.strip())
 
-    assert peak_mib("stats") - peak_mib("metadata") < 16 + 32
+    assert peak_mib("stats") - peak_mib("metadata") < 16 + 48
 
 
 def test_values_are_right_after_pages_are_released(save_pt):
