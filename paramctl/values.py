@@ -251,22 +251,7 @@ class ValueReader:
         if fallback is not None:
             yield from flat_chunks(fallback.numbers, max_elements)
             return
-        storage = self._storage(entry)
-        if entry.numel == 0:
-            return
-        if not entry.is_contiguous:
-            view = self._view(entry, storage, mmap.MADV_WILLNEED)
-            try:
-                for piece in flat_chunks(view, max_elements):
-                    yield decode(piece, entry.dtype, self._decode_buffer(piece.size))
-            finally:
-                # Pages let go after use keep resident memory near one entry: the map is
-                # copy-on-write and only read, so they come back from the file if needed.
-                self._advise(storage, entry, mmap.MADV_DONTNEED)
-            return
-        stored = self._stored(entry)
-        for block in self._blocks(entry, storage, max_elements * stored.itemsize):
-            raw = np.frombuffer(block, stored)
+        for raw in self._pieces(entry, max_elements):
             yield decode(raw, entry.dtype, self._decode_buffer(raw.size))
 
     def array(self, entry: TensorEntry, index: Any = None) -> Array:
@@ -294,18 +279,8 @@ class ValueReader:
                 if part is not None:
                     yield from (np.ascontiguousarray(c).data.cast("B") for c in flat_chunks(part))
             return
-        storage = self._storage(entry)
-        if entry.numel == 0:
-            return
-        if entry.is_contiguous:
-            yield from self._blocks(entry, storage, chunk_bytes)
-            return
-        view = self._view(entry, storage, mmap.MADV_WILLNEED)
-        try:
-            for piece in flat_chunks(view, max(1, chunk_bytes // entry.itemsize)):
-                yield np.ascontiguousarray(piece).data.cast("B")
-        finally:
-            self._advise(storage, entry, mmap.MADV_DONTNEED)
+        for raw in self._pieces(entry, max(1, chunk_bytes // entry.itemsize)):
+            yield np.ascontiguousarray(raw).data.cast("B")
 
     def tensor(self, entry: TensorEntry, *, copy: bool = True) -> torch.Tensor:
         """The entry as a torch tensor with its dtype, shape and strides.
@@ -340,6 +315,25 @@ class ValueReader:
         return values.as_strided(entry.shape, entry.stride, entry.storage_offset - start // entry.itemsize)
 
     # -- the file -----------------------------------------------------------------------
+
+    def _pieces(self, entry: TensorEntry, max_elements: int) -> Iterator[Array]:
+        """The entry's stored elements as 1-D arrays in element order, each valid until the
+        next: read with ``pread`` where they lie in order, else from the map."""
+        storage = self._storage(entry)
+        if entry.numel == 0:
+            return
+        stored = self._stored(entry)
+        if entry.is_contiguous:
+            for block in self._blocks(entry, storage, max_elements * stored.itemsize):
+                yield np.frombuffer(block, stored)
+            return
+        view = self._view(entry, storage, mmap.MADV_WILLNEED)
+        try:
+            yield from flat_chunks(view, max_elements)
+        finally:
+            # Pages let go after use keep resident memory near one entry: the map is
+            # copy-on-write and only read, so they come back from the file if needed.
+            self._advise(storage, entry, mmap.MADV_DONTNEED)
 
     def _blocks(self, entry: TensorEntry, storage: Storage, chunk_bytes: int) -> Iterator[memoryview]:
         assert storage.offset is not None
