@@ -199,21 +199,28 @@ def _scan(
     threaded = [e for e in jobs if reader is None and _threadable(checkpoint, e)]
     threads = min(2, os.cpu_count() or 1) if len(threaded) > 1 else 0
     done: dict[tuple[Any, ...], TensorStats] = {}
+
+    def finish(entry: TensorEntry, stats: TensorStats) -> None:
+        done[identity(entry)] = stats
+        if on_progress:
+            on_progress(entry.nbytes)
+
     try:
         with ThreadPoolExecutor(max(threads, 1)) as pool:
             pending: list[tuple[TensorEntry, Future[TensorStats]]] = []
             if threads > 1:
                 pending = [(entry, pool.submit(workers.stats, entry)) for entry in threaded]
-            chosen = {identity(entry) for entry, _ in pending}
-            for entry in jobs:
-                if identity(entry) not in chosen:
-                    done[identity(entry)] = workers.stats(entry)
-                    if on_progress:
-                        on_progress(entry.nbytes)
-            for entry, future in pending:
-                done[identity(entry)] = future.result()
-                if on_progress:
-                    on_progress(entry.nbytes)
+            try:
+                chosen = {identity(entry) for entry, _ in pending}
+                for entry in jobs:
+                    if identity(entry) not in chosen:
+                        finish(entry, workers.stats(entry))
+                for entry, future in pending:
+                    finish(entry, future.result())
+            except BaseException:
+                for _, future in pending:  # a failure or an interrupt: start nothing more
+                    future.cancel()
+                raise
     finally:
         workers.close()
     return done

@@ -156,6 +156,21 @@ def test_shared_storages_are_read_once(save_pt, monkeypatch):
     assert result[0] == result[1] and result[0].mean == pytest.approx(weight.mean().item())
 
 
+def test_big_tensors_two_at_a_time_give_the_same_answers(save_pt):
+    g = torch.Generator().manual_seed(3)
+    tensors = {f"big{i}": torch.randn(600, 600, generator=g) * (i + 1) for i in range(5)}  # 1.4 MB each
+    tensors.update(small=torch.randn(7, generator=g), view=tensors["big0"].t(), tie=tensors["big1"])
+    checkpoint = read_checkpoint(save_pt(tensors))
+    progress: list[int] = []
+    threaded = checkpoint_stats(checkpoint, checkpoint.entries, on_progress=progress.append)
+    with ValueReader(checkpoint) as reader:
+        serial = checkpoint_stats(checkpoint, checkpoint.entries, reader=reader)
+    assert threaded == serial
+    assert sum(progress) == stats_module.work_bytes(checkpoint.entries)
+    for entry, stats in zip(checkpoint.entries, threaded, strict=True):
+        assert_close(stats, reference(tensors[entry.name].double()))
+
+
 _PEAK_RSS = """
 import resource, sys
 from paramctl import read_checkpoint
