@@ -97,6 +97,8 @@ class TensorEntry:
 
     @property
     def is_contiguous(self) -> bool:
+        if len(self.stride) != len(self.shape):  # sparse and other non-strided layouts
+            return False
         expected = 1
         for size, step in zip(reversed(self.shape), reversed(self.stride), strict=True):
             if size != 1 and step != expected:

@@ -154,10 +154,10 @@ def apply_plan(
     """
     import torch
 
-    from paramctl.values import SpanReader, torch_dtype
+    from paramctl.values import ValueReader, torch_dtype
 
     copy = plan.change.copy
-    reader = SpanReader(copy.checkpoint) if copy is not None else None
+    reader = ValueReader(copy.checkpoint) if copy is not None else None
     changed = []
     # torch.nn.init.sparse_ (and many custom functions) also draw from torch's global
     # generator, which generator= does not reach: seed it alike, and restore it after.
