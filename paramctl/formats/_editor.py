@@ -83,8 +83,6 @@ class StorageEditor:
     CPU overlap, and memory stays at two spans.
     """
 
-    records_provenance = True
-
     def __init__(
         self,
         checkpoint: Checkpoint,
