@@ -323,4 +323,6 @@ def _identity_note(format_name: str, by_value: bool) -> str:
         return ""
     if by_value:
         return f"{format_name} files store every tensor apart: groups are equal copies, found by value"
-    return f"{format_name} files store every tensor apart and record no sharing; --by-value finds equal copies"
+    return (
+        f"{format_name} files store every tensor apart and record no sharing; --by-value finds equal copies"
+    )

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paramctl.formats._format import Format, Holds, Writer
-from paramctl.formats.mxnet.layout import FLAG_OF
+from paramctl.formats.mxnet.layout import WRITTEN
 from paramctl.formats.mxnet.read import NAME, read, sniff
 
 if TYPE_CHECKING:
@@ -23,9 +23,7 @@ class MXNet(Format):
     name = NAME
     title = "MXNet NDArray file (Gluon .params, mx.nd.save)"
     suffixes = (".params", ".nd")
-    holds = Holds(
-        extras=False, nesting=False, ties=False, views=False, provenance=False, dtypes=frozenset(FLAG_OF)
-    )
+    holds = Holds(extras=False, nesting=False, ties=False, views=False, provenance=False, dtypes=WRITTEN)
 
     def sniff(self, head: bytes) -> bool:
         return sniff(head)

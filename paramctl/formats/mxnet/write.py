@@ -24,8 +24,8 @@ from paramctl.formats.mxnet import layout as L
 
 def array_header(shape: tuple[int, ...], dtype: str) -> bytes:
     """Everything of one array before its data."""
-    if dtype not in L.FLAG_OF:
-        raise UsageError(f"MXNet has no type flag for {dtype} (it stores {', '.join(L.FLAG_OF)})")
+    if dtype not in L.WRITTEN:
+        raise UsageError(f"an MXNet file cannot hold {dtype} (it holds {', '.join(sorted(L.WRITTEN))})")
     legacy = bool(shape) and all(shape)
     header = io.BytesIO()
     if legacy:

@@ -60,7 +60,8 @@ class ScriptObject(dict[str, Any]):
     @cache
     def named(qualified_name: str) -> type[ScriptObject]:
         """The stand-in class for one ``__torch__`` class (one per name, so memo ties hold)."""
-        return type(qualified_name.rpartition(".")[2], (ScriptObject,), {"qualified_name": qualified_name})
+        leaf = qualified_name.rpartition(".")[2]
+        return type(leaf, (ScriptObject,), {"qualified_name": qualified_name})
 
 
 def _identity(value: Any, *_: Any) -> Any:
@@ -130,9 +131,11 @@ def _read(path: Path, file: BinaryIO, archive: zipfile.ZipFile) -> Checkpoint:
 
     module = _unpickle(archive.read(f"{root}data.pkl"), ref_in(""))
     constants = _unpickle(archive.read(f"{root}{CONSTANTS}.pkl"), ref_in(f"{CONSTANTS}/"))
-    payload: dict[str, Any] = module if isinstance(module, dict) else {"module": module}
+    metadata = {"module": getattr(module, "qualified_name", type(module).__name__)}
+    payload = _plain(module)
+    if not isinstance(payload, dict):
+        payload = {"module": payload}
     if constants:
-        payload = ScriptObject.named(type(payload).__dict__.get("qualified_name", ""))(payload)
         payload[CONSTANTS] = list(constants)
     storages = {key: _storage(path, file, infos, root, ref) for key, ref in refs.items()}
     payload, entries = name_tensors(payload)
@@ -141,7 +144,20 @@ def _read(path: Path, file: BinaryIO, archive: zipfile.ZipFile) -> Checkpoint:
     byteorder = "little"
     if f"{root}byteorder" in infos:
         byteorder = archive.read(f"{root}byteorder").decode().strip() or "little"
-    return Checkpoint(path, NAME, entries, storages, payload=payload, byteorder=byteorder)
+    return Checkpoint(path, NAME, entries, storages, payload, metadata, byteorder)
+
+
+def _plain(node: Any) -> Any:
+    """The module tree with every stand-in a plain dict of its attributes (the classes'
+    names are the code's business; the root's is kept in the metadata)."""
+    if isinstance(node, dict):
+        plain = {key: _plain(value) for key, value in node.items()}
+        return plain if isinstance(node, ScriptObject) or type(node) is dict else type(node)(plain)
+    if isinstance(node, list):
+        return [_plain(value) for value in node]
+    if isinstance(node, tuple):
+        return tuple(_plain(value) for value in node)
+    return node
 
 
 def _storage(
