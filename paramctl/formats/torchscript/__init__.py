@@ -6,12 +6,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
+from paramctl.errors import CorruptCheckpoint
 from paramctl.formats._format import Format, Holds, Progress, Verification
-from paramctl.formats.torch_zip.read import MAGIC
+from paramctl.formats.torch_zip.read import MAGIC, find_root
 from paramctl.formats.torchscript.read import NAME, is_torchscript, read
 
 if TYPE_CHECKING:
@@ -42,6 +44,17 @@ class TorchScript(Format):
         from paramctl.formats.torchscript.edit import ScriptEditor
 
         return ScriptEditor
+
+    def pickles(self, path: Path) -> Iterator[IO[bytes]]:
+        # torch.load hands a TorchScript archive to torch.jit.load, which unpickles both.
+        try:
+            with zipfile.ZipFile(path) as archive:
+                root = find_root(archive.namelist())
+                for name in ("data.pkl", "constants.pkl"):
+                    with archive.open(f"{root}{name}") as pickle:
+                        yield pickle
+        except zipfile.BadZipFile as exc:
+            raise CorruptCheckpoint(f"{path}: damaged or truncated zip archive ({exc})") from exc
 
     def verify(self, path: Path, checkpoint: Checkpoint | None, on_progress: Progress | None) -> Verification:
         from paramctl.formats.torch_zip.verify import verify_zip
