@@ -169,6 +169,9 @@ def test_mxnet_loads_what_init_wrote(cli, tmp_path):
     normal, plus_one = _lessons_steps(cli, tmp_path)
     assert mxnet("describe", str(normal)) == described(normal)
     assert mxnet("describe", str(plus_one)) == described(plus_one)
+    gluon = mxnet("gluon", str(plus_one))  # the lessons' net, parameters loaded from the file
+    assert [p["shape"] for p in gluon.values()] == [[256, 20], [256], [10, 256], [10]]
+    assert gluon["dense0_bias"]["sum"] == 256.0
 
 
 @needs_mxnet
