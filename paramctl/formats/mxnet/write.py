@@ -7,7 +7,7 @@ zero-size dimension) gets the V3 magic of numpy shape semantics, which MXNet loa
 dropped, and tied names are stored as separate copies (the format records no sharing).
 
 >>> array_header((2,), "float32").hex()
-'c9fa93f9000000000100000002000000000000000100000000000000000000000000'
+'c9fa93f900000000010000000200000000000000010000000000000000000000'
 """
 
 from __future__ import annotations
