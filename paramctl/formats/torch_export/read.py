@@ -26,7 +26,7 @@ from paramctl.checkpoint import Checkpoint, Storage, TensorEntry
 from paramctl.dtypes import dtype as lookup_dtype
 from paramctl.errors import CorruptCheckpoint
 from paramctl.formats._torch_pickle import check_entry_fits
-from paramctl.formats.torch_zip.read import record_data_offset
+from paramctl.formats.torch_zip.read import read_zip, record_data_offset
 
 NAME = "torch-export"
 ARCHIVE_FORMAT = "archive_format"
@@ -76,11 +76,7 @@ def export_root(members: Sequence[str]) -> str | None:
 
 
 def read(path: Path) -> Checkpoint:
-    try:
-        with open(path, "rb") as file, zipfile.ZipFile(file) as archive:
-            return _read(path, file, archive)
-    except zipfile.BadZipFile as exc:
-        raise CorruptCheckpoint(f"{path}: damaged or truncated zip archive ({exc})") from exc
+    return read_zip(path, _read)
 
 
 def _read(path: Path, file: BinaryIO, archive: zipfile.ZipFile) -> Checkpoint:

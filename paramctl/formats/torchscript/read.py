@@ -13,8 +13,6 @@ it keeps the attributes and the class's name and never looks at the code.
 
 from __future__ import annotations
 
-import io
-import pickle
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -24,10 +22,10 @@ from typing import Any, BinaryIO, ClassVar
 
 from paramctl.checkpoint import Checkpoint, Storage
 from paramctl.dtypes import dtype as lookup_dtype
-from paramctl.errors import CorruptCheckpoint, UnsafePickle
-from paramctl.formats._pickle import NeedsTorch, RestrictedUnpickler, StorageRef, storage_ref_from_pid
+from paramctl.errors import CorruptCheckpoint
+from paramctl.formats._pickle import RestrictedUnpickler, StorageRef, restricted_load, storage_ref_from_pid
 from paramctl.formats._torch_pickle import check_entry_fits, name_tensors
-from paramctl.formats.torch_zip.read import find_root, record_data_offset
+from paramctl.formats.torch_zip.read import find_root, read_zip, record_data_offset
 
 NAME = "torchscript"
 CONSTANTS = "constants"
@@ -90,15 +88,6 @@ class _ScriptUnpickler(RestrictedUnpickler):
         return super().find_class(module, name)
 
 
-def _unpickle(data: bytes, storage_ref: Callable[[tuple[Any, ...]], Any]) -> Any:
-    try:
-        return _ScriptUnpickler(io.BytesIO(data), storage_ref).load()
-    except (UnsafePickle, NeedsTorch, CorruptCheckpoint):
-        raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError) as exc:
-        raise CorruptCheckpoint(f"the pickle is damaged: {exc}") from exc
-
-
 def record_name(root: str, key: str) -> str:
     """The zip record of storage ``key``: constants keep their folder, the rest are data/.
 
@@ -109,11 +98,7 @@ def record_name(root: str, key: str) -> str:
 
 
 def read(path: Path) -> Checkpoint:
-    try:
-        with open(path, "rb") as file, zipfile.ZipFile(file) as archive:
-            return _read(path, file, archive)
-    except zipfile.BadZipFile as exc:
-        raise CorruptCheckpoint(f"{path}: damaged or truncated zip archive ({exc})") from exc
+    return read_zip(path, _read)
 
 
 def _read(path: Path, file: BinaryIO, archive: zipfile.ZipFile) -> Checkpoint:
@@ -129,8 +114,10 @@ def _read(path: Path, file: BinaryIO, archive: zipfile.ZipFile) -> Checkpoint:
 
         return storage_ref
 
-    module = _unpickle(archive.read(f"{root}data.pkl"), ref_in(""))
-    constants = _unpickle(archive.read(f"{root}{CONSTANTS}.pkl"), ref_in(f"{CONSTANTS}/"))
+    module = restricted_load(archive.read(f"{root}data.pkl"), ref_in(""), unpickler=_ScriptUnpickler)
+    constants = restricted_load(
+        archive.read(f"{root}{CONSTANTS}.pkl"), ref_in(f"{CONSTANTS}/"), unpickler=_ScriptUnpickler
+    )
     metadata = {"module": getattr(module, "qualified_name", type(module).__name__)}
     payload = _plain(module)
     if not isinstance(payload, dict):
