@@ -149,3 +149,11 @@ def test_new_archives_of_these_formats_are_refused_with_the_reason(cli, tmp_path
         result = cli("init", str(saved), "-m", "w", "--set", "0", "--to", target, "-o", str(tmp_path / "x"))
         assert result.exit_code == ExitCode.USAGE
         assert "does not write new" in result.stderr
+
+
+def test_a_pt2_output_from_another_format_says_why_it_cannot_be_written(cli, tmp_path):
+    saved = tmp_path / "state.pt"
+    torch.save({"w": torch.ones(2)}, saved)
+    result = cli("init", str(saved), "-m", "w", "--set", "0", "-o", str(tmp_path / "out.pt2"))
+    assert result.exit_code == ExitCode.USAGE
+    assert "does not write new torch.export archives" in result.stderr

@@ -92,6 +92,8 @@ def output_format(path: str | os.PathLike[str] | None, requested: str | None, in
     for fmt in claimants:
         if fmt.writes_new:
             return fmt.name
+    if claimants:
+        raise UsageError(f"-o {path}: paramctl {claimants[0].no_writer}")
     raise UsageError(
         f"-o {path}: no format claims the suffix {suffix!r} (known: {', '.join(known_suffixes())}); "
         "give --to FORMAT to write it anyway"
