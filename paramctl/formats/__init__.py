@@ -14,6 +14,7 @@ import shutil
 import sys
 import tempfile
 import weakref
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,11 +22,19 @@ from typing import Any, BinaryIO
 
 from paramctl.checkpoint import Checkpoint
 from paramctl.errors import CheckpointIOError, CorruptCheckpoint, ParamctlError, UsageError
-from paramctl.formats import safetensors, torch_legacy, torch_zip
+from paramctl.formats import mxnet, safetensors, torch_export, torch_legacy, torch_zip, torchscript
 from paramctl.formats._format import Finding, Format, Holds, Severity, Verification
 from paramctl.formats._pickle import NeedsTorch
 
-REGISTRY: tuple[Format, ...] = (torch_zip.FORMAT, torch_legacy.FORMAT, safetensors.FORMAT)
+# Zip formats come most specific first; torch-zip claims whatever zip the others decline.
+REGISTRY: tuple[Format, ...] = (
+    torchscript.FORMAT,
+    torch_export.FORMAT,
+    torch_zip.FORMAT,
+    torch_legacy.FORMAT,
+    safetensors.FORMAT,
+    mxnet.FORMAT,
+)
 FORMATS = tuple(fmt.name for fmt in REGISTRY)
 FORMATS_BY_NAME = {fmt.name: fmt for fmt in REGISTRY}
 # Every format can be written back in its own layout; --to may name any of them.
@@ -33,6 +42,7 @@ WRITABLE = FORMATS
 STDIN = "-"
 STDIN_LABEL = "<stdin>"
 _SNIFF_BYTES = 64
+_ZIP_MAGIC = b"PK\x03\x04"
 
 
 def format_named(name: str) -> Format:
@@ -82,6 +92,8 @@ def output_format(path: str | os.PathLike[str] | None, requested: str | None, in
     for fmt in claimants:
         if fmt.writes_new:
             return fmt.name
+    if claimants:
+        raise UsageError(f"-o {path}: paramctl {claimants[0].no_writer}")
     raise UsageError(
         f"-o {path}: no format claims the suffix {suffix!r} (known: {', '.join(known_suffixes())}); "
         "give --to FORMAT to write it anyway"
@@ -100,13 +112,29 @@ def detect_format(path: Path) -> Format:
     """
     with _opened(path) as file:
         head = file.read(_SNIFF_BYTES)
-    for fmt in REGISTRY:
-        if fmt.sniff(head):
+        members: list[str] | None = None
+        for fmt in REGISTRY:
+            if not fmt.sniff(head):
+                continue
+            if head.startswith(_ZIP_MAGIC):
+                members = _zip_members(file) if members is None else members
+                if not fmt.sniff_zip(members):
+                    continue
             return fmt
     if not head:
         raise CorruptCheckpoint(f"{path}: the file is empty")
     titles = ", ".join(fmt.title for fmt in REGISTRY)
     raise CorruptCheckpoint(f"{path}: not a checkpoint paramctl reads (it reads {titles})")
+
+
+def _zip_members(file: BinaryIO) -> list[str]:
+    """The member names of a zip archive, or none when its directory cannot be read (the
+    format that claims every zip then reports the damage)."""
+    try:
+        with zipfile.ZipFile(file) as archive:
+            return archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return []
 
 
 def read_checkpoint(

@@ -16,7 +16,7 @@ can hold).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, ClassVar, Literal, Protocol
@@ -120,6 +120,16 @@ class Format(ABC):
     @abstractmethod
     def sniff(self, head: bytes) -> bool:
         """Whether a file starting with ``head`` (its first 64 bytes) is in this format."""
+
+    def sniff_zip(self, members: Sequence[str]) -> bool:
+        """For a format whose :meth:`sniff` matched a zip archive: whether the archive's
+        member names (empty when the directory cannot be read) mark it as this format.
+
+        Zip formats are told apart by their members (``constants.pkl`` and ``code/`` for
+        TorchScript, ``archive_format`` for torch.export); the registry asks the most
+        specific first, and the one that claims every zip comes last.
+        """
+        return True
 
     @abstractmethod
     def read(self, path: Path) -> Checkpoint:

@@ -192,9 +192,14 @@ def storage_ref_from_pid(pid: tuple[Any, ...]) -> StorageRef:
 
 
 def restricted_load(
-    data: bytes | IO[bytes], storage_ref: Callable[[tuple[Any, ...]], Any] | None = None
+    data: bytes | IO[bytes],
+    storage_ref: Callable[[tuple[Any, ...]], Any] | None = None,
+    *,
+    unpickler: type[RestrictedUnpickler] = RestrictedUnpickler,
 ) -> Any:
     """Unpickle ``data`` with the allowlist; map pickle's own failures to CorruptCheckpoint.
+
+    ``unpickler`` may be a subclass that allows more (a format's own stand-ins).
 
     >>> import os, pickle
     >>> restricted_load(pickle.dumps({"epoch": 3}))
@@ -205,7 +210,7 @@ def restricted_load(
     """
     file = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
-        return RestrictedUnpickler(file, storage_ref).load()
+        return unpickler(file, storage_ref).load()
     except (UnsafePickle, NeedsTorch, CorruptCheckpoint):
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError) as exc:

@@ -97,6 +97,8 @@ class SharingReport:
     tensors: int
     by_value: bool = False
     prefix: str = ""
+    # Set for formats that store every tensor apart (no storage identity to share).
+    identity_note: str = ""
 
     @property
     def names(self) -> int:
@@ -110,10 +112,11 @@ class SharingReport:
         from paramctl.units import format_bytes
 
         kinds = "shared storages" + (" or equal values" if self.by_value else "")
+        note = f" ({self.identity_note})" if self.identity_note else ""
         if not self.groups:
-            return f"no {kinds} among {self.tensors} tensors"
+            return f"no {kinds} among {self.tensors} tensors{note}"
         groups = f"{len(self.groups)} group{'s' * (len(self.groups) != 1)}"
-        return f"{groups}, {self.names} names, sharing saves {format_bytes(self.saved_bytes)}"
+        return f"{groups}, {self.names} names, sharing saves {format_bytes(self.saved_bytes)}{note}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -121,6 +124,7 @@ class SharingReport:
             "format": self.format,
             "prefix": self.prefix,
             "by_value": self.by_value,
+            "identity_note": self.identity_note,
             "groups": [group.to_dict() for group in self.groups],
             "summary": {
                 "groups": len(self.groups),
@@ -304,4 +308,21 @@ def find_shared(
     groups = storage_groups(checkpoint, chosen)
     if by_value:
         groups += value_groups(checkpoint, chosen, on_progress=on_progress)
-    return SharingReport(checkpoint.label, checkpoint.format, groups, len(chosen), by_value, view.prefix_name)
+    note = _identity_note(checkpoint.format, by_value)
+    return SharingReport(
+        checkpoint.label, checkpoint.format, groups, len(chosen), by_value, view.prefix_name, note
+    )
+
+
+def _identity_note(format_name: str, by_value: bool) -> str:
+    """What to say when the format cannot record shared storage at all."""
+    from paramctl.formats import FORMATS_BY_NAME
+
+    fmt = FORMATS_BY_NAME.get(format_name)
+    if fmt is None or fmt.holds.ties:
+        return ""
+    if by_value:
+        return f"{format_name} files store every tensor apart: groups are equal copies, found by value"
+    return (
+        f"{format_name} files store every tensor apart and record no sharing; --by-value finds equal copies"
+    )

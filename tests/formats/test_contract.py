@@ -8,6 +8,8 @@ fails :func:`test_every_registered_format_has_its_own_library_here`.
 from __future__ import annotations
 
 import math
+import os
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +19,17 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from paramctl.errors import UsageError
 from paramctl.formats import REGISTRY, format_of, read_checkpoint
 from paramctl.inspect.check import check_checkpoint
 from paramctl.values import ValueReader
+
+MXNET_TOOL = Path(__file__).parent.parent / "fixtures" / "mxnet" / "mxnet_tool.py"
+MXNET_PYTHON = os.environ.get("PARAMCTL_MXNET_PYTHON", "")
+NO_MXNET = os.environ.get("PARAMCTL_MXNET_UNAVAILABLE") or (
+    "MXNet's own writer and reader need an interpreter with mxnet 1.9.1: set PARAMCTL_MXNET_PYTHON "
+    "(.ci/run makes one)"
+)
 
 
 @dataclass(frozen=True)
@@ -30,8 +40,20 @@ class OwnLibrary:
     read: Callable[[Path], dict[str, torch.Tensor]]
 
 
+def _tensors(node: object, prefix: str = "") -> dict[str, torch.Tensor]:
+    """The tensors of a nested dict by dotted name (a module tree converted keeps its shape)."""
+    if isinstance(node, torch.Tensor):
+        return {prefix: node}
+    if not isinstance(node, dict):
+        return {}
+    found: dict[str, torch.Tensor] = {}
+    for key, value in node.items():
+        found.update(_tensors(value, f"{prefix}.{key}" if prefix else str(key)))
+    return found
+
+
 def _torch_load(path: Path) -> dict[str, torch.Tensor]:
-    return dict(torch.load(path, weights_only=True))
+    return _tensors(torch.load(path, weights_only=True))
 
 
 def _safe_load(path: Path) -> dict[str, torch.Tensor]:
@@ -45,25 +67,109 @@ def _save_safetensors(state: dict[str, torch.Tensor], path: Path) -> None:
     save_file(kept, path, metadata={"head.weight": "embed.weight"})
 
 
+class Holder(torch.nn.Module):
+    """A module whose parameters and buffers are a state dict's tensors (ties kept)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def module_of(state: dict[str, torch.Tensor]) -> Holder:
+    root = Holder()
+    parameters: dict[int, torch.nn.Parameter] = {}
+    for name, tensor in state.items():
+        *parents, leaf = name.split(".")
+        module: torch.nn.Module = root
+        for part in parents:
+            if not hasattr(module, part):
+                module.add_module(part, torch.nn.Module())
+            module = getattr(module, part)
+        if tensor.is_floating_point():
+            module.register_parameter(leaf, parameters.setdefault(id(tensor), torch.nn.Parameter(tensor)))
+        else:
+            module.register_buffer(leaf, tensor)
+    return root
+
+
+def _jit_save(state: dict[str, torch.Tensor], path: Path) -> None:
+    torch.jit.save(torch.jit.script(module_of(state)), path)
+
+
+def _jit_load(path: Path) -> dict[str, torch.Tensor]:
+    return {name: t.detach() for name, t in torch.jit.load(path).state_dict().items()}
+
+
+def _export_save(state: dict[str, torch.Tensor], path: Path) -> None:
+    torch.export.save(torch.export.export(module_of(state), (torch.zeros(1),)), path)
+
+
+def _export_load(path: Path) -> dict[str, torch.Tensor]:
+    program = torch.export.load(path)
+    return {name: t.detach() for name, t in {**program.state_dict, **program.constants}.items()}
+
+
+def _mxnet(*args: str) -> None:
+    if not MXNET_PYTHON:
+        pytest.skip(NO_MXNET)
+    subprocess.run([MXNET_PYTHON, str(MXNET_TOOL), *args], check=True, capture_output=True)
+
+
+_MXNET_WRITTEN: dict[bytes, bytes] = {}
+
+
+def _mxnet_save(state: dict[str, torch.Tensor], path: Path) -> None:
+    """MXNet's own npx.save of the arrays (each distinct state written by MXNet once a run:
+    starting MXNet takes seconds)."""
+    import numpy as np
+
+    if not MXNET_PYTHON:
+        pytest.skip(NO_MXNET)
+    arrays = {name: tensor.numpy() for name, tensor in state.items()}
+    key = b"".join(
+        name.encode() + array.dtype.str.encode() + array.tobytes() for name, array in arrays.items()
+    )
+    if key not in _MXNET_WRITTEN:
+        np.savez(path.with_suffix(".npz"), **arrays)
+        _mxnet("save", str(path.with_suffix(".npz")), str(path))
+        _MXNET_WRITTEN[key] = path.read_bytes()
+    path.write_bytes(_MXNET_WRITTEN[key])
+
+
+def _mxnet_load(path: Path) -> dict[str, torch.Tensor]:
+    import numpy as np
+
+    arrays = path.with_name(path.name + ".loaded.npz")
+    _mxnet("load", str(path), str(arrays))
+    with np.load(arrays) as loaded:
+        return {name: torch.from_numpy(loaded[name].copy()) for name in loaded.files}
+
+
 OWN_LIBRARIES: dict[str, OwnLibrary] = {
     "torch-zip": OwnLibrary(lambda state, path: torch.save(state, path), _torch_load),
     "torch-legacy": OwnLibrary(
         lambda state, path: torch.save(state, path, _use_new_zipfile_serialization=False), _torch_load
     ),
     "safetensors": OwnLibrary(_save_safetensors, _safe_load),
+    "torchscript": OwnLibrary(_jit_save, _jit_load),
+    "torch-export": OwnLibrary(_export_save, _export_load),
+    "mxnet": OwnLibrary(_mxnet_save, _mxnet_load),
 }
 
 FORMATS = [pytest.param(fmt, id=fmt.name) for fmt in REGISTRY]
 
 
-def sample_state() -> dict[str, torch.Tensor]:
+def sample_state(dtypes: frozenset[str] | None = None) -> dict[str, torch.Tensor]:
+    """The sample; a dtype the format does not hold (``dtypes``) is stored as float32."""
     generator = torch.Generator().manual_seed(0)
     embed = torch.randn(8, 4, generator=generator)
+    norm = torch.randn(4, generator=generator).to(torch.bfloat16)
+    if dtypes is not None and "bfloat16" not in dtypes:
+        norm = norm.float()
     return {
         "embed.weight": embed,
         "layer.weight": torch.randn(4, 4, generator=generator),
         "layer.bias": torch.ones(4),
-        "norm.weight": torch.randn(4, generator=generator).to(torch.bfloat16),
+        "norm.weight": norm,
         "norm.steps": torch.tensor(7, dtype=torch.int64),
         "head.weight": embed,
     }
@@ -73,7 +179,7 @@ def sample_state() -> dict[str, torch.Tensor]:
 def sample(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
     fmt = request.getfixturevalue("fmt")
     path = tmp_path / f"sample{fmt.suffixes[0] if fmt.suffixes else ''}"
-    OWN_LIBRARIES[fmt.name].write(sample_state(), path)
+    OWN_LIBRARIES[fmt.name].write(sample_state(fmt.holds.dtypes), path)
     return path
 
 
@@ -149,7 +255,7 @@ def test_editing_one_tensor_leaves_every_other_byte_identical(fmt, sample, tmp_p
     assert unchanged == {k: v for k, v in checkpoint.metadata.items() if k != "paramctl"}
     reread = OWN_LIBRARIES[fmt.name].read(out_path)
     assert torch.equal(reread["layer.weight"], torch.full((4, 4), 0.5))
-    assert torch.equal(reread["embed.weight"], sample_state()["embed.weight"])
+    assert torch.equal(reread["embed.weight"], sample_state(fmt.holds.dtypes)["embed.weight"])
     assert check_checkpoint(out_path).passed()
 
 
@@ -176,6 +282,13 @@ def test_conversion_to_every_writable_format_round_trips(fmt, target, sample, tm
         pytest.skip("the same format is an edit, not a conversion")
     checkpoint = read_checkpoint(sample)
     out_path = tmp_path / f"converted{target.suffixes[0]}"
+    dtypes = {entry.dtype for entry in checkpoint.entries}
+    unheld = target.holds.dtypes is not None and not dtypes <= target.holds.dtypes
+    if (checkpoint.extras() and not target.holds.extras) or unheld:
+        # What the target cannot hold is refused, never dropped.
+        with open(out_path, "w+b") as out, pytest.raises(UsageError, match=r"other values|cannot hold"):
+            target.write(checkpoint, out)
+        return
     with open(out_path, "w+b") as out:
         target.write(checkpoint, out)
     converted = read_checkpoint(out_path)

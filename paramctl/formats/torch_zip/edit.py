@@ -32,8 +32,12 @@ class ZipEditor(StorageEditor):
     def __init__(self, checkpoint: Checkpoint, out: BinaryIO, **kwargs: Any) -> None:
         with open(checkpoint.path, "rb") as file, zipfile.ZipFile(file) as archive:
             self._infos = {info.filename: info for info in archive.infolist()}
-        self._root = find_root(list(self._infos))
+        self._root = self._archive_root(list(self._infos))
         super().__init__(checkpoint, out, **kwargs)
+
+    def _archive_root(self, names: list[str]) -> str:
+        """The folder the records are under (zip formats other than torch.save's differ)."""
+        return find_root(names)
 
     def _record(self, key: str) -> zipfile.ZipInfo:
         return self._infos[f"{self._root}data/{key}"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -50,12 +51,17 @@ def find_root(names: list[str]) -> str:
     return pickles[0][: -len("data.pkl")]
 
 
-def read(path: Path) -> Checkpoint:
+def read_zip(path: Path, read_archive: Callable[[Path, BinaryIO, zipfile.ZipFile], Checkpoint]) -> Checkpoint:
+    """``read_archive(path, file, archive)`` on the opened zip; a damaged zip is invalid input."""
     try:
         with open(path, "rb") as file, zipfile.ZipFile(file) as archive:
-            return _read(path, file, archive)
+            return read_archive(path, file, archive)
     except zipfile.BadZipFile as exc:
         raise CorruptCheckpoint(f"{path}: damaged or truncated zip archive ({exc})") from exc
+
+
+def read(path: Path) -> Checkpoint:
+    return read_zip(path, _read)
 
 
 def _read(path: Path, file: BinaryIO, archive: zipfile.ZipFile) -> Checkpoint:
