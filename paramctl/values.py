@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from paramctl import quantized
 from paramctl.checkpoint import Checkpoint, Storage, TensorEntry, join_path
 from paramctl.dtypes import DTYPES, FLOAT8, float8_values
 from paramctl.errors import CorruptCheckpoint, ParamctlError, UsageError
@@ -237,6 +238,8 @@ class ValueReader:
     def note(self, entry: TensorEntry) -> str | None:
         """What the numbers are when they are not the stored elements as such: dequantized
         values, a sparse tensor's stored values."""
+        if DTYPES[entry.dtype].is_block_quantized:
+            return quantized.note(DTYPES[entry.dtype])
         fallback = self._fallback(entry)
         return fallback.note if fallback is not None else None
 
@@ -251,6 +254,9 @@ class ValueReader:
         if fallback is not None:
             yield from flat_chunks(fallback.numbers, max_elements)
             return
+        if DTYPES[entry.dtype].is_block_quantized:
+            yield from self._dequantized(entry, max_elements)
+            return
         for raw in self._pieces(entry, max_elements):
             yield decode(raw, entry.dtype, self._decode_buffer(raw.size))
 
@@ -264,6 +270,10 @@ class ValueReader:
         fallback = self._fallback(entry, dense=True)
         if fallback is not None:
             return np.asarray(fallback.numbers if index is None else fallback.numbers[index])
+        if DTYPES[entry.dtype].is_block_quantized:
+            values = np.concatenate([np.array(c) for c in self._dequantized(entry, CHUNK_ELEMENTS)])
+            values = values.reshape(entry.shape)
+            return values if index is None else np.asarray(values[index])
         # An index reads a few pages: reading ahead around them would read what is not shown.
         advice = mmap.MADV_WILLNEED if index is None else mmap.MADV_RANDOM
         view = self._view(entry, self._storage(entry), advice)
@@ -278,6 +288,9 @@ class ValueReader:
             for part in (fallback.indices, fallback.numbers):
                 if part is not None:
                     yield from (np.ascontiguousarray(c).data.cast("B") for c in flat_chunks(part))
+            return
+        if DTYPES[entry.dtype].is_block_quantized:
+            yield from self._blocks(entry, self._storage(entry), chunk_bytes)
             return
         for raw in self._pieces(entry, max(1, chunk_bytes // entry.itemsize)):
             yield np.ascontiguousarray(raw).data.cast("B")
@@ -296,6 +309,8 @@ class ValueReader:
         if tensors is not None:
             loaded: torch.Tensor = tensors[join_path(entry.path)]
             return loaded
+        if DTYPES[entry.dtype].is_block_quantized:
+            return torch.from_numpy(self.array(entry))
         storage = self._storage(entry, UsageError)
         start, end = entry.byte_span
         if end == start:
@@ -334,6 +349,15 @@ class ValueReader:
             # Pages let go after use keep resident memory near one entry: the map is
             # copy-on-write and only read, so they come back from the file if needed.
             self._advise(storage, entry, mmap.MADV_DONTNEED)
+
+    def _dequantized(self, entry: TensorEntry, max_elements: int) -> Iterator[Array]:
+        """A block-quantized entry's values, dequantized a whole number of rows at a time."""
+        element = DTYPES[entry.dtype]
+        if entry.numel == 0:
+            return
+        rows = quantized.rows_per_chunk(element, entry.shape, max_elements)
+        chunk_bytes = rows * element.nbytes_for(quantized.row_elements(entry.shape))
+        yield from quantized.chunks(self._blocks(entry, self._storage(entry), chunk_bytes), element, entry.shape)
 
     def _blocks(self, entry: TensorEntry, storage: Storage, chunk_bytes: int) -> Iterator[memoryview]:
         assert storage.offset is not None

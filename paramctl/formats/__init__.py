@@ -21,11 +21,18 @@ from typing import Any, BinaryIO
 
 from paramctl.checkpoint import Checkpoint
 from paramctl.errors import CheckpointIOError, CorruptCheckpoint, ParamctlError, UsageError
-from paramctl.formats import safetensors, torch_legacy, torch_zip
+from paramctl.formats import gguf, npy, safetensors, torch_legacy, torch_zip
 from paramctl.formats._format import Finding, Format, Holds, Severity, Verification
 from paramctl.formats._pickle import NeedsTorch
 
-REGISTRY: tuple[Format, ...] = (torch_zip.FORMAT, torch_legacy.FORMAT, safetensors.FORMAT)
+REGISTRY: tuple[Format, ...] = (
+    npy.NPZ,
+    torch_zip.FORMAT,
+    torch_legacy.FORMAT,
+    safetensors.FORMAT,
+    gguf.FORMAT,
+    npy.NPY,
+)
 FORMATS = tuple(fmt.name for fmt in REGISTRY)
 FORMATS_BY_NAME = {fmt.name: fmt for fmt in REGISTRY}
 # Every format can be written back in its own layout; --to may name any of them.

@@ -64,8 +64,12 @@ class ZipEditor(StorageEditor):
             number += 1
         return f"{prefix}{number}.json"
 
+    def _record_start(self, storage: Storage) -> int:
+        """Where the storage's record begins in the output (a storage is its whole record)."""
+        return self._out_offset(storage)
+
     def _record_crc(self, storage: Storage, info: zipfile.ZipInfo) -> int:
-        crc, position, remaining = 0, self._out_offset(storage), info.file_size
+        crc, position, remaining = 0, self._record_start(storage), info.file_size
         while remaining:
             chunk = os.pread(self._out_fd, min(remaining, CHUNK), position)
             if not chunk:
@@ -78,7 +82,7 @@ class ZipEditor(StorageEditor):
         """The CRC also sits in the record's local header, or after its data (bit 3)."""
         packed = struct.pack("<L", crc)
         if info.flag_bits & _DATA_DESCRIPTOR_FLAG:
-            end = self._out_offset(storage) + info.compress_size
+            end = self._record_start(storage) + info.compress_size
             signed = os.pread(self._out_fd, 4, end) == _DESCRIPTOR_SIGNATURE
             write_at(self._out_fd, packed, end + (4 if signed else 0))
         else:
