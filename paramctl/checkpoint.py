@@ -129,7 +129,8 @@ class Extra:
         value = self.value
         if not isinstance(value, str | int | float | bool | type(None)):
             value = repr(value)
-        return {"name": self.name, "value": value, "type": type(self.value).__name__}
+        kind = "list" if isinstance(self.value, LongArray) else type(self.value).__name__
+        return {"name": self.name, "value": value, "type": kind}
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,8 @@ class Format(ABC):
     holds: ClassVar[Holds]
     # Whether torch's fallback reader may memory-map the file.
     torch_mmap: ClassVar[bool] = False
+    # How listed shapes relate to the file's, when the file stores dimensions otherwise.
+    shape_order: ClassVar[str] = ""
     # What paramctl says when asked to convert to a format with no :meth:`writer`.
     no_writer: ClassVar[str] = "does not write new files of this format; choose another with --to"
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from paramctl.formats import format_named
 from paramctl.render.columns import DTYPE, NAME, SHAPE, human_names, human_stat
 from paramctl.render.engine import Column, Environment, OutputFormat, Report, emit
 from paramctl.units import format_bytes
@@ -98,7 +99,8 @@ def init_report(result: InitResult, *, as_built: bool = False) -> Report:
             f"skipped {len(result.plan.skipped)}: " + ", ".join(s.name for s in result.plan.skipped)
         )
     if not result.provenance_recorded:
-        footer.append("the legacy torch format has no metadata: provenance not recorded")
+        title = format_named(result.format).title
+        footer.append(f"{title} has no place for metadata: provenance not recorded")
     return Report(
         INIT_COLUMNS,
         [row.to_dict() for row in result.changed],

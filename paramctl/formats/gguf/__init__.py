@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from paramctl.dtypes import BY_GGML_CODE
 from paramctl.formats._format import Format, Holds, Progress, Verification
-from paramctl.formats.gguf.read import NAME, read, sniff
+from paramctl.formats.gguf.read import NAME, SHAPE_ORDER, read, sniff
 
 if TYPE_CHECKING:
     from paramctl.checkpoint import Checkpoint
@@ -22,6 +22,7 @@ class GGUF(Format):
     name = NAME
     title = "GGUF (llama.cpp)"
     suffixes = (".gguf",)
+    shape_order = SHAPE_ORDER
     holds = Holds(
         extras=True,
         nesting=False,

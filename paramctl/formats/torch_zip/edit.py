@@ -51,6 +51,9 @@ class ZipEditor(StorageEditor):
             for info in archive.infolist():
                 if info.filename in crcs:
                     info.CRC = crcs[info.filename]
+            # zipfile writes the directory anew on close only once it added a record itself;
+            # new CRCs alone must be written too.
+            archive._didModify = bool(crcs)  # type: ignore[attr-defined]
             if self.provenance:
                 record = zipfile.ZipInfo(self._provenance_name(archive), date_time=(1980, 1, 1, 0, 0, 0))
                 record.compress_type = zipfile.ZIP_STORED
