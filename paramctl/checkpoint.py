@@ -47,6 +47,9 @@ class Storage:
     nbytes: int
     offset: int | None
     device: str = "cpu"
+    # The bytes themselves, for a storage that is not a byte range of any file (a numpy
+    # array pickled inside a torch.save pickle, whose bytes the pickle spells as text).
+    inline: bytes | None = None
 
 
 @dataclass(frozen=True)

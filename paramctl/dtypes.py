@@ -142,6 +142,10 @@ BY_STORAGE_CLASS: dict[str, DType] = {d.storage_class: d for d in _TABLE if d.st
 BY_SAFETENSORS_CODE: dict[str, DType] = {d.safetensors_code: d for d in _TABLE if d.safetensors_code}
 # Storages written without a dtype (``torch.storage.UntypedStorage``) count bytes.
 UNTYPED = DTYPES["uint8"]
+# numpy's dtype codes (kind and size, ``f4``) for the types numpy itself has.
+BY_NUMPY_CODE: dict[str, DType] = {
+    d.array_code: d for d in _TABLE if d.array_code and not d.name.startswith(("bfloat", "float8"))
+}
 BY_GGML_CODE: dict[int, DType] = {d.ggml_code: d for d in _TABLE if d.ggml_code is not None}
 
 

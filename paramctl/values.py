@@ -223,7 +223,7 @@ class ValueReader:
 
     def _storage(self, entry: TensorEntry, error: type[ParamctlError] = CorruptCheckpoint) -> Storage:
         storage = self.checkpoint.storage_of(entry)
-        if storage.offset is None and storage.nbytes:
+        if storage.offset is None and storage.nbytes and storage.inline is None:
             raise error(f"{self.checkpoint.label}: storage {storage.key} is compressed; cannot read it")
         return storage
 
@@ -315,14 +315,17 @@ class ValueReader:
         start, end = entry.byte_span
         if end == start:
             raw = torch.empty(0, dtype=torch.uint8)
-        elif not copy and self.checkpoint.byteorder == "little":
+        elif not copy and self.checkpoint.byteorder == "little" and storage.inline is None:
             assert storage.offset is not None
             mapped, offset = self._map(storage.file), storage.offset + start
             raw = torch.frombuffer(mapped, dtype=torch.uint8, count=end - start, offset=offset)
         else:
-            assert storage.offset is not None
             block = bytearray(end - start)
-            read_at(self.fileno(storage.file), memoryview(block), storage.offset + start)
+            if storage.inline is not None:
+                block[:] = storage.inline[start:end]
+            else:
+                assert storage.offset is not None
+                read_at(self.fileno(storage.file), memoryview(block), storage.offset + start)
             if self.checkpoint.byteorder != "little":
                 np.frombuffer(block, self._stored(entry)).byteswap(inplace=True)
             raw = torch.frombuffer(block, dtype=torch.uint8)
@@ -360,6 +363,10 @@ class ValueReader:
         yield from quantized.chunks(self._blocks(entry, self._storage(entry), chunk_bytes), element, entry.shape)
 
     def _blocks(self, entry: TensorEntry, storage: Storage, chunk_bytes: int) -> Iterator[memoryview]:
+        if storage.inline is not None:
+            whole = memoryview(storage.inline)[entry.byte_span[0] : entry.byte_span[0] + entry.nbytes]
+            yield from (whole[at : at + chunk_bytes] for at in range(0, len(whole), chunk_bytes))
+            return
         assert storage.offset is not None
         start = storage.offset + entry.byte_span[0]
         # read_chunks reads as much as the buffer holds: one buffer per chunk size, reused.
@@ -385,13 +392,14 @@ class ValueReader:
         stored = self._stored(entry)
         if entry.numel == 0:
             return np.empty(entry.shape, stored)
-        assert storage.offset is not None
+        inline = storage.inline
+        assert storage.offset is not None or inline is not None
         try:
             view = np.ndarray(
                 entry.shape,
                 stored,
-                buffer=self._map(storage.file),
-                offset=storage.offset + entry.storage_offset * stored.itemsize,
+                buffer=self._map(storage.file) if inline is None else inline,
+                offset=(storage.offset or 0) + entry.storage_offset * stored.itemsize,
                 strides=tuple(step * stored.itemsize for step in entry.stride),
             )
         except (TypeError, ValueError) as exc:
