@@ -134,7 +134,9 @@ _TABLE = [
     for entry in _TABLE
 ]
 _TABLE += [
-    DType(name, size, None, None, block_size=block, ggml_code=code) for name, code, block, size in _GGML_BLOCKS
+    # Stored as bytes ("u1"): their values come from gguf.quants, never from a numpy view.
+    DType(name, size, None, None, "u1", block, code)
+    for name, code, block, size in _GGML_BLOCKS
 ]
 
 DTYPES: dict[str, DType] = {d.name: d for d in _TABLE}
@@ -144,7 +146,7 @@ BY_SAFETENSORS_CODE: dict[str, DType] = {d.safetensors_code: d for d in _TABLE i
 UNTYPED = DTYPES["uint8"]
 # numpy's dtype codes (kind and size, ``f4``) for the types numpy itself has.
 BY_NUMPY_CODE: dict[str, DType] = {
-    d.array_code: d for d in _TABLE if d.array_code and not d.name.startswith(("bfloat", "float8"))
+    d.array_code: d for d in _TABLE if d.array_code and not d.name.startswith(("bfloat", "float8")) and d.block_size == 1
 }
 BY_GGML_CODE: dict[int, DType] = {d.ggml_code: d for d in _TABLE if d.ggml_code is not None}
 

@@ -238,10 +238,8 @@ class ValueReader:
     def note(self, entry: TensorEntry) -> str | None:
         """What the numbers are when they are not the stored elements as such: dequantized
         values, a sparse tensor's stored values."""
-        if DTYPES[entry.dtype].is_block_quantized:
-            return quantized.note(DTYPES[entry.dtype])
         fallback = self._fallback(entry)
-        return fallback.note if fallback is not None else None
+        return fallback.note if fallback is not None else quantized.note(entry.dtype)
 
     # -- values -------------------------------------------------------------------------
 
@@ -255,7 +253,7 @@ class ValueReader:
             yield from flat_chunks(fallback.numbers, max_elements)
             return
         if DTYPES[entry.dtype].is_block_quantized:
-            yield from self._dequantized(entry, max_elements)
+            yield from quantized.dequantized(self._storage(entry), entry, max_elements, self.fileno)
             return
         for raw in self._pieces(entry, max_elements):
             yield decode(raw, entry.dtype, self._decode_buffer(raw.size))
@@ -271,9 +269,7 @@ class ValueReader:
         if fallback is not None:
             return np.asarray(fallback.numbers if index is None else fallback.numbers[index])
         if DTYPES[entry.dtype].is_block_quantized:
-            values = np.concatenate([np.array(c) for c in self._dequantized(entry, CHUNK_ELEMENTS)])
-            values = values.reshape(entry.shape)
-            return values if index is None else np.asarray(values[index])
+            return quantized.array(self._storage(entry), entry, self.fileno, index)
         # An index reads a few pages: reading ahead around them would read what is not shown.
         advice = mmap.MADV_WILLNEED if index is None else mmap.MADV_RANDOM
         view = self._view(entry, self._storage(entry), advice)
@@ -288,9 +284,6 @@ class ValueReader:
             for part in (fallback.indices, fallback.numbers):
                 if part is not None:
                     yield from (np.ascontiguousarray(c).data.cast("B") for c in flat_chunks(part))
-            return
-        if DTYPES[entry.dtype].is_block_quantized:
-            yield from self._blocks(entry, self._storage(entry), chunk_bytes)
             return
         for raw in self._pieces(entry, max(1, chunk_bytes // entry.itemsize)):
             yield np.ascontiguousarray(raw).data.cast("B")
@@ -309,23 +302,20 @@ class ValueReader:
         if tensors is not None:
             loaded: torch.Tensor = tensors[join_path(entry.path)]
             return loaded
-        if DTYPES[entry.dtype].is_block_quantized:
-            return torch.from_numpy(self.array(entry))
         storage = self._storage(entry, UsageError)
+        if storage.inline is not None or DTYPES[entry.dtype].is_block_quantized:
+            return torch.from_numpy(np.array(self.array(entry)))
         start, end = entry.byte_span
         if end == start:
             raw = torch.empty(0, dtype=torch.uint8)
-        elif not copy and self.checkpoint.byteorder == "little" and storage.inline is None:
+        elif not copy and self.checkpoint.byteorder == "little":
             assert storage.offset is not None
             mapped, offset = self._map(storage.file), storage.offset + start
             raw = torch.frombuffer(mapped, dtype=torch.uint8, count=end - start, offset=offset)
         else:
             block = bytearray(end - start)
-            if storage.inline is not None:
-                block[:] = storage.inline[start:end]
-            else:
-                assert storage.offset is not None
-                read_at(self.fileno(storage.file), memoryview(block), storage.offset + start)
+            assert storage.offset is not None
+            read_at(self.fileno(storage.file), memoryview(block), storage.offset + start)
             if self.checkpoint.byteorder != "little":
                 np.frombuffer(block, self._stored(entry)).byteswap(inplace=True)
             raw = torch.frombuffer(block, dtype=torch.uint8)
@@ -341,7 +331,7 @@ class ValueReader:
         if entry.numel == 0:
             return
         stored = self._stored(entry)
-        if entry.is_contiguous:
+        if entry.is_contiguous and storage.inline is None:  # inline bytes are viewed, not read
             for block in self._blocks(entry, storage, max_elements * stored.itemsize):
                 yield np.frombuffer(block, stored)
             return
@@ -353,20 +343,7 @@ class ValueReader:
             # copy-on-write and only read, so they come back from the file if needed.
             self._advise(storage, entry, mmap.MADV_DONTNEED)
 
-    def _dequantized(self, entry: TensorEntry, max_elements: int) -> Iterator[Array]:
-        """A block-quantized entry's values, dequantized a whole number of rows at a time."""
-        element = DTYPES[entry.dtype]
-        if entry.numel == 0:
-            return
-        rows = quantized.rows_per_chunk(element, entry.shape, max_elements)
-        chunk_bytes = rows * element.nbytes_for(quantized.row_elements(entry.shape))
-        yield from quantized.chunks(self._blocks(entry, self._storage(entry), chunk_bytes), element, entry.shape)
-
     def _blocks(self, entry: TensorEntry, storage: Storage, chunk_bytes: int) -> Iterator[memoryview]:
-        if storage.inline is not None:
-            whole = memoryview(storage.inline)[entry.byte_span[0] : entry.byte_span[0] + entry.nbytes]
-            yield from (whole[at : at + chunk_bytes] for at in range(0, len(whole), chunk_bytes))
-            return
         assert storage.offset is not None
         start = storage.offset + entry.byte_span[0]
         # read_chunks reads as much as the buffer holds: one buffer per chunk size, reused.
@@ -392,13 +369,12 @@ class ValueReader:
         stored = self._stored(entry)
         if entry.numel == 0:
             return np.empty(entry.shape, stored)
-        inline = storage.inline
-        assert storage.offset is not None or inline is not None
+        assert storage.offset is not None or storage.inline is not None
         try:
             view = np.ndarray(
                 entry.shape,
                 stored,
-                buffer=self._map(storage.file) if inline is None else inline,
+                buffer=self._map(storage.file) if storage.inline is None else storage.inline,
                 offset=(storage.offset or 0) + entry.storage_offset * stored.itemsize,
                 strides=tuple(step * stored.itemsize for step in entry.stride),
             )
