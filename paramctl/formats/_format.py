@@ -51,7 +51,8 @@ class Holds:
     ``extras``: non-tensor values (an epoch, optimizer hyper-parameters); ``nesting``: tensors
     in nested dicts and lists; ``ties``: two names on one tensor; ``views``: tensors viewing
     overlapping parts of one storage; ``provenance``: a place to record what paramctl
-    changed; ``dtypes``: the dtypes it stores (``None``: every dtype paramctl knows).
+    changed; ``dtypes``: the dtypes it stores (``None``: every dtype paramctl knows);
+    ``single_tensor``: a file holds one tensor, named by the file (``.npy``).
     """
 
     extras: bool
@@ -60,6 +61,7 @@ class Holds:
     views: bool
     provenance: bool
     dtypes: frozenset[str] | None = None
+    single_tensor: bool = False
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,15 @@ class Npy(Format):
     name = NPY_NAME
     title = "NumPy .npy"
     suffixes = (".npy",)
-    holds = Holds(extras=False, nesting=False, ties=False, views=False, provenance=False, dtypes=_NUMPY_DTYPES)
+    holds = Holds(
+        extras=False,
+        nesting=False,
+        ties=False,
+        views=False,
+        provenance=False,
+        dtypes=_NUMPY_DTYPES,
+        single_tensor=True,
+    )
     no_writer = "does not write new .npy files (one holds one array); choose another format with --to"
 
     def sniff(self, head: bytes) -> bool:
@@ -48,7 +56,9 @@ class Npz(Format):
     name = NPZ_NAME
     title = "NumPy .npz"
     suffixes = (".npz",)
-    holds = Holds(extras=False, nesting=False, ties=False, views=False, provenance=False, dtypes=_NUMPY_DTYPES)
+    holds = Holds(
+        extras=False, nesting=False, ties=False, views=False, provenance=False, dtypes=_NUMPY_DTYPES
+    )
     no_writer = "does not write new .npz files; choose another format with --to"
 
     def sniff(self, head: bytes) -> bool:
