@@ -141,8 +141,8 @@ class LongArray:
     """An array value (a GGUF vocabulary of 151,936 strings) that listings summarize unless
     asked for in full; it pickles as the plain list it is.
 
-    >>> LongArray(tuple(f"t{i}" for i in range(5)), "strings"), LongArray((1, 2), "int32")
-    ([5 strings], [1, 2])
+    >>> LongArray(tuple(f"t{i}" for i in range(151936)), "strings"), LongArray((1, 2), "int32")
+    ([151936 strings], [1, 2])
     """
 
     items: tuple[Any, ...]

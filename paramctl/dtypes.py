@@ -146,7 +146,9 @@ BY_SAFETENSORS_CODE: dict[str, DType] = {d.safetensors_code: d for d in _TABLE i
 UNTYPED = DTYPES["uint8"]
 # numpy's dtype codes (kind and size, ``f4``) for the types numpy itself has.
 BY_NUMPY_CODE: dict[str, DType] = {
-    d.array_code: d for d in _TABLE if d.array_code and not d.name.startswith(("bfloat", "float8")) and d.block_size == 1
+    d.array_code: d
+    for d in _TABLE
+    if d.array_code and not d.name.startswith(("bfloat", "float8")) and d.block_size == 1
 }
 BY_GGML_CODE: dict[int, DType] = {d.ggml_code: d for d in _TABLE if d.ggml_code is not None}
 

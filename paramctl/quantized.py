@@ -58,9 +58,12 @@ def dequantize(raw: NDArray[Any], dtype: DType, shape: tuple[int, ...]) -> NDArr
     from gguf import GGMLQuantizationType
     from gguf.quants import dequantize as gguf_dequantize
 
+    assert dtype.ggml_code is not None
     width = row_elements(shape)
     if width % dtype.block_size:
-        raise CorruptCheckpoint(f"rows of {width} elements are not whole {dtype.name} blocks of {dtype.block_size}")
+        raise CorruptCheckpoint(
+            f"rows of {width} elements are not whole {dtype.name} blocks of {dtype.block_size}"
+        )
     rows = raw.reshape(-1, dtype.nbytes_for(width))
     try:
         values = gguf_dequantize(rows, GGMLQuantizationType(dtype.ggml_code))

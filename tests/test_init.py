@@ -405,7 +405,10 @@ def test_provenance_is_recorded_where_the_format_has_room(cli, samples, tmp_path
         {"scale": None, "add": 1.0},
     ]
     legacy = cli("init", samples / "mlp_legacy.pt", "-s", "zeros", "-o", tmp_path / "legacy.pt")
-    assert "PyTorch legacy (before 1.6, _use_new_zipfile_serialization=False) has no place for metadata" in legacy.stderr
+    assert (
+        "PyTorch legacy (before 1.6, _use_new_zipfile_serialization=False) has no place for metadata"
+        in legacy.stderr
+    )
     assert not any(load(tmp_path / "legacy.pt")["0.weight"].flatten())
 
 

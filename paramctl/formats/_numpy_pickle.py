@@ -133,7 +133,9 @@ def inline_storages(payload: Any, path: Path, byteorder: str) -> dict[str, Stora
         ref = leaf.storage
         assert isinstance(ref, InlineStorageRef)
         if ref.byteorder != byteorder and DTYPES[leaf.dtype].itemsize > 1:
-            raise CorruptCheckpoint(f"{path}: a {ref.byteorder}-endian numpy array in a {byteorder}-endian file")
+            raise CorruptCheckpoint(
+                f"{path}: a {ref.byteorder}-endian numpy array in a {byteorder}-endian file"
+            )
         key = f"{KEY_PREFIX}{len(storages)}"
         leaf.storage = replace(ref, key=key)
         storages[key] = Storage(key, path, ref.dtype, len(ref.data), None, inline=ref.data)

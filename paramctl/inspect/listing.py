@@ -157,8 +157,8 @@ def build_listing(
     if partners:
         shown_as = {join_path(e.path): e.name for e in view.entries}
         rows = [
-            replace(row, shared_with=tuple(shown_as.get(p, p) for p in partners[full]))
-            if (full := join_path(row.entry.path)) in partners
+            replace(row, shared_with=tuple(shown_as.get(p, p) for p in partners[path]))
+            if (path := join_path(row.entry.path)) in partners
             else row
             for row in rows
         ]

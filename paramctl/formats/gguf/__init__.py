@@ -1,6 +1,6 @@
 """GGUF files (llama.cpp and everything built on it), read with the ``gguf`` package.
 
->>> FORMAT.sniff(b"GGUF\x03\x00\x00\x00"), FORMAT.holds.ties
+>>> FORMAT.sniff(b"GGUF" + bytes(4)), FORMAT.holds.ties
 (True, False)
 """
 

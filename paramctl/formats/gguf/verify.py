@@ -45,8 +45,12 @@ def verify_layout(path: Path, checkpoint: Checkpoint | None, on_progress: Progre
 def _spans(header: Header, result: Verification) -> list[tuple[int, int, str]]:
     spans = []
     if header.data_start % header.alignment:
-        result.add("error", "alignment", "", f"data starts at {header.data_start}, not a multiple of "
-                   f"{header.alignment}")
+        result.add(
+            "error",
+            "alignment",
+            "",
+            f"data starts at {header.data_start}, not a multiple of {header.alignment}",
+        )
     for info in header.tensors:
         element = BY_GGML_CODE.get(info.ggml_code)
         if element is None:
@@ -56,15 +60,27 @@ def _spans(header: Header, result: Verification) -> list[tuple[int, int, str]]:
         for size in info.dims:
             numel *= size
         if info.dims and info.dims[0] % element.block_size:
-            result.add("error", "shape", info.name, f"rows of {info.dims[0]} are not whole "
-                       f"{element.name} blocks of {element.block_size}")
+            result.add(
+                "error",
+                "shape",
+                info.name,
+                f"rows of {info.dims[0]} are not whole {element.name} blocks of {element.block_size}",
+            )
         if info.offset % header.alignment:
-            result.add("error", "alignment", info.name, f"data offset {info.offset} is not a multiple of "
-                       f"{header.alignment}")
+            result.add(
+                "error",
+                "alignment",
+                info.name,
+                f"data offset {info.offset} is not a multiple of {header.alignment}",
+            )
         start = header.data_start + info.offset
         stop = start + element.nbytes_for(numel)
         if stop > header.file_size:
-            result.add("error", "bounds", info.name, f"bytes {start}..{stop} run past the end of the "
-                       f"{header.file_size}-byte file")
+            result.add(
+                "error",
+                "bounds",
+                info.name,
+                f"bytes {start}..{stop} run past the end of the {header.file_size}-byte file",
+            )
         spans.append((start, stop, info.name))
     return spans

@@ -14,7 +14,6 @@ are not at any offset in the file.
 
 from __future__ import annotations
 
-import io
 import struct
 import zipfile
 from dataclasses import dataclass
@@ -158,7 +157,7 @@ def _read_npz(path: Path, file: IO[bytes], archive: zipfile.ZipFile) -> Checkpoi
             raise CorruptCheckpoint(f"{path}: member {info.filename!r} is not a .npy array")
         name = info.filename[: -len(".npy")]
         with archive.open(info) as member:
-            header = read_array_header(io.BufferedReader(member), f"{path}:{info.filename}")  # type: ignore[arg-type]
+            header = read_array_header(member, f"{path}:{info.filename}")
         entry = _entry(name, header)
         if header.header_bytes + entry.nbytes > info.file_size:
             raise CorruptCheckpoint(f"{path}: {info.filename} is shorter than its array")
