@@ -22,7 +22,9 @@ Q8_0 = gguf.GGMLQuantizationType.Q8_0
 VOCAB = 300
 
 
-def write_gguf(path: Path, tensors: dict[str, np.ndarray], quantized: dict[str, np.ndarray] | None = None) -> Path:
+def write_gguf(
+    path: Path, tensors: dict[str, np.ndarray], quantized: dict[str, np.ndarray] | None = None
+) -> Path:
     writer = gguf.GGUFWriter(path, "llama")
     writer.add_context_length(2048)
     writer.add_tokenizer_model("gpt2")
@@ -109,7 +111,9 @@ def test_values_of_float_and_quantized_tensors_equal_the_packages(llama):
             tensor = reader[entry.name]
             if DTYPES[entry.dtype].is_block_quantized:
                 reference = dequantize(tensor.data, tensor.tensor_type)
-                assert values.note(entry) == "dequantized Q8_0 values (8.5 bits per weight, through gguf.quants)"
+                assert (
+                    values.note(entry) == "dequantized Q8_0 values (8.5 bits per weight, through gguf.quants)"
+                )
             else:
                 reference = tensor.data
             np.testing.assert_array_equal(values.array(entry), reference.reshape(entry.shape))
@@ -143,7 +147,9 @@ def test_a_type_gguf_cannot_dequantize_is_said_so(tmp_path, cli):
 
 def test_init_rewrites_a_float_tensor_and_keeps_every_other_byte(llama, tmp_path, cli):
     out = tmp_path / "out.gguf"
-    result = cli("init", llama, "-m", "blk.0.attn_q.weight", "-s", "normal(std=0.02)", "--seed", "1", "-o", out)
+    result = cli(
+        "init", llama, "-m", "blk.0.attn_q.weight", "-s", "normal(std=0.02)", "--seed", "1", "-o", out
+    )
     assert result.exit_code == 0, result.stderr
     before, after = gguf.GGUFReader(llama), gguf.GGUFReader(out)
     assert list(before.fields) == list(after.fields)
@@ -158,7 +164,10 @@ def test_init_rewrites_a_float_tensor_and_keeps_every_other_byte(llama, tmp_path
     target = before.tensors[1]
     old_bytes, new_bytes = llama.read_bytes(), out.read_bytes()
     span = slice(target.data_offset, target.data_offset + target.n_bytes)
-    assert old_bytes[: span.start] == new_bytes[: span.start] and old_bytes[span.stop :] == new_bytes[span.stop :]
+    assert (
+        old_bytes[: span.start] == new_bytes[: span.start]
+        and old_bytes[span.stop :] == new_bytes[span.stop :]
+    )
 
 
 def test_a_scheme_on_a_quantized_tensor_is_refused(llama, tmp_path, cli):
@@ -198,7 +207,9 @@ def test_check_finds_misaligned_overlapping_and_outside_tensors(llama):
     _set_offset(llama, 1, _offset(llama, 0) + 4)  # inside token_embd's data, not aligned
     lines = [f.line() for f in check_checkpoint(llama).findings]
     assert "error: alignment: blk.0.attn_q.weight: data offset 4 is not a multiple of 32" in lines
-    assert any(line.startswith("error: overlap: blk.0.attn_q.weight: overlaps token_embd.weight") for line in lines)
+    assert any(
+        line.startswith("error: overlap: blk.0.attn_q.weight: overlaps token_embd.weight") for line in lines
+    )
     _set_offset(llama, 1, 1 << 30)
     lines = [f.line() for f in check_checkpoint(llama).findings]
     assert any(line.startswith("error: bounds: blk.0.attn_q.weight: bytes") for line in lines), lines

@@ -19,7 +19,9 @@ from paramctl.values import ValueReader
 def npz(tmp_path: Path) -> Path:
     path = tmp_path / "params.npz"
     rng = np.random.default_rng(0)
-    np.savez(path, **{"dense/kernel": rng.standard_normal((8, 4)).astype(np.float32), "dense/bias": np.ones(4)})
+    np.savez(
+        path, **{"dense/kernel": rng.standard_normal((8, 4)).astype(np.float32), "dense/bias": np.ones(4)}
+    )
     return path
 
 
@@ -105,7 +107,9 @@ def test_init_edits_a_stored_npz_in_place_and_numpy_loads_it(npz, tmp_path, cli)
 
 def test_init_writes_an_npy_numpy_loads(tmp_path, cli):
     np.save(tmp_path / "w.npy", np.ones((4, 4), np.float32))
-    result = cli("init", tmp_path / "w.npy", "-s", "normal(std=0.5)", "--seed", "0", "-o", tmp_path / "out.npy")
+    result = cli(
+        "init", tmp_path / "w.npy", "-s", "normal(std=0.5)", "--seed", "0", "-o", tmp_path / "out.npy"
+    )
     assert result.exit_code == 0, result.stderr
     loaded = np.load(tmp_path / "out.npy")
     assert loaded.shape == (4, 4) and 0.2 < loaded.std() < 0.8

@@ -170,6 +170,7 @@ class Format(ABC):
         writer = self.writer()
         if writer is None:
             raise UsageError(f"paramctl {self.no_writer}")
+        _refuse_block_quantized(self, checkpoint)
         writer(checkpoint, out, provenance=provenance, source_metadata=source_metadata)
 
     def verify(self, path: Path, checkpoint: Checkpoint | None, on_progress: Progress | None) -> Verification:
@@ -183,3 +184,17 @@ class Format(ABC):
 
     def __repr__(self) -> str:
         return f"<format {self.name}>"
+
+
+def _refuse_block_quantized(fmt: Format, checkpoint: Checkpoint) -> None:
+    """GGUF's block-quantized tensors (``Q4_K``) are no dtype other formats store."""
+    from paramctl.dtypes import DTYPES
+
+    held = fmt.holds.dtypes or frozenset()
+    quantized = [e for e in checkpoint.entries if DTYPES[e.dtype].is_block_quantized and e.dtype not in held]
+    if quantized:
+        kinds = ", ".join(sorted({e.dtype for e in quantized}))
+        raise UsageError(
+            f"{checkpoint.label}: {len(quantized)} tensors are block-quantized ({kinds}, e.g. "
+            f"{quantized[0].name}), which {fmt.title} cannot store"
+        )

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from paramctl.checkpoint import Checkpoint, LongArray, Storage, TensorEntry
-from paramctl.dtypes import BY_GGML_CODE, DTYPES
+from paramctl.dtypes import BY_GGML_CODE
 from paramctl.errors import CorruptCheckpoint
 from paramctl.formats.safetensors.read import contiguous_stride
 
@@ -82,10 +82,27 @@ def read_header(path: Path) -> Header:
 
 
 def _info_reader() -> type[GGUFReader]:
+    import numpy as np
     from gguf import GGUFReader
 
     class InfoReader(GGUFReader):
-        """``GGUFReader`` keeping tensor infos as stated, without a data view each."""
+        """``GGUFReader`` keeping tensor infos as stated, without a data view each.
+
+        Its header reads slice a plain array over the package's map rather than the
+        ``np.memmap`` itself: the same bytes and byte order, without the memmap subclass's
+        bookkeeping on each of the hundreds of thousands of slices a vocabulary takes (most
+        of the package's time on a large vocabulary).
+        """
+
+        def _get(self, offset: int, dtype: Any, count: int = 1, override_order: Any = None) -> Any:
+            plain = self.__dict__.get("_plain")
+            if plain is None:
+                plain = self.__dict__["_plain"] = self.data.view(np.ndarray)
+            element = np.dtype(dtype)
+            count = int(count)
+            array = plain[offset : offset + element.itemsize * count].view(element)[:count]
+            order = self.byte_order if override_order is None else override_order
+            return array.view(array.dtype.newbyteorder(order))
 
         def _build_tensors(self, start_offs: int, fields: list[Any]) -> None:
             infos = []
@@ -143,17 +160,3 @@ def _entry(path: Path, info: TensorInfo, header: Header) -> tuple[TensorEntry, S
             f"the {header.file_size}-byte file"
         )
     return entry, Storage(info.name, path, element.name, entry.nbytes, start)
-
-
-def ggml_type_name(dtype: str) -> str:
-    """GGUF's name for a paramctl dtype (``float16`` is ``F16``).
-
-    >>> ggml_type_name("float16"), ggml_type_name("Q4_K")
-    ('F16', 'Q4_K')
-    """
-    element = DTYPES[dtype]
-    if element.is_block_quantized:
-        return element.name
-    return {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "float64": "F64"}.get(
-        dtype, dtype.replace("int", "I")
-    )
