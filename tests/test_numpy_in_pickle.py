@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from paramctl.errors import UnsafePickle
 from paramctl.formats import read_checkpoint
 from paramctl.formats._pickle import restricted_load
 from paramctl.values import ValueReader
@@ -79,7 +80,7 @@ def test_object_arrays_are_refused_as_unsafe(save_pt, cli):
 
 def test_other_ndarray_subclasses_are_refused():
     data = pickle.dumps(np.ma.masked_array([1.0, 2.0]), protocol=2)
-    with pytest.raises(Exception, match="numpy.ma.core"):
+    with pytest.raises(UnsafePickle, match=r"numpy\.ma\.core"):
         restricted_load(data)
 
 
