@@ -9,7 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from paramctl.cli import app
 from paramctl.formats import detect_format, read_checkpoint
 from paramctl.inspect.check import check_checkpoint
 from paramctl.values import ValueReader
@@ -125,3 +129,21 @@ def test_a_compressed_npz_lists_but_its_values_and_edits_are_refused(tmp_path, c
     assert "deflated (np.savez_compressed)" in result.stderr and "np.savez" in result.stderr
     checked = check_checkpoint(path)
     assert checked.passed() and any("not checked" in f.message for f in checked.findings)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(chosen=st.sets(st.sampled_from(["a", "b", "c", "d"]), min_size=1))
+def test_any_selection_leaves_every_other_member_byte_identical(tmp_path_factory, chosen):
+    folder = tmp_path_factory.mktemp("npz")
+    arrays = {name: np.full((3, i + 1), i + 1.0, np.float32) for i, name in enumerate("abcd")}
+    np.savez(folder / "in.npz", **arrays)
+    arguments = ["init", folder / "in.npz", "-s", "zeros", "-o", folder / "out.npz"]
+    for name in sorted(chosen):
+        arguments += ["-m", name]
+    result = CliRunner().invoke(app, [str(a) for a in arguments])
+    assert result.exit_code == 0, result.stderr
+    with zipfile.ZipFile(folder / "in.npz") as before, zipfile.ZipFile(folder / "out.npz") as after:
+        assert after.testzip() is None
+        for name in arrays:
+            same = before.read(f"{name}.npy") == after.read(f"{name}.npy")
+            assert same == (name not in chosen), name
