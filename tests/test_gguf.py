@@ -237,3 +237,12 @@ def test_gguf_is_imported_only_for_a_gguf_file(samples, llama):
         [sys.executable, "-c", code, str(samples / "mlp.pt"), str(llama)], capture_output=True, text=True
     )
     assert result.stderr.strip().splitlines()[-2:] == ["False False", "True False"], result.stderr
+
+
+def test_shared_by_value_finds_equal_copies(tmp_path, cli):
+    weight = np.arange(64, dtype=np.float32).reshape(2, 32)
+    path = write_gguf(tmp_path / "tied.gguf", {"token_embd.weight": weight, "output.weight": weight.copy()})
+    result = cli("shared", path, "--by-value", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    assert "token_embd.weight" in result.stdout and "output.weight" in result.stdout
+    assert "no shared storages" in cli("shared", path).stdout + cli("shared", path).stderr
