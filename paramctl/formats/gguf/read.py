@@ -9,6 +9,9 @@ reported rather than crash the read.
 Shapes: GGUF stores dimensions innermost first (``ne[0]`` is the row length); entries
 carry them reversed, in the order PyTorch and numpy use (``token_embd.weight`` of a
 151,936-token, 896-wide model is ``(151936, 896)``).
+
+>>> TensorInfo("token_embd.weight", ggml_code=1, dims=(896, 151936), offset=0).shape
+(151936, 896)
 """
 
 from __future__ import annotations
