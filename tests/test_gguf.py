@@ -246,3 +246,12 @@ def test_shared_by_value_finds_equal_copies(tmp_path, cli):
     assert result.exit_code == 0, result.stderr
     assert "token_embd.weight" in result.stdout and "output.weight" in result.stdout
     assert "no shared storages" in cli("shared", path).stdout + cli("shared", path).stderr
+
+
+def test_converting_quantized_tensors_to_another_format_is_refused(llama, tmp_path):
+    from paramctl.errors import UsageError
+    from paramctl.formats import format_named
+
+    checkpoint = read_checkpoint(llama)
+    with open(tmp_path / "out.pt", "w+b") as out, pytest.raises(UsageError, match=r"block-quantized \(Q8_0"):
+        format_named("torch-zip").write(checkpoint, out)
