@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from paramctl.dtypes import DTYPES
 from paramctl.errors import UsageError
@@ -47,6 +47,9 @@ class Storage:
     nbytes: int
     offset: int | None
     device: str = "cpu"
+    # The bytes themselves, for a storage that is not a byte range of any file (a numpy
+    # array pickled inside a torch.save pickle, whose bytes the pickle spells as text).
+    inline: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ class TensorEntry:
 
     @property
     def nbytes(self) -> int:
-        return self.numel * self.itemsize
+        return DTYPES[self.dtype].nbytes_for(self.numel)
 
     @property
     def byte_span(self) -> tuple[int, int]:
@@ -84,8 +87,8 @@ class TensorEntry:
         >>> TensorEntry("w", ("w",), (2, 3), "float32", (3, 1), "0", 4).byte_span
         (16, 40)
         """
-        itemsize = DTYPES[self.dtype].itemsize
-        start = self.storage_offset * itemsize
+        element = DTYPES[self.dtype]
+        start = element.nbytes_for(self.storage_offset)
         if len(self.stride) != len(self.shape):  # sparse and other non-strided layouts
             return (start, start)
         extent = 1
@@ -93,7 +96,8 @@ class TensorEntry:
             if size == 0:
                 return (start, start)
             extent += (size - 1) * abs(step)
-        return (start, start + extent * itemsize)
+        # Block-quantized elements come in whole blocks: a span is their bytes.
+        return (start, start + element.nbytes_for(extent))
 
     @property
     def is_contiguous(self) -> bool:
@@ -128,7 +132,32 @@ class Extra:
         value = self.value
         if not isinstance(value, str | int | float | bool | type(None)):
             value = repr(value)
-        return {"name": self.name, "value": value, "type": type(self.value).__name__}
+        kind = "list" if isinstance(self.value, LongArray) else type(self.value).__name__
+        return {"name": self.name, "value": value, "type": kind}
+
+
+@dataclass(frozen=True)
+class LongArray:
+    """An array value (a GGUF vocabulary of 151,936 strings) that listings summarize unless
+    asked for in full; it pickles as the plain list it is.
+
+    >>> LongArray(tuple(f"t{i}" for i in range(151936)), "strings"), LongArray((1, 2), "int32")
+    ([151936 strings], [1, 2])
+    """
+
+    items: tuple[Any, ...]
+    kind: str
+
+    # Arrays up to this long are shown as they are.
+    SHOWN: ClassVar[int] = 8
+
+    def __repr__(self) -> str:
+        if len(self.items) > self.SHOWN:
+            return f"[{len(self.items)} {self.kind}]"
+        return repr(list(self.items))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (list, (list(self.items),))
 
 
 def join_path(parts: Sequence[PathPart]) -> str:

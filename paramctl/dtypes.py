@@ -5,12 +5,19 @@ One table maps the three spellings a checkpoint can use for the same dtype: torc
 (``F32``), and gives numpy's code for the stored elements. numpy has no bfloat16 or float8,
 so those are stored as their bits; :data:`FLOAT8` describes the one-byte float layouts and
 :func:`float8_values` decodes every code of one, without numpy or torch.
+
+GGUF's block-quantized types (``Q8_0``, ``Q4_K``, ``IQ2_XXS``...) store ``block_size``
+elements in ``itemsize`` bytes, so their byte count is not ``numel * itemsize``:
+
+>>> q8 = DTYPES["Q8_0"]
+>>> q8.nbytes_for(4096), q8.bits_per_weight, DTYPES["float16"].nbytes_for(4096)
+(4352, 8.5, 8192)
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Literal
 
@@ -25,6 +32,22 @@ class DType:
     safetensors_code: str | None
     # numpy's type code for one stored element; None where only torch can read the values.
     array_code: str | None = None
+    # Elements per block of a block-quantized type (``itemsize`` is then one block's bytes).
+    block_size: int = 1
+    # GGUF's code for the type (``GGMLQuantizationType``), where GGUF stores it.
+    ggml_code: int | None = None
+
+    @property
+    def is_block_quantized(self) -> bool:
+        return self.block_size > 1
+
+    def nbytes_for(self, numel: int) -> int:
+        """The bytes ``numel`` elements take: whole blocks for a block-quantized type."""
+        return -(-numel // self.block_size) * self.itemsize
+
+    @property
+    def bits_per_weight(self) -> float:
+        return self.itemsize * 8 / self.block_size
 
     @property
     def is_floating(self) -> bool:
@@ -64,11 +87,70 @@ _TABLE = [
     DType("quint2x4", 1, "QUInt2x4Storage", None),
 ]
 
+# GGUF's block-quantized types: (name, code, elements per block, bytes per block), as
+# ``gguf.constants.GGML_QUANT_SIZES`` gives them (a test holds this table to it); written
+# out so that listing a GGUF file's metadata needs no import of the package.
+_GGML_BLOCKS = [
+    ("Q4_0", 2, 32, 18),
+    ("Q4_1", 3, 32, 20),
+    ("Q5_0", 6, 32, 22),
+    ("Q5_1", 7, 32, 24),
+    ("Q8_0", 8, 32, 34),
+    ("Q8_1", 9, 32, 40),
+    ("Q2_K", 10, 256, 84),
+    ("Q3_K", 11, 256, 110),
+    ("Q4_K", 12, 256, 144),
+    ("Q5_K", 13, 256, 176),
+    ("Q6_K", 14, 256, 210),
+    ("Q8_K", 15, 256, 292),
+    ("IQ2_XXS", 16, 256, 66),
+    ("IQ2_XS", 17, 256, 74),
+    ("IQ3_XXS", 18, 256, 98),
+    ("IQ1_S", 19, 256, 50),
+    ("IQ4_NL", 20, 32, 18),
+    ("IQ3_S", 21, 256, 110),
+    ("IQ2_S", 22, 256, 82),
+    ("IQ4_XS", 23, 256, 136),
+    ("IQ1_M", 29, 256, 56),
+    ("TQ1_0", 34, 256, 54),
+    ("TQ2_0", 35, 256, 66),
+    ("MXFP4", 39, 32, 17),
+    ("NVFP4", 40, 64, 36),
+    ("Q1_0", 41, 128, 18),
+]
+# GGUF's plain element types, by the torch name paramctl uses for them.
+_GGML_PLAIN = {
+    "float32": 0,
+    "float16": 1,
+    "int8": 24,
+    "int16": 25,
+    "int32": 26,
+    "int64": 27,
+    "float64": 28,
+    "bfloat16": 30,
+}
+_TABLE = [
+    replace(entry, ggml_code=_GGML_PLAIN[entry.name]) if entry.name in _GGML_PLAIN else entry
+    for entry in _TABLE
+]
+_TABLE += [
+    # Stored as bytes ("u1"): their values come from gguf.quants, never from a numpy view.
+    DType(name, size, None, None, "u1", block, code)
+    for name, code, block, size in _GGML_BLOCKS
+]
+
 DTYPES: dict[str, DType] = {d.name: d for d in _TABLE}
 BY_STORAGE_CLASS: dict[str, DType] = {d.storage_class: d for d in _TABLE if d.storage_class}
 BY_SAFETENSORS_CODE: dict[str, DType] = {d.safetensors_code: d for d in _TABLE if d.safetensors_code}
 # Storages written without a dtype (``torch.storage.UntypedStorage``) count bytes.
 UNTYPED = DTYPES["uint8"]
+# numpy's dtype codes (kind and size, ``f4``) for the types numpy itself has.
+BY_NUMPY_CODE: dict[str, DType] = {
+    d.array_code: d
+    for d in _TABLE
+    if d.array_code and not d.name.startswith(("bfloat", "float8")) and d.block_size == 1
+}
+BY_GGML_CODE: dict[int, DType] = {d.ggml_code: d for d in _TABLE if d.ggml_code is not None}
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from paramctl import quantized
 from paramctl.checkpoint import Checkpoint, Storage, TensorEntry, join_path
 from paramctl.dtypes import DTYPES, FLOAT8, float8_values
 from paramctl.errors import CorruptCheckpoint, ParamctlError, UsageError
@@ -222,7 +223,7 @@ class ValueReader:
 
     def _storage(self, entry: TensorEntry, error: type[ParamctlError] = CorruptCheckpoint) -> Storage:
         storage = self.checkpoint.storage_of(entry)
-        if storage.offset is None and storage.nbytes:
+        if storage.offset is None and storage.nbytes and storage.inline is None:
             raise error(f"{self.checkpoint.label}: storage {storage.key} is compressed; cannot read it")
         return storage
 
@@ -238,7 +239,7 @@ class ValueReader:
         """What the numbers are when they are not the stored elements as such: dequantized
         values, a sparse tensor's stored values."""
         fallback = self._fallback(entry)
-        return fallback.note if fallback is not None else None
+        return fallback.note if fallback is not None else quantized.note(entry.dtype)
 
     # -- values -------------------------------------------------------------------------
 
@@ -250,6 +251,9 @@ class ValueReader:
         fallback = self._fallback(entry)
         if fallback is not None:
             yield from flat_chunks(fallback.numbers, max_elements)
+            return
+        if DTYPES[entry.dtype].is_block_quantized:
+            yield from quantized.dequantized(self._storage(entry), entry, max_elements, self.fileno)
             return
         for raw in self._pieces(entry, max_elements):
             yield decode(raw, entry.dtype, self._decode_buffer(raw.size))
@@ -264,6 +268,8 @@ class ValueReader:
         fallback = self._fallback(entry, dense=True)
         if fallback is not None:
             return np.asarray(fallback.numbers if index is None else fallback.numbers[index])
+        if DTYPES[entry.dtype].is_block_quantized:
+            return quantized.array(self._storage(entry), entry, self.fileno, index)
         # An index reads a few pages: reading ahead around them would read what is not shown.
         advice = mmap.MADV_WILLNEED if index is None else mmap.MADV_RANDOM
         view = self._view(entry, self._storage(entry), advice)
@@ -297,6 +303,8 @@ class ValueReader:
             loaded: torch.Tensor = tensors[join_path(entry.path)]
             return loaded
         storage = self._storage(entry, UsageError)
+        if storage.inline is not None or DTYPES[entry.dtype].is_block_quantized:
+            return torch.from_numpy(np.array(self.array(entry)))
         start, end = entry.byte_span
         if end == start:
             raw = torch.empty(0, dtype=torch.uint8)
@@ -305,8 +313,8 @@ class ValueReader:
             mapped, offset = self._map(storage.file), storage.offset + start
             raw = torch.frombuffer(mapped, dtype=torch.uint8, count=end - start, offset=offset)
         else:
-            assert storage.offset is not None
             block = bytearray(end - start)
+            assert storage.offset is not None
             read_at(self.fileno(storage.file), memoryview(block), storage.offset + start)
             if self.checkpoint.byteorder != "little":
                 np.frombuffer(block, self._stored(entry)).byteswap(inplace=True)
@@ -323,7 +331,7 @@ class ValueReader:
         if entry.numel == 0:
             return
         stored = self._stored(entry)
-        if entry.is_contiguous:
+        if entry.is_contiguous and storage.inline is None:  # inline bytes are viewed, not read
             for block in self._blocks(entry, storage, max_elements * stored.itemsize):
                 yield np.frombuffer(block, stored)
             return
@@ -361,13 +369,13 @@ class ValueReader:
         stored = self._stored(entry)
         if entry.numel == 0:
             return np.empty(entry.shape, stored)
-        assert storage.offset is not None
+        assert storage.offset is not None or storage.inline is not None
         try:
             view = np.ndarray(
                 entry.shape,
                 stored,
-                buffer=self._map(storage.file),
-                offset=storage.offset + entry.storage_offset * stored.itemsize,
+                buffer=self._map(storage.file) if storage.inline is None else storage.inline,
+                offset=(storage.offset or 0) + entry.storage_offset * stored.itemsize,
                 strides=tuple(step * stored.itemsize for step in entry.stride),
             )
         except (TypeError, ValueError) as exc:

@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 ExtrasOpt = Annotated[
     bool, typer.Option("--extras", "-e", help="Also show non-tensor entries (epoch, hyper-parameters).")
 ]
+FullOpt = Annotated[
+    bool, typer.Option("--full", help="With --extras: long arrays (a vocabulary) in full, not summarized.")
+]
 TreeOpt = Annotated[bool, typer.Option("--tree", "-t", help="Group names by module path with subtotals.")]
 SortOpt = Annotated[
     SortKey, typer.Option("--sort", "-s", help="file order, name, or largest first by size or numel.")
@@ -64,6 +67,7 @@ def list_command(
     key: options.KeyOpt = None,
     all_tensors: options.AllOpt = False,
     extras: ExtrasOpt = False,
+    full: FullOpt = False,
     tree: TreeOpt = False,
     sort: SortOpt = "file",
     stats: StatsOpt = False,
@@ -102,7 +106,9 @@ def list_command(
     if isinstance(checkpoint, TrustedPickle):
         _list_live(live.model_source(checkpoint.source), live, ProbeRequest(), chosen, shown)
         return
-    listing = build_listing(checkpoint, chosen, key=key, all_tensors=all_tensors, sort=sort, extras=extras)
+    listing = build_listing(
+        checkpoint, chosen, key=key, all_tensors=all_tensors, sort=sort, extras=extras, full=full
+    )
     if stats:
         listing = _with_stats(listing, checkpoint, env)
     if verbose:

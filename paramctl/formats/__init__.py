@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 
 from paramctl.checkpoint import Checkpoint
 from paramctl.errors import CheckpointIOError, CorruptCheckpoint, ParamctlError, UsageError
-from paramctl.formats import mxnet, safetensors, torch_export, torch_legacy, torch_zip, torchscript
+from paramctl.formats import gguf, mxnet, npy, safetensors, torch_export, torch_legacy, torch_zip, torchscript
 from paramctl.formats._format import Finding, Format, Holds, Severity, Verification
 from paramctl.formats._pickle import NeedsTorch
 
@@ -30,9 +30,12 @@ from paramctl.formats._pickle import NeedsTorch
 REGISTRY: tuple[Format, ...] = (
     torchscript.FORMAT,
     torch_export.FORMAT,
+    npy.NPZ,
     torch_zip.FORMAT,
     torch_legacy.FORMAT,
     safetensors.FORMAT,
+    gguf.FORMAT,
+    npy.NPY,
     mxnet.FORMAT,
 )
 FORMATS = tuple(fmt.name for fmt in REGISTRY)

@@ -51,7 +51,8 @@ class Holds:
     ``extras``: non-tensor values (an epoch, optimizer hyper-parameters); ``nesting``: tensors
     in nested dicts and lists; ``ties``: two names on one tensor; ``views``: tensors viewing
     overlapping parts of one storage; ``provenance``: a place to record what paramctl
-    changed; ``dtypes``: the dtypes it stores (``None``: every dtype paramctl knows).
+    changed; ``dtypes``: the dtypes it stores (``None``: every dtype paramctl knows);
+    ``single_tensor``: a file holds one tensor, named by the file (``.npy``).
     """
 
     extras: bool
@@ -60,6 +61,7 @@ class Holds:
     views: bool
     provenance: bool
     dtypes: frozenset[str] | None = None
+    single_tensor: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,8 @@ class Format(ABC):
     holds: ClassVar[Holds]
     # Whether torch's fallback reader may memory-map the file.
     torch_mmap: ClassVar[bool] = False
+    # How listed shapes relate to the file's, when the file stores dimensions otherwise.
+    shape_order: ClassVar[str] = ""
     # What paramctl says when asked to convert to a format with no :meth:`writer`.
     no_writer: ClassVar[str] = "does not write new files of this format; choose another with --to"
 
@@ -176,6 +180,7 @@ class Format(ABC):
         writer = self.writer()
         if writer is None:
             raise UsageError(f"paramctl {self.no_writer}")
+        _refuse_block_quantized(self, checkpoint)
         writer(checkpoint, out, provenance=provenance, source_metadata=source_metadata)
 
     def verify(self, path: Path, checkpoint: Checkpoint | None, on_progress: Progress | None) -> Verification:
@@ -189,3 +194,17 @@ class Format(ABC):
 
     def __repr__(self) -> str:
         return f"<format {self.name}>"
+
+
+def _refuse_block_quantized(fmt: Format, checkpoint: Checkpoint) -> None:
+    """GGUF's block-quantized tensors (``Q4_K``) are no dtype other formats store."""
+    from paramctl.dtypes import DTYPES
+
+    held = fmt.holds.dtypes or frozenset()
+    quantized = [e for e in checkpoint.entries if DTYPES[e.dtype].is_block_quantized and e.dtype not in held]
+    if quantized:
+        kinds = ", ".join(sorted({e.dtype for e in quantized}))
+        raise UsageError(
+            f"{checkpoint.label}: {len(quantized)} tensors are block-quantized ({kinds}, e.g. "
+            f"{quantized[0].name}), which {fmt.title} cannot store"
+        )

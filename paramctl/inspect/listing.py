@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from paramctl.checkpoint import Checkpoint, Extra, TensorEntry, join_path, model_view
+from paramctl.checkpoint import Checkpoint, Extra, LongArray, TensorEntry, join_path, model_view
+from paramctl.formats import format_of
 from paramctl.select import Selection, select
 from paramctl.storage import shared_names, stored_bytes
 
@@ -21,6 +22,11 @@ class DTypeTotal:
 
     def add(self, entry: TensorEntry) -> DTypeTotal:
         return DTypeTotal(self.tensors + 1, self.numel + entry.numel, self.bytes + entry.nbytes)
+
+    @property
+    def bits_per_weight(self) -> float:
+        """Stored bits per element (8.5 for GGUF's Q8_0: bytes are not numel * itemsize)."""
+        return self.bytes * 8 / self.numel if self.numel else 0.0
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,10 @@ class Totals:
             "numel": self.numel,
             "bytes": self.bytes,
             "unique_bytes": self.unique_bytes,
-            "by_dtype": {name: vars(total) for name, total in self.by_dtype.items()},
+            "by_dtype": {
+                name: {**vars(total), "bits_per_weight": total.bits_per_weight}
+                for name, total in self.by_dtype.items()
+            },
         }
 
 
@@ -88,12 +97,15 @@ class Listing:
     prefix_detected: bool = False
     top_level_keys: list[str] = field(default_factory=list)
     extras: list[Extra] | None = None
+    # How shapes are ordered, where the file stores them otherwise (GGUF's are reversed).
+    shape_order: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "file": self.source,
             "format": self.format,
             "prefix": self.prefix,
+            "shape_order": self.shape_order or "as stored",
             "tensors": [row.to_dict() for row in self.rows],
             "totals": self.totals.to_dict(),
         }
@@ -121,9 +133,11 @@ def build_listing(
     all_tensors: bool = False,
     sort: SortKey = "file",
     extras: bool = False,
+    full: bool = False,
 ) -> Listing:
     """The rows, totals and provenance that ``paramctl list`` renders.
 
+    Long array values among the extras (a vocabulary) are summarized unless ``full``.
     Sharing is judged over the whole checkpoint, so a tied name outside the view or the
     selection still marks its partner.
 
@@ -143,8 +157,8 @@ def build_listing(
     if partners:
         shown_as = {join_path(e.path): e.name for e in view.entries}
         rows = [
-            replace(row, shared_with=tuple(shown_as.get(p, p) for p in partners[full]))
-            if (full := join_path(row.entry.path)) in partners
+            replace(row, shared_with=tuple(shown_as.get(p, p) for p in partners[path]))
+            if (path := join_path(row.entry.path)) in partners
             else row
             for row in rows
         ]
@@ -157,5 +171,13 @@ def build_listing(
         prefix=view.prefix_name,
         prefix_detected=view.auto_detected,
         top_level_keys=[str(k) for k in top],
-        extras=checkpoint.extras() if extras else None,
+        extras=_extras(checkpoint, full) if extras else None,
+        shape_order=format_of(checkpoint).shape_order,
     )
+
+
+def _extras(checkpoint: Checkpoint, full: bool) -> list[Extra]:
+    found = checkpoint.extras()
+    if not full:
+        return found
+    return [replace(x, value=list(x.value.items)) if isinstance(x.value, LongArray) else x for x in found]

@@ -18,6 +18,7 @@ from typing import IO, Any
 
 from paramctl.errors import CheckpointIOError, CorruptCheckpoint, ModelCodeError, UnsafePickle
 from paramctl.formats import STDIN, STDIN_LABEL, detect_format, spool_stdin
+from paramctl.formats._pickle import ALLOWED_GLOBALS
 
 _STRING_OPS = frozenset(
     {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"}
@@ -116,13 +117,20 @@ def load_trusted(path: Path, *, on_globals: Callable[[list[str]], None] | None =
         ) from exc
 
 
-def refusal(path: Path, label: str) -> UnsafePickle:
+def refusal(path: Path, label: str, cause: UnsafePickle | None = None) -> UnsafePickle:
     """The error for a full pickle met without ``--trust``: what it would import, and the way
-    to load it anyway. Scanning the opcodes executes nothing.
+    to load it anyway. Scanning the opcodes executes nothing. When every global it names is
+    on the allowlist, what was refused is in the data itself (``cause``, a numpy object array).
     """
     names = checkpoint_globals(path)
     plain = ("torch._utils.", "collections.", "builtins.", "torch.Size", "torch.device")
-    foreign = [name for name in names if not name.startswith(plain) and not name.endswith("Storage")]
+    foreign = [
+        name
+        for name in names
+        if not name.startswith(plain) and not name.endswith("Storage") and name not in ALLOWED_GLOBALS
+    ]
+    if not foreign and cause is not None:
+        return cause
     shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
     return UnsafePickle(
         foreign[0] if foreign else "a global outside the allowlist",
@@ -131,8 +139,8 @@ def refusal(path: Path, label: str) -> UnsafePickle:
     )
 
 
-def refusal_for(source: str) -> UnsafePickle:
+def refusal_for(source: str, cause: UnsafePickle | None = None) -> UnsafePickle:
     """:func:`refusal` for a command's source, where ``-`` is standard input."""
     if source == STDIN:
-        return refusal(spool_stdin(), STDIN_LABEL)
-    return refusal(Path(source), source)
+        return refusal(spool_stdin(), STDIN_LABEL, cause)
+    return refusal(Path(source), source, cause)

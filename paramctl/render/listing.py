@@ -12,7 +12,8 @@
 from __future__ import annotations
 
 from paramctl.checkpoint import Checkpoint
-from paramctl.inspect.listing import Listing
+from paramctl.dtypes import DTYPES
+from paramctl.inspect.listing import DTypeTotal, Listing
 from paramctl.render.columns import STAT_COLUMNS, TENSOR_COLUMNS
 from paramctl.render.engine import Column, Environment, OutputFormat, Report, as_text, emit
 from paramctl.render.tree import tree_report
@@ -34,8 +35,10 @@ def listing_report(listing: Listing) -> Report:
         + (f" ({stored} stored, sharing counted once)" if totals.unique_bytes != totals.bytes else "")
     ]
     if totals.by_dtype:
-        parts = (f"{name} {t.tensors} ({format_bytes(t.bytes)})" for name, t in totals.by_dtype.items())
+        parts = (f"{name} {t.tensors} ({_dtype_size(name, t)})" for name, t in totals.by_dtype.items())
         footer.append("by dtype: " + ", ".join(parts))
+    if listing.shape_order:
+        footer.append(f"shapes: {listing.shape_order}")
     if listing.prefix:
         origin = "found" if listing.prefix_detected else "chosen"
         others = ", ".join(k for k in listing.top_level_keys if k != listing.prefix) or "none"
@@ -54,6 +57,13 @@ def listing_report(listing: Listing) -> Report:
         footer=footer,
         sections=sections,
     )
+
+
+def _dtype_size(name: str, total: DTypeTotal) -> str:
+    """A dtype's bytes, and its bits per weight where blocks make them uneven (Q4_K: 4.5)."""
+    if not DTYPES[name].is_block_quantized:
+        return format_bytes(total.bytes)
+    return f"{format_bytes(total.bytes)}, {total.bits_per_weight:.4g} bits/weight"
 
 
 def how_read(checkpoint: Checkpoint) -> str:

@@ -73,11 +73,15 @@ def _about(report: TensorReport) -> Table:
     storage = report.storage
     if storage is not None:
         where = f"at byte {storage.offset:,} of the file" if storage.offset is not None else "compressed"
+        if storage.inline is not None:
+            where = "inside the pickle"
         grid.add_row("storage", f"{escape_control(storage.key)} ({format_bytes(storage.nbytes)}, {where})")
     contiguous = "contiguous" if entry.is_contiguous else "not contiguous"
     grid.add_row(
         "layout", f"offset {entry.storage_offset:,}, stride {format_shape(entry.stride)}, {contiguous}"
     )
+    if report.stats.note:
+        grid.add_row("values", report.stats.note)
     if report.shared_with:
         grid.add_row("shared with", escape_control(", ".join(report.shared_with)))
     if report.index is not None:

@@ -1,9 +1,10 @@
 """Writing a new MXNet NDArray file from any checkpoint, as ``mx.nd.save`` of a dict writes it.
 
-Each array gets the V2 magic MXNet 1.x writes by default, so ``nd.load`` and Gluon's
-``load_parameters`` read the file; an array MXNet's legacy shapes cannot express (a scalar, a
-zero-size dimension) gets the V3 magic of numpy shape semantics, which MXNet loads under
-``npx.set_np()``. An NDArray file holds named arrays only: other values are refused, never
+Arrays get the V2 magic MXNet 1.x writes by default, so ``nd.load`` and Gluon's
+``load_parameters`` read the file; when an array MXNet's legacy shapes cannot express (a
+scalar, a zero-size dimension) is among them, every array gets the V3 magic of numpy shape
+semantics, which MXNet loads under ``npx.set_np()`` (it refuses a file that mixes the two).
+An NDArray file holds named arrays only: other values are refused, never
 dropped, and tied names are stored as separate copies (the format records no sharing).
 
 >>> array_header((2,), "float32").hex()
@@ -22,11 +23,18 @@ from paramctl.formats._io import copy_range, write_at
 from paramctl.formats.mxnet import layout as L
 
 
-def array_header(shape: tuple[int, ...], dtype: str) -> bytes:
-    """Everything of one array before its data."""
+def legacy_shape(shape: tuple[int, ...]) -> bool:
+    """Whether MXNet's legacy (V2) shape semantics can express ``shape``."""
+    return bool(shape) and all(shape)
+
+
+def array_header(shape: tuple[int, ...], dtype: str, *, legacy: bool | None = None) -> bytes:
+    """Everything of one array before its data (``legacy``: the V2 magic; by default, where
+    the shape allows it)."""
     if dtype not in L.WRITTEN:
         raise UsageError(f"an MXNet file cannot hold {dtype} (it holds {', '.join(sorted(L.WRITTEN))})")
-    legacy = bool(shape) and all(shape)
+    if legacy is None:
+        legacy = legacy_shape(shape)
     header = io.BytesIO()
     if legacy:
         header.write(L.ARRAY_START.pack(L.V2_MAGIC, L.DENSE) + L.V2_NDIM.pack(len(shape)))
@@ -45,9 +53,10 @@ def names_block(names: list[str]) -> bytes:
 def write_arrays(out: BinaryIO, arrays: Iterable[tuple[str, tuple[int, ...], str, bytes]]) -> None:
     """Write ``(name, shape, dtype, data)`` arrays held in memory (small files, tests)."""
     listed = list(arrays)
+    legacy = all(legacy_shape(shape) for _, shape, _, _ in listed)
     out.write(L.HEADER.pack(L.LIST_MAGIC, 0) + L.U64.pack(len(listed)))
     for _, shape, dtype, data in listed:
-        out.write(array_header(shape, dtype) + data)
+        out.write(array_header(shape, dtype, legacy=legacy) + data)
     out.write(names_block([name for name, *_ in listed]))
 
 
@@ -68,7 +77,8 @@ def write_mxnet(
             f"{checkpoint.label}: an MXNet file holds named arrays only, and this checkpoint also has "
             f"{len(extras)} other values ({shown}); write a .pt file to keep them"
         )
-    headers = [array_header(entry.shape, entry.dtype) for entry in checkpoint.entries]
+    legacy = all(legacy_shape(entry.shape) for entry in checkpoint.entries)
+    headers = [array_header(entry.shape, entry.dtype, legacy=legacy) for entry in checkpoint.entries]
     from paramctl.values import ValueReader
 
     out.write(L.HEADER.pack(L.LIST_MAGIC, 0) + L.U64.pack(len(headers)))

@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 from paramctl.checkpoint import Checkpoint, Storage
 from paramctl.dtypes import dtype as lookup_dtype
 from paramctl.errors import CorruptCheckpoint
+from paramctl.formats._numpy_pickle import inline_storages
 from paramctl.formats._pickle import StorageRef, restricted_load, storage_ref_from_pid
 from paramctl.formats._torch_pickle import check_entry_fits, name_tensors
 
@@ -62,6 +63,7 @@ def _read(path: Path, file: BinaryIO) -> Checkpoint:
     if not isinstance(keys, list):
         raise CorruptCheckpoint(f"{path}: the storage key list is damaged")
     storages = _locate_storages(path, file, keys, refs, byteorder)
+    storages.update(inline_storages(payload, path, byteorder))
     payload, entries = name_tensors(payload)
     for entry in entries:
         check_entry_fits(entry, storages[entry.storage_key].nbytes)
