@@ -21,15 +21,20 @@ from typing import Any, BinaryIO
 
 from paramctl.checkpoint import Checkpoint
 from paramctl.errors import CheckpointIOError, CorruptCheckpoint, ParamctlError, UsageError
-from paramctl.formats import safetensors, torch_legacy, torch_zip
+from paramctl.formats import hf_sharded, safetensors, torch_legacy, torch_zip
 from paramctl.formats._format import Finding, Format, Holds, Severity, Verification
 from paramctl.formats._pickle import NeedsTorch
 
-REGISTRY: tuple[Format, ...] = (torch_zip.FORMAT, torch_legacy.FORMAT, safetensors.FORMAT)
+REGISTRY: tuple[Format, ...] = (
+    torch_zip.FORMAT,
+    torch_legacy.FORMAT,
+    safetensors.FORMAT,
+    hf_sharded.FORMAT,
+)
 FORMATS = tuple(fmt.name for fmt in REGISTRY)
 FORMATS_BY_NAME = {fmt.name: fmt for fmt in REGISTRY}
-# Every format can be written back in its own layout; --to may name any of them.
-WRITABLE = FORMATS
+# Every format can be written back in its own layout; --to may name any that writes new files.
+WRITABLE = tuple(fmt.name for fmt in REGISTRY if fmt.writes_new)
 STDIN = "-"
 STDIN_LABEL = "<stdin>"
 _SNIFF_BYTES = 64
@@ -89,7 +94,8 @@ def output_format(path: str | os.PathLike[str] | None, requested: str | None, in
 
 
 def detect_format(path: Path) -> Format:
-    """The format of ``path``, chosen by its first bytes (the extension is ignored).
+    """The format of ``path``: a format that claims it by name or layout (a directory, an
+    index file), else the one its first bytes show (the extension is ignored).
 
     >>> import os, tempfile
     >>> path = os.path.join(tempfile.mkdtemp(), "weights.bin")
@@ -98,6 +104,25 @@ def detect_format(path: Path) -> Format:
     >>> detect_format(Path(path)).name
     'torch-zip'
     """
+    return locate(path)[1]
+
+
+def locate(path: Path) -> tuple[Path, Format]:
+    """The checkpoint at ``path`` and its format: ``path`` itself, or the one checkpoint a
+    directory holds. A directory holding several is a :class:`UsageError` listing them."""
+    claimed = {candidate: fmt for fmt in REGISTRY for candidate in fmt.claims(path)}
+    if path in claimed:
+        return path, claimed[path]
+    if len(claimed) > 1:
+        listed = ", ".join(sorted(str(candidate) for candidate in claimed))
+        raise UsageError(f"{path}: holds several checkpoints; give one of {listed}")
+    if claimed:
+        (candidate,) = claimed
+        return locate(candidate)
+    return path, _sniffed(path)
+
+
+def _sniffed(path: Path) -> Format:
     with _opened(path) as file:
         head = file.read(_SNIFF_BYTES)
     for fmt in REGISTRY:
@@ -131,7 +156,7 @@ def read_checkpoint(
 
 
 def _read(path: Path, on_note: Callable[[str], None] | None) -> Checkpoint:
-    fmt = detect_format(path)
+    path, fmt = locate(path)
     try:
         return fmt.read(path)
     except NeedsTorch as needs:
@@ -155,7 +180,7 @@ def _opened(path: Path) -> Iterator[BinaryIO]:
     try:
         file = open(path, "rb")  # noqa: SIM115 - closed by the with below
     except IsADirectoryError as exc:
-        raise CheckpointIOError(f"{path}: is a directory") from exc
+        raise CheckpointIOError(f"{path}: is a directory holding no checkpoint paramctl reads") from exc
     except OSError as exc:
         raise CheckpointIOError(f"{path}: {exc.strerror or exc}") from exc
     with file:
@@ -198,6 +223,7 @@ __all__ = [
     "format_named",
     "format_of",
     "known_suffixes",
+    "locate",
     "output_format",
     "read_checkpoint",
     "spool_stdin",

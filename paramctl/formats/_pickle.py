@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import io
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -156,12 +156,20 @@ _TORCH_MODULES = ("torch._utils", "torch._tensor", "torch.serialization", "torch
 class RestrictedUnpickler(pickle.Unpickler):
     """Unpickle with only :data:`ALLOWED_GLOBALS`; resolve storages with ``storage_ref``."""
 
-    def __init__(self, file: IO[bytes], storage_ref: Callable[[tuple[Any, ...]], Any] | None) -> None:
+    def __init__(
+        self,
+        file: IO[bytes],
+        storage_ref: Callable[[tuple[Any, ...]], Any] | None,
+        extra_globals: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(file)
         self._storage_ref = storage_ref
+        self._extra_globals = extra_globals or {}
 
     def find_class(self, module: str, name: str) -> Any:
         qualified = f"{module}.{name}"
+        if qualified in self._extra_globals:
+            return self._extra_globals[qualified]
         if qualified in ALLOWED_GLOBALS:
             return ALLOWED_GLOBALS[qualified]
         if module in _TORCH_MODULES:
@@ -192,9 +200,15 @@ def storage_ref_from_pid(pid: tuple[Any, ...]) -> StorageRef:
 
 
 def restricted_load(
-    data: bytes | IO[bytes], storage_ref: Callable[[tuple[Any, ...]], Any] | None = None
+    data: bytes | IO[bytes],
+    storage_ref: Callable[[tuple[Any, ...]], Any] | None = None,
+    *,
+    extra_globals: Mapping[str, Any] | None = None,
 ) -> Any:
     """Unpickle ``data`` with the allowlist; map pickle's own failures to CorruptCheckpoint.
+
+    ``extra_globals`` adds stand-ins a format's own pickles need (qualified name to the
+    stand-in), for this load only: the shared table is never changed.
 
     >>> import os, pickle
     >>> restricted_load(pickle.dumps({"epoch": 3}))
@@ -205,7 +219,7 @@ def restricted_load(
     """
     file = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
-        return RestrictedUnpickler(file, storage_ref).load()
+        return RestrictedUnpickler(file, storage_ref, extra_globals).load()
     except (UnsafePickle, NeedsTorch, CorruptCheckpoint):
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError) as exc:
