@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 from paramctl.checkpoint import Checkpoint
 from paramctl.errors import CheckpointIOError, CorruptCheckpoint, ParamctlError, UsageError
-from paramctl.formats import hf_sharded, safetensors, torch_legacy, torch_zip
+from paramctl.formats import dcp, hf_sharded, safetensors, torch_legacy, torch_zip
 from paramctl.formats._format import Finding, Format, Holds, Severity, Verification
 from paramctl.formats._pickle import NeedsTorch
 
@@ -30,6 +30,7 @@ REGISTRY: tuple[Format, ...] = (
     torch_legacy.FORMAT,
     safetensors.FORMAT,
     hf_sharded.FORMAT,
+    dcp.FORMAT,
 )
 FORMATS = tuple(fmt.name for fmt in REGISTRY)
 FORMATS_BY_NAME = {fmt.name: fmt for fmt in REGISTRY}
