@@ -180,9 +180,12 @@ def _edit(
 
     fmt = format_of(checkpoint)
     editors: dict[Path, StorageEditor] = {}
+    # A split tensor written whole overwrites every chunk of it.
+    fresh = {*fresh, *(c.storage_key for e in checkpoint.entries if e.storage_key in fresh for c in e.chunks)}
     try:
         for path, out in outputs.items():
-            editors[path] = fmt.editor(checkpoint, out, fresh=fresh, provenance=provenance, file=path)
+            own = [key for key in fresh if checkpoint.storages[key].file == path]
+            editors[path] = fmt.editor(checkpoint, out, fresh=own, provenance=provenance, file=path)
         router = RoutingEditor(checkpoint, editors)
         results = [apply_plan(plan, router, generator=generator_for(g), stats=stats) for plan, g in steps]
         router.finish()
