@@ -103,7 +103,8 @@ def _refuse_several_files(checkpoint: Checkpoint, steps: Steps) -> None:
     reached = f", and the change reaches {len(changed)} of them" if len(changed) > 1 else ""
     raise UsageError(
         f"{checkpoint.label}: the checkpoint spans {len(files)} files{reached}; "
-        "write it to a directory (-o NEWDIR or --in-place), not to a stream or another format"
+        "paramctl writes only checkpoints of one file so far"
+        + (" into a stream or another format" if format_named(checkpoint.format).file_set(checkpoint) else "")
     )
 
 

@@ -34,8 +34,8 @@ REGISTRY: tuple[Format, ...] = (
 )
 FORMATS = tuple(fmt.name for fmt in REGISTRY)
 FORMATS_BY_NAME = {fmt.name: fmt for fmt in REGISTRY}
-# Every format can be written back in its own layout; --to may name any that writes new files.
-WRITABLE = tuple(fmt.name for fmt in REGISTRY if fmt.writes_new)
+# Every format can be written back in its own layout; --to may name any of them.
+WRITABLE = FORMATS
 STDIN = "-"
 STDIN_LABEL = "<stdin>"
 _SNIFF_BYTES = 64

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 class HfSharded(Format):
     name = NAME
     title = "sharded Hugging Face checkpoint (an *.index.json and its shards)"
-    holds = Holds(extras=False, nesting=False, ties=True, views=False, provenance=True)
+    # Ties: save_pretrained keeps one name of tied tensors (the config says which).
+    holds = Holds(extras=False, nesting=False, ties=False, views=False, provenance=True)
     no_writer = "writes sharded checkpoints only by editing one; choose another format with --to"
 
     def claims(self, path: Path) -> list[Path]:
