@@ -20,13 +20,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from paramctl.checkpoint import Chunk, TensorEntry
 from paramctl.formats._io import read_at
 from paramctl.formats.safetensors.read import contiguous_stride
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
     from paramctl.values import Array, ValueReader
@@ -77,6 +76,8 @@ def pieces(reader: ValueReader, entry: TensorEntry) -> Iterator[TensorEntry]:
 def assemble(reader: ValueReader, entry: TensorEntry, stored: np.dtype[Any], index: Any = None) -> Array:
     """The stored elements of the whole tensor, from the chunks ``index`` meets (the
     elements of the chunks it does not meet are left zero, and are not indexed)."""
+    import numpy as np
+
     bounds = None if index is None else index_bounds(entry.shape, index)
     whole = np.zeros(entry.shape, stored)
     for chunk in entry.chunks:
@@ -92,6 +93,8 @@ def assemble(reader: ValueReader, entry: TensorEntry, stored: np.dtype[Any], ind
 
 
 def _decoded(reader: ValueReader, entry: TensorEntry, index: Any = None) -> Array:
+    import numpy as np
+
     from paramctl.values import decode
 
     whole = assemble(reader, entry, reader_stored(reader, entry), index)
@@ -122,6 +125,8 @@ def split_chunks(reader: ValueReader, entry: TensorEntry, max_elements: int) -> 
 
 def split_raw_chunks(reader: ValueReader, entry: TensorEntry, chunk_bytes: int) -> Iterator[memoryview]:
     """:meth:`ValueReader.raw_chunks` of a split tensor, in element order."""
+    import numpy as np
+
     from paramctl.values import flat_chunks
 
     if not in_row_order(entry):
@@ -134,6 +139,7 @@ def split_raw_chunks(reader: ValueReader, entry: TensorEntry, chunk_bytes: int) 
 
 def split_tensor(reader: ValueReader, entry: TensorEntry) -> torch.Tensor:
     """:meth:`ValueReader.tensor` of a split tensor: assembled, owning its bytes."""
+    import numpy as np
     import torch
 
     from paramctl.values import torch_dtype

@@ -120,7 +120,9 @@ def save_changes(
 ) -> list[list[ChangedTensor]]:
     """:func:`write_changes` to a path (replaced atomically, optionally keeping a backup)
     or to a binary stream such as ``sys.stdout.buffer`` (via a temporary file)."""
-    return save_changes_reporting(checkpoint, steps, destination, to=to, stats=stats, provenance=provenance, backup=backup)[0]
+    return save_changes_reporting(
+        checkpoint, steps, destination, to=to, stats=stats, provenance=provenance, backup=backup
+    )[0]
 
 
 def save_changes_reporting(

@@ -107,13 +107,17 @@ class RoutingEditor(StorageEditor):
 
 
 def _chunk_view(values: torch.Tensor, chunk: Chunk) -> torch.Tensor:
-    index = tuple(slice(offset, offset + size) for offset, size in zip(chunk.offsets, chunk.sizes, strict=True))
+    index = tuple(
+        slice(offset, offset + size) for offset, size in zip(chunk.offsets, chunk.sizes, strict=True)
+    )
     return values[index]
 
 
 def changed_files(checkpoint: Checkpoint, steps: Steps) -> list[Path]:
     """The files holding a storage some step writes, in file-set order."""
-    keys = {key for plan, _ in steps for planned in plan.tensors for key in checkpoint.storage_keys(planned.entry)}
+    keys = {
+        key for plan, _ in steps for planned in plan.tensors for key in checkpoint.storage_keys(planned.entry)
+    }
     files = {checkpoint.storages[key].file for key in keys}
     return [path for path in checkpoint.files if path in files]
 
@@ -164,7 +168,9 @@ def save_file_set(
             _copy(files.root / name, written.open(name))
         report.files_written = [_member(files, path) for path in changed]
         report.files_written += [files.index] if index is not None and files.index else []
-        report.bytes_written = sum(os.fstat(out.fileno()).st_size for out in outputs.values()) + len(index or b"")
+        report.bytes_written = sum(os.fstat(out.fileno()).st_size for out in outputs.values()) + len(
+            index or b""
+        )
     return results, report
 
 

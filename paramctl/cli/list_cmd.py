@@ -51,7 +51,9 @@ StatsOpt = Annotated[
         "--stats", help="Add value statistics: mean, std, min, max, max|x|, L2 norm, zeros, NaN, Inf."
     ),
 ]
-ByFileOpt = Annotated[bool, typer.Option("--by-file", help="Add the file holding each tensor (shards, rank files).")]
+ByFileOpt = Annotated[
+    bool, typer.Option("--by-file", help="Add the file holding each tensor (shards, rank files).")
+]
 ChunksOpt = Annotated[
     bool, typer.Option("--chunks", help="Also show where each piece of a split tensor lies (DCP rank files).")
 ]
@@ -109,7 +111,14 @@ def list_command(
         _list_live(live.model_source(checkpoint.source), live, ProbeRequest(), chosen, shown)
         return
     listing = build_listing(
-        checkpoint, chosen, key=key, all_tensors=all_tensors, sort=sort, extras=extras, by_file=by_file, chunks=chunks
+        checkpoint,
+        chosen,
+        key=key,
+        all_tensors=all_tensors,
+        sort=sort,
+        extras=extras,
+        by_file=by_file,
+        chunks=chunks,
     )
     if stats:
         listing = _with_stats(listing, checkpoint, env)

@@ -101,7 +101,9 @@ def init_report(result: InitResult, *, as_built: bool = False) -> Report:
             f"skipped {len(result.plan.skipped)}: " + ", ".join(s.name for s in result.plan.skipped)
         )
     if not result.provenance_recorded:
-        legacy = "the legacy torch format" if result.format == "torch-legacy" else f"the {result.format} format"
+        legacy = (
+            "the legacy torch format" if result.format == "torch-legacy" else f"the {result.format} format"
+        )
         footer.append(f"{legacy} has no metadata: provenance not recorded")
     return Report(
         INIT_COLUMNS,

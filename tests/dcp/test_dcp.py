@@ -80,20 +80,28 @@ def test_a_slice_reads_only_the_chunks_it_needs(two_ranks):
         file.write(b"\xff" * second.nbytes)
     loaded = torch_load(Path(str(two_ranks)))
     with ValueReader(checkpoint) as values:
-        assert values.array(weight, (slice(1, 3), 2)).tolist() == loaded["model.layer.weight"][1:3, 2].tolist()
+        assert (
+            values.array(weight, (slice(1, 3), 2)).tolist() == loaded["model.layer.weight"][1:3, 2].tolist()
+        )
 
 
 def test_list_shows_chunks_and_extras(two_ranks, cli):
     result = cli("list", two_ranks, "--chunks", "--extras", "--format", "json")
     assert result.exit_code == 0, result.stderr
     listing = json.loads(result.stdout)
-    chunks = [(row["file"], row["offsets"], row["sizes"]) for row in listing["chunks"] if row["name"] == "model.layer.bias"]
+    chunks = [
+        (row["file"], row["offsets"], row["sizes"])
+        for row in listing["chunks"]
+        if row["name"] == "model.layer.bias"
+    ]
     assert chunks == [("__0_0.distcp", [0], [4]), ("__1_0.distcp", [4], [4])]
     assert {(x["name"], x["value"]) for x in listing["extras"]} == {("step", 7), ("note", "b'hello'")}
 
 
 def test_a_rank_file_alone_names_its_directory(two_ranks, cli):
-    with pytest.raises(UsageError, match=f"one rank's shard of the torch.distributed.checkpoint directory {two_ranks}"):
+    with pytest.raises(
+        UsageError, match=f"one rank's shard of the torch.distributed.checkpoint directory {two_ranks}"
+    ):
         read_checkpoint(two_ranks / "__0_0.distcp")
     result = cli("list", two_ranks / "__0_0.distcp")
     assert result.exit_code == ExitCode.USAGE and str(two_ranks) in result.stderr

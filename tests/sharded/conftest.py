@@ -21,7 +21,9 @@ def tiny_gpt2() -> torch.nn.Module:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    config = GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=100, n_positions=16, bos_token_id=0, eos_token_id=0)
+    config = GPT2Config(
+        n_layer=2, n_embd=32, n_head=2, vocab_size=100, n_positions=16, bos_token_id=0, eos_token_id=0
+    )
     return GPT2LMHeadModel(config)
 
 
@@ -33,7 +35,9 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     model = tiny_gpt2()
     model.save_pretrained(root / "safetensors", max_shard_size=SHARD_SIZE)
     model.config.save_pretrained(root / "bin")
-    save_torch_state_dict(model.state_dict(), root / "bin", max_shard_size=SHARD_SIZE, safe_serialization=False)
+    save_torch_state_dict(
+        model.state_dict(), root / "bin", max_shard_size=SHARD_SIZE, safe_serialization=False
+    )
     return {"safetensors": root / "safetensors", "bin": root / "bin"}
 
 

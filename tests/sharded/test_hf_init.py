@@ -22,7 +22,9 @@ KILLER = Path(__file__).with_name("kill_writer.py")
 
 
 def contents(directory: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir()) if p.is_file()}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir()) if p.is_file()
+    }
 
 
 def holder(directory: Path, name: str = TARGET) -> str:
@@ -86,7 +88,11 @@ def test_selecting_across_shards_rewrites_each_of_them(hf_dir, cli):
     result = cli("init", hf_dir, "-m", "*.bias", "-s", "zeros", "--in-place", "--format", "json")
     report = json.loads(result.stdout)
     checkpoint = read_checkpoint(hf_dir)
-    holders = {os.path.basename(checkpoint.storage_of(e).file) for e in checkpoint.entries if e.name.endswith(".bias")}
+    holders = {
+        os.path.basename(checkpoint.storage_of(e).file)
+        for e in checkpoint.entries
+        if e.name.endswith(".bias")
+    }
     assert sorted(report["files_written"]) == sorted(holders) and len(holders) > 1
     with ValueReader(checkpoint) as values:
         for entry in checkpoint.entries:
@@ -95,8 +101,21 @@ def test_selecting_across_shards_rewrites_each_of_them(hf_dir, cli):
 
 
 def _run_killed(directory: Path, kill_at: int) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, KILLER, str(kill_at), "init", str(directory), "-m", "*.weight", "-s", "ones", "--in-place"]
-    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    command = [
+        sys.executable,
+        KILLER,
+        str(kill_at),
+        "init",
+        str(directory),
+        "-m",
+        "*.weight",
+        "-s",
+        "ones",
+        "--in-place",
+    ]
+    return subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()}
+    )
 
 
 @pytest.mark.parametrize("fmt", ["safetensors"])

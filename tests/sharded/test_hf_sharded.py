@@ -37,7 +37,9 @@ def test_names_shapes_and_dtypes_are_what_transformers_loads(hf_dir):
     checkpoint = read_checkpoint(hf_dir)
     loaded = reference(hf_dir)
     listed = {e.name: (e.shape, e.dtype) for e in checkpoint.entries}
-    assert listed == {name: (tuple(t.shape), str(t.dtype).removeprefix("torch.")) for name, t in loaded.items()}
+    assert listed == {
+        name: (tuple(t.shape), str(t.dtype).removeprefix("torch.")) for name, t in loaded.items()
+    }
 
 
 def test_values_are_what_transformers_loads(hf_dir):
@@ -50,7 +52,10 @@ def test_values_are_what_transformers_loads(hf_dir):
 
 def test_the_tie_the_config_declares_is_an_alias_of_the_embedding(hf_dir, cli):
     checkpoint = read_checkpoint(hf_dir)
-    assert checkpoint.entry("lm_head.weight").storage_key == checkpoint.entry("transformer.wte.weight").storage_key
+    assert (
+        checkpoint.entry("lm_head.weight").storage_key
+        == checkpoint.entry("transformer.wte.weight").storage_key
+    )
     result = cli("shared", str(hf_dir))
     assert result.exit_code == 0
     assert "lm_head.weight" in result.stdout and "transformer.wte.weight" in result.stdout
@@ -73,7 +78,7 @@ def test_a_directory_with_one_file_is_that_file(tmp_path, save_st):
 def test_a_directory_with_several_checkpoints_lists_them(hf_dir, save_st):
     save_st({"w": torch.zeros(2)}, name=f"{hf_dir.name}/model.safetensors")
     shutil.copy(index_of(hf_dir), hf_dir / "diffusion_pytorch_model.safetensors.index.json")
-    with pytest.raises(UsageError, match="holds several checkpoints; give one of .*diffusion_pytorch_model"):
+    with pytest.raises(UsageError, match=r"holds several checkpoints; give one of .*diffusion_pytorch_model"):
         read_checkpoint(hf_dir)
 
 
@@ -89,7 +94,11 @@ def _drop_one(raw):
 
 
 def _move_one(raw):
-    raw["weight_map"]["transformer.h.0.ln_1.bias"] = "model-00003-of-00007.safetensors" if "model-00001-of-00007.safetensors" in raw["weight_map"].values() else "pytorch_model-00003-of-00007.bin"
+    raw["weight_map"]["transformer.h.0.ln_1.bias"] = (
+        "model-00003-of-00007.safetensors"
+        if "model-00001-of-00007.safetensors" in raw["weight_map"].values()
+        else "pytorch_model-00003-of-00007.bin"
+    )
 
 
 def _missing_shard(raw):
@@ -111,7 +120,9 @@ def _absolute(raw):
 INDEX_DAMAGE = [
     pytest.param(_drop_one, "in .* but not in the index", ExitCode.INVALID_INPUT, id="not-in-index"),
     pytest.param(_move_one, "the index puts it in .*, it is in", ExitCode.INVALID_INPUT, id="wrong-shard"),
-    pytest.param(_missing_shard, "shard gone.safetensors does not exist", ExitCode.INVALID_INPUT, id="missing-shard"),
+    pytest.param(
+        _missing_shard, "shard gone.safetensors does not exist", ExitCode.INVALID_INPUT, id="missing-shard"
+    ),
     pytest.param(_wrong_total, "metadata.total_size is", ExitCode.INVALID_INPUT, id="total-size"),
     pytest.param(_escape, "leaves the index's directory", ExitCode.UNSAFE, id="dot-dot"),
     pytest.param(_absolute, "leaves the index's directory", ExitCode.UNSAFE, id="absolute"),

@@ -65,12 +65,17 @@ def crc_positions(file: BinaryIO, key: str) -> list[int]:
         if len(records) != 1:
             raise CorruptCheckpoint(f"{key}: the item's archive holds {len(records)} tensor records")
         (record,) = records
-        central = archive.start_dir  # type: ignore[attr-defined]
+        central = archive.start_dir
     positions = [start + _local_crc(window, record)]
     for info in infos:
         if info is record:
             positions.append(start + central + _CENTRAL_CRC)
-        central += struct.calcsize(CENTRAL_HEADER) + len(info.orig_filename.encode()) + len(info.extra) + len(info.comment)
+        central += (
+            struct.calcsize(CENTRAL_HEADER)
+            + len(info.orig_filename.encode())
+            + len(info.extra)
+            + len(info.comment)
+        )
     return positions
 
 

@@ -24,7 +24,12 @@ from typing import Any, BinaryIO
 from paramctl.checkpoint import Checkpoint, Chunk, Storage, TensorEntry
 from paramctl.dtypes import DTYPES
 from paramctl.errors import CorruptCheckpoint, ExitCode, UsageError
-from paramctl.formats.dcp._metadata import BytesStorageMetadata, Metadata, TensorStorageMetadata, load_metadata
+from paramctl.formats.dcp._metadata import (
+    BytesStorageMetadata,
+    Metadata,
+    TensorStorageMetadata,
+    load_metadata,
+)
 from paramctl.formats.safetensors.read import contiguous_stride
 
 NAME = "dcp"
@@ -122,7 +127,7 @@ def read_item(directory: Path, files: dict[str, BinaryIO], info: Any) -> Item:
     key = item_key(relative, offset, length)
     try:
         with zipfile.ZipFile(window) as archive:
-            part = _read(path, window, archive)  # type: ignore[arg-type]
+            part = _read(path, window, archive)
     except zipfile.BadZipFile as exc:
         raise CorruptCheckpoint(f"{directory}: {key}: damaged item archive ({exc})") from exc
     if not part.entries:
@@ -193,15 +198,27 @@ def _tensor(
         if info is None:
             raise CorruptCheckpoint(f"{directory}: {fqn}: chunk at {list(offsets)} is in no file")
         found = read_item(directory, files, info)
-        if found.entry is None or found.storage is None or (found.entry.shape, found.entry.dtype) != (sizes, dtype):
-            raise CorruptCheckpoint(f"{directory}: {fqn}: chunk at {list(offsets)} is not a {dtype} {list(sizes)}")
-        if len(offsets) != len(shape) or any(o + s > n for o, s, n in zip(offsets, sizes, shape, strict=True)):
-            raise CorruptCheckpoint(f"{directory}: {fqn}: chunk at {list(offsets)} falls outside {list(shape)}")
+        if (
+            found.entry is None
+            or found.storage is None
+            or (found.entry.shape, found.entry.dtype) != (sizes, dtype)
+        ):
+            raise CorruptCheckpoint(
+                f"{directory}: {fqn}: chunk at {list(offsets)} is not a {dtype} {list(sizes)}"
+            )
+        if len(offsets) != len(shape) or any(
+            o + s > n for o, s, n in zip(offsets, sizes, shape, strict=True)
+        ):
+            raise CorruptCheckpoint(
+                f"{directory}: {fqn}: chunk at {list(offsets)} falls outside {list(shape)}"
+            )
         storages[found.key] = found.storage
         chunks.append(Chunk(found.key, offsets, sizes))
     entry = TensorEntry(fqn, path, shape, dtype, contiguous_stride(shape), "", requires_grad=False)
     if sum(chunk.numel for chunk in chunks) != entry.numel:
-        raise CorruptCheckpoint(f"{directory}: {fqn}: its chunks hold {sum(c.numel for c in chunks)} of {entry.numel} elements")
+        raise CorruptCheckpoint(
+            f"{directory}: {fqn}: its chunks hold {sum(c.numel for c in chunks)} of {entry.numel} elements"
+        )
     if len(chunks) == 1:
         return _replace(entry, storage_key=chunks[0].storage_key)
     key = f"{fqn}@chunks"

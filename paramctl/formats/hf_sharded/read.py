@@ -139,19 +139,27 @@ def read_shards(index: Index) -> tuple[list[TensorEntry], dict[str, Storage]]:
         for entry in part.entries:
             if entry.name in holder:
                 index.problems.append(
-                    CorruptCheckpoint(f"{index.path}: {entry.name}: in two shards, {holder[entry.name]} and {shard}")
+                    CorruptCheckpoint(
+                        f"{index.path}: {entry.name}: in two shards, {holder[entry.name]} and {shard}"
+                    )
                 )
                 continue
             holder[entry.name] = shard
             entries.append(replace(entry, storage_key=f"{shard}/{entry.storage_key}"))
             if entry.name not in index.weight_map and not entry.recorded_alias:
-                index.problems.append(CorruptCheckpoint(f"{index.path}: {entry.name}: in {shard} but not in the index"))
+                index.problems.append(
+                    CorruptCheckpoint(f"{index.path}: {entry.name}: in {shard} but not in the index")
+                )
     for name, shard in index.weight_map.items():
         if name not in holder and shard in safe and index.shard_path(shard).is_file():
-            index.problems.append(CorruptCheckpoint(f"{index.path}: {name}: the index puts it in {shard}, which lacks it"))
+            index.problems.append(
+                CorruptCheckpoint(f"{index.path}: {name}: the index puts it in {shard}, which lacks it")
+            )
         elif name in holder and holder[name] != shard:
             index.problems.append(
-                CorruptCheckpoint(f"{index.path}: {name}: the index puts it in {shard}, it is in {holder[name]}")
+                CorruptCheckpoint(
+                    f"{index.path}: {name}: the index puts it in {shard}, it is in {holder[name]}"
+                )
             )
     return entries, storages
 
@@ -194,12 +202,10 @@ def inspect(path: Path) -> tuple[Index, Checkpoint | None]:
     """The index and the checkpoint it describes, every problem found collected."""
     index = parse_index(path)
     entries, storages = read_shards(index)
-    if index.total_size is not None and not index.problems and index.total_size != stored_size(storages):
-        index.problems.append(
-            CorruptCheckpoint(
-                f"{path}: metadata.total_size is {index.total_size:,}, the shards hold {stored_size(storages):,} bytes"
-            )
-        )
+    held = stored_size(storages)
+    if index.total_size is not None and not index.problems and index.total_size != held:
+        message = f"{path}: metadata.total_size is {index.total_size:,}, the shards hold {held:,} bytes"
+        index.problems.append(CorruptCheckpoint(message))
     entries += config_ties(path.parent, {entry.name: entry for entry in entries})
     checkpoint = Checkpoint(path, NAME, entries, storages, payload=None)
     return index, checkpoint

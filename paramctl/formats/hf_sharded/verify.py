@@ -2,7 +2,8 @@
 
 >>> import tempfile, json, pathlib
 >>> folder = pathlib.Path(tempfile.mkdtemp())
->>> _ = (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"w": "gone.safetensors"}}))
+>>> index = {"weight_map": {"w": "gone.safetensors"}}
+>>> _ = (folder / "model.safetensors.index.json").write_text(json.dumps(index))
 >>> [finding.line() for finding in verify_index(folder).findings]  # doctest: +ELLIPSIS
 ['error: index: ...: shard gone.safetensors does not exist']
 """
@@ -21,7 +22,7 @@ def verify_index(path: Path) -> Verification:
     result = Verification(checked=["index"], covers_metadata=True)
     (index_path,) = candidates(path) if path.is_dir() else [path]
     try:
-        index, checkpoint = inspect(index_path)
+        index, _ = inspect(index_path)
     except CorruptCheckpoint as exc:
         result.add("error", "index", "", str(exc))
         return result
