@@ -118,6 +118,7 @@ def _run_killed(directory: Path, kill_at: int) -> subprocess.CompletedProcess[st
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["safetensors"])
 def test_a_write_killed_at_any_point_leaves_old_or_new_whole(written, tmp_path, fmt):
     import shutil
@@ -130,7 +131,9 @@ def test_a_write_killed_at_any_point_leaves_old_or_new_whole(written, tmp_path, 
     calls = int(clean.stderr.rsplit("calls=", 1)[1])
     old, new = contents(old_dir), contents(new_dir)
     outcomes = set()
-    for kill_at in range(1, calls + 1, max(1, calls // 24)):
+    # Points spread over the write, and every one of the last calls (the commit's renames).
+    points = sorted({*range(1, calls + 1, max(1, calls // 5)), *range(max(1, calls - 4), calls + 1)})
+    for kill_at in points:
         victim = tmp_path / f"killed-{kill_at}"
         shutil.copytree(old_dir, victim)
         killed = _run_killed(victim, kill_at)
