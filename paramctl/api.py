@@ -198,14 +198,15 @@ class CheckpointFile:
         Saving over the source file itself is allowed (the write is atomic); the object
         then describes the new file. With no pending change, the output is a copy.
         """
-        from paramctl.change import InitResult, save_changes, write_record
+        from paramctl.change import InitResult, write_record
+        from paramctl.change.write import save_changes_reporting
         from paramctl.formats import format_named, output_format
 
         path = destination if isinstance(destination, str | os.PathLike) else None
         target = output_format(path, to, self.checkpoint.format)
         plans = [step.plan for step in self._steps]
         seeds = [step.seed for step in self._steps]
-        results = save_changes(
+        results, written = save_changes_reporting(
             self.checkpoint,
             [(step.plan, step.generator or step.seed) for step in self._steps],
             destination,
@@ -217,7 +218,7 @@ class CheckpointFile:
         label = output_label or (str(path) if path is not None else "<stream>")
         recorded = format_named(target).holds.provenance
         changes = [
-            InitResult(self.label, label, target, plan, changed, seed, recorded)
+            InitResult(self.label, label, target, plan, changed, seed, recorded, written)
             for plan, changed, seed in zip(plans, results, seeds, strict=True)
         ]
         self._steps.clear()

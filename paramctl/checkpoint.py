@@ -50,6 +50,33 @@ class Storage:
     # The bytes themselves, for a storage that is not a byte range of any file (a numpy
     # array pickled inside a torch.save pickle, whose bytes the pickle spells as text).
     inline: bytes | None = None
+    # A tensor assembled from chunks held in other storages (a DCP tensor): no bytes of its own.
+    chunked: bool = False
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One piece of a tensor split across storages (a DCP shard): the storage holding it,
+    contiguous, and where it lies in the whole tensor.
+
+    >>> Chunk("__0_0.distcp/0", (4, 0), (4, 8)).selects(((0, 4), (0, 8)))
+    False
+    """
+
+    storage_key: str
+    offsets: tuple[int, ...]
+    sizes: tuple[int, ...]
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.sizes)
+
+    def selects(self, bounds: Sequence[tuple[int, int]]) -> bool:
+        """Whether the chunk meets the box ``bounds`` (half-open ``(start, stop)`` per dim)."""
+        return all(
+            start < offset + size and offset < stop
+            for (start, stop), offset, size in zip(bounds, self.offsets, self.sizes, strict=True)
+        )
 
 
 @dataclass(frozen=True)
@@ -67,6 +94,8 @@ class TensorEntry:
     is_parameter: bool = False
     # A name the file records only as another tensor's alias (safetensors' save_model).
     recorded_alias: bool = False
+    # The pieces of a tensor split across storages; empty for a tensor in one storage.
+    chunks: tuple[Chunk, ...] = ()
 
     @property
     def numel(self) -> int:
@@ -211,10 +240,15 @@ class Checkpoint:
     def storage_of(self, entry: TensorEntry) -> Storage:
         return self.storages[entry.storage_key]
 
+    def storage_keys(self, entry: TensorEntry) -> tuple[str, ...]:
+        """The storages holding the entry's bytes: its chunks' for a split tensor."""
+        return tuple(chunk.storage_key for chunk in entry.chunks) or (entry.storage_key,)
+
     @property
     def files(self) -> list[Path]:
         """The files holding this checkpoint's storages, in the order storages name them."""
-        return list(dict.fromkeys(storage.file for storage in self.storages.values())) or [self.path]
+        held = (storage.file for storage in self.storages.values() if not storage.chunked)
+        return list(dict.fromkeys(held)) or [self.path]
 
     def extras(self) -> list[Extra]:
         """Every non-tensor leaf of the payload, named by its path."""

@@ -42,6 +42,7 @@ import numpy as np
 
 from paramctl import quantized
 from paramctl.checkpoint import Checkpoint, Storage, TensorEntry, join_path
+from paramctl.chunked import split_array, split_chunks, split_raw_chunks, split_tensor
 from paramctl.dtypes import DTYPES, FLOAT8, float8_values
 from paramctl.errors import CorruptCheckpoint, ParamctlError, UsageError
 from paramctl.formats._io import CHUNK, read_at, read_chunks
@@ -231,23 +232,23 @@ class ValueReader:
         return stored_dtype(entry.dtype, self.checkpoint.byteorder)
 
     def implicit_zeros(self, entry: TensorEntry) -> int:
-        """How many of the entry's elements are zeros no chunk holds (a sparse tensor's)."""
+        """How many of the entry's elements are zeros no piece holds (a sparse tensor's)."""
         fallback = self._fallback(entry)
         return fallback.implicit_zeros if fallback is not None else 0
 
     def note(self, entry: TensorEntry) -> str | None:
-        """What the numbers are when they are not the stored elements as such: dequantized
-        values, a sparse tensor's stored values."""
+        """What the numbers are when not the stored elements (dequantized, sparse)."""
         fallback = self._fallback(entry)
         return fallback.note if fallback is not None else quantized.note(entry.dtype)
 
     # -- values -------------------------------------------------------------------------
 
     def chunks(self, entry: TensorEntry, max_elements: int = CHUNK_ELEMENTS) -> Iterator[Array]:
-        """The entry's numbers as 1-D pieces of at most ``max_elements``, in element order.
-
-        Each piece is valid until the next one is produced (they share one buffer).
-        """
+        """The entry's numbers as 1-D pieces of at most ``max_elements``, in element order;
+        each valid until the next one is produced (they share one buffer)."""
+        if entry.chunks:  # a tensor split across storages
+            yield from split_chunks(self, entry, max_elements)
+            return
         fallback = self._fallback(entry)
         if fallback is not None:
             yield from flat_chunks(fallback.numbers, max_elements)
@@ -265,6 +266,8 @@ class ValueReader:
         (only the pages indexed are read); decoded types are a float32 copy of the part
         indexed. A sparse tensor is made dense.
         """
+        if entry.chunks:
+            return split_array(self, entry, index)
         fallback = self._fallback(entry, dense=True)
         if fallback is not None:
             return np.asarray(fallback.numbers if index is None else fallback.numbers[index])
@@ -279,6 +282,9 @@ class ValueReader:
         """The entry's bytes in element order, as views of one reused buffer (each valid
         until the next). Entries read through torch give their numbers' bytes (a sparse
         tensor: its coordinates, then its values)."""
+        if entry.chunks:
+            yield from split_raw_chunks(self, entry, chunk_bytes)
+            return
         fallback = self._fallback(entry)
         if fallback is not None:
             for part in (fallback.indices, fallback.numbers):
@@ -302,6 +308,8 @@ class ValueReader:
         if tensors is not None:
             loaded: torch.Tensor = tensors[join_path(entry.path)]
             return loaded
+        if entry.chunks:
+            return split_tensor(self, entry)
         storage = self._storage(entry, UsageError)
         if storage.inline is not None or DTYPES[entry.dtype].is_block_quantized:
             return torch.from_numpy(np.array(self.array(entry)))
@@ -386,9 +394,8 @@ class ValueReader:
         return view
 
     def _advise(self, storage: Storage, entry: TensorEntry, advice: int) -> None:
-        """Tell the kernel how an entry's mapped pages are used (``MADV_WILLNEED``: all of
-        them, soon; ``MADV_RANDOM``: a few, so read nothing around them; ``MADV_DONTNEED``:
-        done with them)."""
+        """Tell the kernel how an entry's mapped pages are used (``MADV_WILLNEED``: all,
+        soon; ``MADV_RANDOM``: a few; ``MADV_DONTNEED``: done with them)."""
         mapped = self._maps.get(storage.file)
         if mapped is None or storage.offset is None:
             return

@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 from paramctl import __version__
 from paramctl.change.fill import ChangedTensor, Randomness, apply_plan, draw_seed, generator_for
 from paramctl.change.plan import Plan
+from paramctl.change.write_set import SetWrite, save_file_set
 from paramctl.checkpoint import Checkpoint
 from paramctl.errors import UsageError
 from paramctl.formats import format_named, output_format
@@ -103,6 +104,7 @@ def _refuse_several_files(checkpoint: Checkpoint, steps: Steps) -> None:
     raise UsageError(
         f"{checkpoint.label}: the checkpoint spans {len(files)} files{reached}; "
         "paramctl writes only checkpoints of one file so far"
+        + (" into a stream or another format" if format_named(checkpoint.format).file_set(checkpoint) else "")
     )
 
 
@@ -118,18 +120,40 @@ def save_changes(
 ) -> list[list[ChangedTensor]]:
     """:func:`write_changes` to a path (replaced atomically, optionally keeping a backup)
     or to a binary stream such as ``sys.stdout.buffer`` (via a temporary file)."""
+    return save_changes_reporting(
+        checkpoint, steps, destination, to=to, stats=stats, provenance=provenance, backup=backup
+    )[0]
+
+
+def save_changes_reporting(
+    checkpoint: Checkpoint,
+    steps: Steps,
+    destination: str | os.PathLike[str] | BinaryIO,
+    *,
+    to: str | None,
+    stats: bool,
+    provenance: Mapping[str, Any] | None,
+    backup: str | os.PathLike[str] | None,
+) -> tuple[list[list[ChangedTensor]], SetWrite | None]:
+    """:func:`save_changes`, and for a checkpoint of several files which files it wrote and
+    how many bytes (``None`` for one file)."""
     from paramctl.atomic import atomic_file, copy_to_stream, scratch_file
 
+    several = format_named(checkpoint.format).file_set(checkpoint)
+    if several is not None and isinstance(destination, str | os.PathLike) and to in (None, checkpoint.format):
+        if backup is not None:
+            raise UsageError(f"{checkpoint.label}: --backup keeps one file; copy the directory instead")
+        return save_file_set(checkpoint, steps, Path(destination), stats=stats, provenance=provenance)
     if isinstance(destination, str | os.PathLike):
         target = Path(destination)
         with atomic_file(target, backup=backup) as out:
             return write_changes(
                 checkpoint, steps, out, to=to, stats=stats, provenance=provenance, scratch_dir=target.parent
-            )
+            ), None
     with scratch_file() as (out, _):
         results = write_changes(checkpoint, steps, out, to=to, stats=stats, provenance=provenance)
         copy_to_stream(out, destination)
-    return results
+    return results, None
 
 
 @dataclass
@@ -143,9 +167,12 @@ class InitResult:
     changed: list[ChangedTensor]
     seed: int | None = None
     provenance_recorded: bool = True
+    # For a checkpoint of several files: which were rewritten, and the bytes written.
+    written: SetWrite | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **(self.written.to_dict() if self.written is not None else {}),
             "file": self.source,
             "output": self.output,
             "format": self.format,
@@ -177,7 +204,7 @@ def reinit(
     used_seed = draw_seed(seed) if plan.uses_generator else None
     path = destination if isinstance(destination, str | os.PathLike) else None
     target = output_format(path, to, checkpoint.format)
-    (changed,) = save_changes(
+    (changed,), written = save_changes_reporting(
         checkpoint,
         [(plan, used_seed)],
         destination,
@@ -194,4 +221,5 @@ def reinit(
         changed=changed,
         seed=used_seed,
         provenance_recorded=format_named(target).holds.provenance,
+        written=written,
     )

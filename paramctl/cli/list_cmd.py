@@ -54,6 +54,12 @@ StatsOpt = Annotated[
         "--stats", help="Add value statistics: mean, std, min, max, max|x|, L2 norm, zeros, NaN, Inf."
     ),
 ]
+ByFileOpt = Annotated[
+    bool, typer.Option("--by-file", help="Add the file holding each tensor (shards, rank files).")
+]
+ChunksOpt = Annotated[
+    bool, typer.Option("--chunks", help="Also show where each piece of a split tensor lies (DCP rank files).")
+]
 GradsOpt = Annotated[
     bool, typer.Option("--grads", help="Gradients by a probe pass, as paramctl grads shows them.")
 ]
@@ -71,6 +77,8 @@ def list_command(
     tree: TreeOpt = False,
     sort: SortOpt = "file",
     stats: StatsOpt = False,
+    by_file: ByFileOpt = False,
+    chunks: ChunksOpt = False,
     output_format: options.FormatOpt = None,
     model: options.ModelOpt = None,
     model_arg: options.ModelArgOpt = None,
@@ -107,7 +115,15 @@ def list_command(
         _list_live(live.model_source(checkpoint.source), live, ProbeRequest(), chosen, shown)
         return
     listing = build_listing(
-        checkpoint, chosen, key=key, all_tensors=all_tensors, sort=sort, extras=extras, full=full
+        checkpoint,
+        chosen,
+        key=key,
+        all_tensors=all_tensors,
+        sort=sort,
+        extras=extras,
+        by_file=by_file,
+        chunks=chunks,
+        full=full,
     )
     if stats:
         listing = _with_stats(listing, checkpoint, env)

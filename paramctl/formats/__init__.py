@@ -22,7 +22,18 @@ from typing import Any, BinaryIO
 
 from paramctl.checkpoint import Checkpoint
 from paramctl.errors import CheckpointIOError, CorruptCheckpoint, ParamctlError, UsageError
-from paramctl.formats import gguf, mxnet, npy, safetensors, torch_export, torch_legacy, torch_zip, torchscript
+from paramctl.formats import (
+    dcp,
+    gguf,
+    hf_sharded,
+    mxnet,
+    npy,
+    safetensors,
+    torch_export,
+    torch_legacy,
+    torch_zip,
+    torchscript,
+)
 from paramctl.formats._format import Finding, Format, Holds, Severity, Verification
 from paramctl.formats._pickle import NeedsTorch
 
@@ -34,6 +45,8 @@ REGISTRY: tuple[Format, ...] = (
     torch_zip.FORMAT,
     torch_legacy.FORMAT,
     safetensors.FORMAT,
+    hf_sharded.FORMAT,
+    dcp.FORMAT,
     gguf.FORMAT,
     npy.NPY,
     mxnet.FORMAT,
@@ -104,7 +117,8 @@ def output_format(path: str | os.PathLike[str] | None, requested: str | None, in
 
 
 def detect_format(path: Path) -> Format:
-    """The format of ``path``, chosen by its first bytes (the extension is ignored).
+    """The format of ``path``: a format that claims it by name or layout (a directory, an
+    index file), else the one its first bytes show (the extension is ignored).
 
     >>> import os, tempfile
     >>> path = os.path.join(tempfile.mkdtemp(), "weights.bin")
@@ -113,6 +127,25 @@ def detect_format(path: Path) -> Format:
     >>> detect_format(Path(path)).name
     'torch-zip'
     """
+    return locate(path)[1]
+
+
+def locate(path: Path) -> tuple[Path, Format]:
+    """The checkpoint at ``path`` and its format: ``path`` itself, or the one checkpoint a
+    directory holds. A directory holding several is a :class:`UsageError` listing them."""
+    claimed = {candidate: fmt for fmt in REGISTRY for candidate in fmt.claims(path)}
+    if path in claimed:
+        return path, claimed[path]
+    if len(claimed) > 1:
+        listed = ", ".join(sorted(str(candidate) for candidate in claimed))
+        raise UsageError(f"{path}: holds several checkpoints; give one of {listed}")
+    if claimed:
+        (candidate,) = claimed
+        return locate(candidate)
+    return path, _sniffed(path)
+
+
+def _sniffed(path: Path) -> Format:
     with _opened(path) as file:
         head = file.read(_SNIFF_BYTES)
         members: list[str] | None = None
@@ -162,7 +195,7 @@ def read_checkpoint(
 
 
 def _read(path: Path, on_note: Callable[[str], None] | None) -> Checkpoint:
-    fmt = detect_format(path)
+    path, fmt = locate(path)
     try:
         return fmt.read(path)
     except NeedsTorch as needs:
@@ -186,7 +219,7 @@ def _opened(path: Path) -> Iterator[BinaryIO]:
     try:
         file = open(path, "rb")  # noqa: SIM115 - closed by the with below
     except IsADirectoryError as exc:
-        raise CheckpointIOError(f"{path}: is a directory") from exc
+        raise CheckpointIOError(f"{path}: is a directory holding no checkpoint paramctl reads") from exc
     except OSError as exc:
         raise CheckpointIOError(f"{path}: {exc.strerror or exc}") from exc
     with file:
@@ -229,6 +262,7 @@ __all__ = [
     "format_named",
     "format_of",
     "known_suffixes",
+    "locate",
     "output_format",
     "read_checkpoint",
     "spool_stdin",

@@ -65,6 +65,27 @@ class Holds:
 
 
 @dataclass(frozen=True)
+class FileSet:
+    """The files of a checkpoint that spans several, for writing them as one set.
+
+    ``root`` is the directory; ``members`` every file of the checkpoint relative to it (an
+    output directory receives them all); ``index`` the member that names the others, written
+    last so that it commits the set (``None``: no such file).
+
+    >>> FileSet(Path("ckpt"), ("a.safetensors", "index.json"), "index.json").data_files
+    ('a.safetensors',)
+    """
+
+    root: Path
+    members: tuple[str, ...]
+    index: str | None = None
+
+    @property
+    def data_files(self) -> tuple[str, ...]:
+        return tuple(name for name in self.members if name != self.index)
+
+
+@dataclass(frozen=True)
 class Finding:
     """One problem: how bad, which check found it, the tensor or record, and what it is.
 
@@ -120,6 +141,24 @@ class Format(ABC):
     shape_order: ClassVar[str] = ""
     # What paramctl says when asked to convert to a format with no :meth:`writer`.
     no_writer: ClassVar[str] = "does not write new files of this format; choose another with --to"
+
+    def claims(self, path: Path) -> list[Path]:
+        """The checkpoints this format finds at ``path`` by its name or directory layout,
+        consulted before any file's bytes are sniffed: ``[path]`` for a file or directory
+        that is one of its checkpoints (an index file, a DCP directory), the candidates
+        inside a directory, ``[]`` otherwise. May raise :class:`UsageError` for a path that
+        is part of a checkpoint, naming the whole one."""
+        return []
+
+    def file_set(self, checkpoint: Checkpoint) -> FileSet | None:
+        """The files of a checkpoint that spans several (written as one atomic set), or
+        ``None`` for a checkpoint of one file."""
+        return None
+
+    def new_index(self, checkpoint: Checkpoint, changed: Collection[Path]) -> bytes | None:
+        """The index's new content once the files in ``changed`` are rewritten, or
+        ``None`` when the index stays byte for byte as it is."""
+        return None
 
     @abstractmethod
     def sniff(self, head: bytes) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import io
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -156,12 +156,20 @@ _TORCH_MODULES = ("torch._utils", "torch._tensor", "torch.serialization", "torch
 class RestrictedUnpickler(pickle.Unpickler):
     """Unpickle with only :data:`ALLOWED_GLOBALS`; resolve storages with ``storage_ref``."""
 
-    def __init__(self, file: IO[bytes], storage_ref: Callable[[tuple[Any, ...]], Any] | None) -> None:
+    def __init__(
+        self,
+        file: IO[bytes],
+        storage_ref: Callable[[tuple[Any, ...]], Any] | None,
+        extra_globals: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(file)
         self._storage_ref = storage_ref
+        self._extra_globals = extra_globals or {}
 
     def find_class(self, module: str, name: str) -> Any:
         qualified = f"{module}.{name}"
+        if qualified in self._extra_globals:
+            return self._extra_globals[qualified]
         if qualified in ALLOWED_GLOBALS:
             return ALLOWED_GLOBALS[qualified]
         if module in _TORCH_MODULES:
@@ -196,10 +204,13 @@ def restricted_load(
     storage_ref: Callable[[tuple[Any, ...]], Any] | None = None,
     *,
     unpickler: type[RestrictedUnpickler] = RestrictedUnpickler,
+    extra_globals: Mapping[str, Any] | None = None,
 ) -> Any:
     """Unpickle ``data`` with the allowlist; map pickle's own failures to CorruptCheckpoint.
 
-    ``unpickler`` may be a subclass that allows more (a format's own stand-ins).
+    ``unpickler`` may be a subclass that allows more (a format's own stand-ins);
+    ``extra_globals`` adds stand-ins a format's own pickles need (qualified name to the
+    stand-in), for this load only: the shared table is never changed.
 
     >>> import os, pickle
     >>> restricted_load(pickle.dumps({"epoch": 3}))
@@ -210,7 +221,7 @@ def restricted_load(
     """
     file = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
-        return unpickler(file, storage_ref).load()
+        return unpickler(file, storage_ref, extra_globals).load()
     except (UnsafePickle, NeedsTorch, CorruptCheckpoint):
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError) as exc:

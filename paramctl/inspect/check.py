@@ -32,7 +32,7 @@ from paramctl.formats import (
     STDIN_LABEL,
     Finding,
     Severity,
-    detect_format,
+    locate,
     read_checkpoint,
     spool_stdin,
 )
@@ -114,7 +114,7 @@ def check_checkpoint(
     """
     label = STDIN_LABEL if str(source) == STDIN else str(source)
     path = spool_stdin() if str(source) == STDIN else Path(source)
-    fmt = detect_format(path)
+    path, fmt = locate(path)
     result = CheckResult(label, fmt.name)
     checkpoint: Checkpoint | None = None
     failure = ""

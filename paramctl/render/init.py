@@ -92,6 +92,9 @@ def init_report(result: InitResult, *, as_built: bool = False) -> Report:
         if as_built
         else f"changed {tensors(len(result.changed))} ({size}) {where}"
     ]
+    if result.written is not None:
+        rewritten = ", ".join(result.written.files_written) or "none"
+        footer.append(f"rewrote {rewritten}: {format_bytes(result.written.bytes_written)} written")
     footer += _shared_notes(planned)
     if result.plan.skipped:
         footer.append(

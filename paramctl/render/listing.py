@@ -19,6 +19,15 @@ from paramctl.render.engine import Column, Environment, OutputFormat, Report, as
 from paramctl.render.tree import tree_report
 from paramctl.units import format_bytes
 
+FILE_COLUMN = Column("file", "file")
+CHUNK_COLUMNS = [
+    Column("name", "name", style="bold"),
+    Column("file", "file"),
+    Column("offsets", "offsets"),
+    Column("sizes", "sizes"),
+    Column("bytes", "bytes", "right"),
+    Column("file_offset", "at", "right"),
+]
 EXTRA_COLUMNS = [
     Column("name", "extra", style="bold"),
     Column("value", "value", human=lambda value: "None" if value is None else as_text(value)),
@@ -48,9 +57,12 @@ def listing_report(listing: Listing) -> Report:
     sections = []
     if listing.extras is not None:
         sections.append(Report(EXTRA_COLUMNS, [extra.to_dict() for extra in listing.extras]))
+    if listing.chunks is not None:
+        sections.append(Report(CHUNK_COLUMNS, listing.chunks))
     with_stats = any(row.stats is not None for row in listing.rows)
+    by_file = [FILE_COLUMN] if any(row.file is not None for row in listing.rows) else []
     return Report(
-        TENSOR_COLUMNS + STAT_COLUMNS if with_stats else TENSOR_COLUMNS,
+        TENSOR_COLUMNS + by_file + (STAT_COLUMNS if with_stats else []),
         [row.to_dict() for row in listing.rows],
         document=listing.to_dict,
         title=f"{listing.source} ({listing.format})",

@@ -7,12 +7,15 @@ fails :func:`test_every_registered_format_has_its_own_library_here`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import gguf
 import numpy as np
@@ -21,6 +24,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from paramctl.atomic import atomic_files
 from paramctl.errors import UsageError
 from paramctl.formats import REGISTRY, format_of, read_checkpoint
 from paramctl.inspect.check import check_checkpoint
@@ -177,6 +181,52 @@ def _npz_load(path: Path) -> dict[str, torch.Tensor]:
         return {name: torch.from_numpy(archive[name]) for name in archive.files}
 
 
+def _save_sharded(state: dict[str, torch.Tensor], path: Path) -> None:
+    from huggingface_hub import save_torch_state_dict
+
+    path.mkdir()
+    # Small shards, so that the sample spans several.
+    save_torch_state_dict(state, path, max_shard_size=200)
+
+
+def _load_sharded(path: Path) -> dict[str, torch.Tensor]:
+    import json
+
+    (index,) = path.glob("*.index.json")
+    state: dict[str, torch.Tensor] = {}
+    for shard in sorted(set(json.loads(index.read_text())["weight_map"].values())):
+        state.update(_safe_load(path / shard))
+    return state
+
+
+def _dcp_save(state: dict[str, torch.Tensor], path: Path) -> None:
+    import warnings
+
+    import torch.distributed.checkpoint as dcp
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "assuming the intent is to save in a single process"
+        dcp.save(state, checkpoint_id=path)
+
+
+def _dcp_load(path: Path) -> dict[str, torch.Tensor]:
+    import warnings
+
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+
+    metadata = dcp.FileSystemReader(path).read_metadata()
+    state = {
+        name: torch.empty(tuple(item.size), dtype=item.properties.dtype)
+        for name, item in metadata.state_dict_metadata.items()
+        if isinstance(item, TensorStorageMetadata)
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dcp.load(state, checkpoint_id=path)
+    return state
+
+
 OWN_LIBRARIES: dict[str, OwnLibrary] = {
     "torch-zip": OwnLibrary(lambda state, path: torch.save(state, path), _torch_load),
     "torch-legacy": OwnLibrary(
@@ -194,6 +244,8 @@ OWN_LIBRARIES: dict[str, OwnLibrary] = {
         lambda state, path: np.save(path, next(iter(state.values())).numpy()),
         lambda path: {path.stem: torch.from_numpy(np.load(path))},
     ),
+    "hf-sharded": OwnLibrary(_save_sharded, _load_sharded),
+    "dcp": OwnLibrary(_dcp_save, _dcp_load),
 }
 
 FORMATS = [pytest.param(fmt, id=fmt.name) for fmt in REGISTRY]
@@ -252,7 +304,8 @@ def test_every_registered_format_has_its_own_library_here():
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_the_format_is_detected_by_its_bytes(fmt, sample):
     assert read_checkpoint(sample).format == fmt.name
-    assert fmt.sniff(sample.read_bytes()[:64])
+    # A checkpoint of several files is claimed by its layout, one file by its bytes.
+    assert fmt.claims(sample) if sample.is_dir() else fmt.sniff(sample.read_bytes()[:64])
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -283,6 +336,21 @@ def test_ties_are_kept(fmt, sample):
     assert embed.storage_key == head.storage_key
 
 
+@contextlib.contextmanager
+def edited_copy(checkpoint, target, out_path: Path) -> Iterator[BinaryIO]:
+    """The file to write an edited copy of the one holding ``target`` into: ``out_path``,
+    or for a checkpoint of several files, its file in a copy of the set at ``out_path``."""
+    files = format_of(checkpoint).file_set(checkpoint)
+    if files is None:
+        with open(out_path, "w+b") as out:
+            yield out
+        return
+    shutil.copytree(files.root, out_path)
+    name = os.path.relpath(checkpoint.storage_of(target).file, files.root)
+    with atomic_files(out_path, last=files.index) as written:
+        yield written.open(name)
+
+
 def _raw(checkpoint, entry) -> bytes:
     storage = checkpoint.storage_of(entry)
     start, end = entry.byte_span
@@ -297,8 +365,10 @@ def test_editing_one_tensor_leaves_every_other_byte_identical(fmt, sample, tmp_p
     target = checkpoint.entry("layer.weight" if "layer.weight" in checkpoint.names() else "layer.bias")
     (tmp_path / "edited").mkdir()
     out_path = tmp_path / "edited" / sample.name
-    with open(out_path, "w+b") as out:
-        editor = format_of(checkpoint).editor(checkpoint, out, provenance={"command": "test"})
+    with edited_copy(checkpoint, target, out_path) as out:
+        editor = format_of(checkpoint).editor(
+            checkpoint, out, provenance={"command": "test"}, file=checkpoint.storage_of(target).file
+        )
         start, end = target.byte_span
         with editor.span(target.storage_key, start, end, read=False) as raw:
             raw.view(torch.float32).fill_(0.5)
@@ -325,11 +395,11 @@ def test_check_catches_one_flipped_data_byte(fmt, sample):
     assert check_checkpoint(sample).passed()
     bias = checkpoint.entry("layer.bias")  # ones: 00 00 80 3f; 3f -> 7f makes +Inf
     storage = checkpoint.storage_of(bias)
-    data = bytearray(sample.read_bytes())
+    data = bytearray(storage.file.read_bytes())
     position = storage.offset + bias.byte_span[0] + 3
     assert data[position] == 0x3F
     data[position] = 0x7F
-    sample.write_bytes(bytes(data))
+    storage.file.write_bytes(bytes(data))
     result = check_checkpoint(sample)
     assert not result.passed()
     assert any(f.severity == "error" for f in result.findings)
