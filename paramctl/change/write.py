@@ -14,7 +14,7 @@ one destination: what ``paramctl init`` does after parsing.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -27,6 +27,7 @@ from paramctl.errors import UsageError
 from paramctl.formats import format_named, output_format
 
 Steps = Sequence[tuple[Plan, Randomness]]
+Progress = Callable[[int], None]
 
 
 def provenance_record(changes: Sequence[Mapping[str, Any]], command: str = "init") -> dict[str, Any]:
@@ -51,6 +52,7 @@ def write_changes(
     stats: bool = True,
     provenance: Mapping[str, Any] | None = None,
     scratch_dir: str | os.PathLike[str] | None = None,
+    on_progress: Progress | None = None,
 ) -> list[list[ChangedTensor]]:
     """Apply ``steps`` (plans, each with its generator) in order and write the result to ``out``.
 
@@ -61,18 +63,20 @@ def write_changes(
     to a scratch file (in ``scratch_dir``) and is then converted.
 
     A checkpoint whose storages span several files is refused (:class:`UsageError`):
-    ``out`` is one file.
+    ``out`` is one file. ``on_progress`` hears the bytes of each changed tensor written.
     """
     from paramctl.atomic import scratch_file
 
     _refuse_several_files(checkpoint, steps)
     target = to or checkpoint.format
     if target == checkpoint.format:
-        return _edit_copy(checkpoint, steps, out, stats=stats, provenance=provenance)
+        return _edit_copy(checkpoint, steps, out, stats=stats, provenance=provenance, on_progress=on_progress)
     from paramctl.formats import read_checkpoint
 
     with scratch_file(scratch_dir) as (scratch, scratch_path):
-        results = _edit_copy(checkpoint, steps, scratch, stats=stats, provenance=None)
+        results = _edit_copy(
+            checkpoint, steps, scratch, stats=stats, provenance=None, on_progress=on_progress
+        )
         scratch.flush()
         edited = read_checkpoint(scratch_path)
         edited.label = checkpoint.label
@@ -81,13 +85,22 @@ def write_changes(
 
 
 def _edit_copy(
-    checkpoint: Checkpoint, steps: Steps, out: BinaryIO, *, stats: bool, provenance: Mapping[str, Any] | None
+    checkpoint: Checkpoint,
+    steps: Steps,
+    out: BinaryIO,
+    *,
+    stats: bool,
+    provenance: Mapping[str, Any] | None,
+    on_progress: Progress | None = None,
 ) -> list[list[ChangedTensor]]:
     """The checkpoint in its own format, each step's storages rewritten, into ``out``."""
     fresh: set[str] = set().union(*(plan.fresh_storages() for plan, _ in steps))
     editor = format_named(checkpoint.format).editor(checkpoint, out, fresh=fresh, provenance=provenance)
     try:
-        results = [apply_plan(plan, editor, generator=generator_for(g), stats=stats) for plan, g in steps]
+        results = [
+            apply_plan(plan, editor, generator=generator_for(g), stats=stats, on_progress=on_progress)
+            for plan, g in steps
+        ]
         editor.finish()
     finally:
         editor.close()
@@ -115,6 +128,7 @@ def save_changes(
     stats: bool = True,
     provenance: Mapping[str, Any] | None = None,
     backup: str | os.PathLike[str] | None = None,
+    on_progress: Progress | None = None,
 ) -> list[list[ChangedTensor]]:
     """:func:`write_changes` to a path (replaced atomically, optionally keeping a backup)
     or to a binary stream such as ``sys.stdout.buffer`` (via a temporary file)."""
@@ -124,10 +138,19 @@ def save_changes(
         target = Path(destination)
         with atomic_file(target, backup=backup) as out:
             return write_changes(
-                checkpoint, steps, out, to=to, stats=stats, provenance=provenance, scratch_dir=target.parent
+                checkpoint,
+                steps,
+                out,
+                to=to,
+                stats=stats,
+                provenance=provenance,
+                scratch_dir=target.parent,
+                on_progress=on_progress,
             )
     with scratch_file() as (out, _):
-        results = write_changes(checkpoint, steps, out, to=to, stats=stats, provenance=provenance)
+        results = write_changes(
+            checkpoint, steps, out, to=to, stats=stats, provenance=provenance, on_progress=on_progress
+        )
         copy_to_stream(out, destination)
     return results
 

@@ -131,8 +131,11 @@ def show_tensor(
     precision: int = 4,
     full: bool = False,
     linewidth: int = 80,
+    max_lines: int | None = None,
 ) -> TensorReport:
     """Read one tensor (or the ``index`` part of it) and describe it.
+
+    A preview longer than ``max_lines`` is summarised to its edges (unless ``full``).
 
     >>> import torch, tempfile, os
     >>> from paramctl import read_checkpoint
@@ -171,6 +174,11 @@ def show_tensor(
         # torch's printoptions are global; its context manager restores them afterwards.
         with torch._tensor_str.printoptions(**options):
             preview = repr(tensor)
+        for edges in (3, 2, 1):
+            if full or max_lines is None or preview.count("\n") < max_lines:
+                break
+            with torch._tensor_str.printoptions(**{**options, "threshold": 0, "edgeitems": edges}):
+                preview = repr(tensor)
         view_shape = tuple(tensor.shape)
     storage = checkpoint.storages.get(entry.storage_key) if checkpoint.fallback_tensors is None else None
     return TensorReport(

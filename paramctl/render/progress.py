@@ -1,4 +1,9 @@
-"""The progress bar of long value scans: bytes done, on stderr, only for a person watching.
+"""The progress bar of long work on values: bytes done of bytes total, the rate and the time
+left, on stderr, only for a person watching.
+
+The bar appears once the work has run for :data:`DELAY` seconds, so quick runs print
+nothing, and it is erased when the work ends. One bar per command: work that goes through
+several stages (reading, then writing) feeds the same one.
 
 >>> import io
 >>> env = Environment(io.StringIO(), io.StringIO(), stdout_isatty=False, stderr_isatty=False)
@@ -9,35 +14,89 @@ None
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from paramctl.render.engine import Environment
 
-# Below this much reading a bar would only flicker.
-PROGRESS_THRESHOLD = 256 << 20
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+# Below this much work a bar would only flicker.
+PROGRESS_THRESHOLD = 16 << 20
+# Work that ends sooner shows no bar at all.
+DELAY = 0.5
+
+
+class _DelayedBar:
+    """A Rich progress bar that starts after ``delay`` seconds unless the work is done."""
+
+    def __init__(self, env: Environment, total: int, description: str, delay: float) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+        from rich.progress import Progress as RichProgress
+
+        # The console says it is a terminal because the environment found stderr to be one.
+        console = Console(file=env.stderr, stderr=True, force_terminal=env.stderr_isatty, highlight=False)
+        self.bar: Progress = RichProgress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(binary_units=True),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task = self.bar.add_task(description, total=total)
+        self._lock = threading.Lock()
+        self._state = "waiting"  # then "shown", and "done" at the end
+        self._timer = threading.Timer(delay, self._show)
+        self._timer.daemon = True
+
+    def _show(self) -> None:
+        with self._lock:
+            if self._state == "waiting":
+                self.bar.start()
+                self._state = "shown"
+
+    def advance(self, done: int) -> None:
+        self.bar.advance(self.task, done)
+
+    def __enter__(self) -> _DelayedBar:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            if self._state == "shown":
+                self.bar.stop()
+            self._state = "done"
 
 
 @contextmanager
 def progress(
-    env: Environment, total: int, description: str, threshold: int = PROGRESS_THRESHOLD
+    env: Environment,
+    total: int,
+    description: str,
+    threshold: int = PROGRESS_THRESHOLD,
+    delay: float | None = None,
 ) -> Iterator[Callable[[int], None] | None]:
     """A byte-counting progress bar on stderr, only for a person watching long work.
 
-    Yields the callback to feed with byte counts, or ``None`` when no bar is shown (stderr
-    is not a terminal, or the work is short).
+    Yields the callback to feed with byte counts, or ``None`` when no bar can be shown
+    (stderr is not a terminal, or there is less than ``threshold`` to do).
     """
     if not env.stderr_isatty or total < threshold:
         yield None
         return
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(binary_units=True),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=env.err_console(), transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda done: bar.advance(task, done)
+    with _DelayedBar(env, total, description, DELAY if delay is None else delay) as shown:
+        yield shown.advance
