@@ -217,7 +217,7 @@ def _open(
 def _init_file(file: CheckpointFile, run: _Init, env: Environment) -> None:
     """The change made on the file's own bytes, by the library's :class:`CheckpointFile`."""
     from paramctl.change import Change
-    from paramctl.render.init import emit_init, plan_report
+    from paramctl.render.init import brief_report, emit_init, plan_report
     from paramctl.render.progress import progress
 
     check_listed(run.selection, file.names(), file.label)
@@ -236,15 +236,22 @@ def _init_file(file: CheckpointFile, run: _Init, env: Environment) -> None:
         run.output.add(file.label, plan_report(plan))
         return
     target = where.target(sys.stdout.buffer)
+    # One line will tell a big change on a terminal: its table's statistics go unmeasured.
+    brief = brief_report(len(plan.tensors), run.output, run.output_format, run.full_report)
     work = sum(tensor.entry.nbytes for tensor in plan.tensors)
-    with progress(env, work, f"writing {where.label or where.path}") as on_progress:
+    with progress(env, work, "loading torch") as bar:
+        if bar is not None:
+            # Filling needs torch; loading it under the bar tells the first second's wait.
+            import torch  # noqa: F401
+
+            bar.describe(f"writing {where.label or where.path}")
         saved = file.save(
             target,
             to=run.to,
             backup=where.backup,
-            stats=not run.quiet,
+            stats=not (run.quiet or brief),
             output_label=where.label,
-            on_progress=on_progress,
+            on_progress=bar,
         )
     if not run.quiet:
         (result,) = saved.changes

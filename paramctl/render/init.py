@@ -158,6 +158,12 @@ def init_summary(result: InitResult, *, as_built: bool = False) -> list[str]:
     return lines
 
 
+def brief_report(count: int, output: Output, requested: OutputFormat | None, full_report: bool) -> bool:
+    """Whether a change of ``count`` tensors is told in one line: on a terminal, with no
+    ``--format`` and no ``--report``, when it is more than :data:`SUMMARY_ABOVE`."""
+    return requested is None and not full_report and output.env.stdout_isatty and count > SUMMARY_ABOVE
+
+
 def emit_init(
     result: InitResult,
     output: Output,
@@ -174,8 +180,7 @@ def emit_init(
     terminal, without ``full_report`` or a ``--format``, a big change gets
     :func:`init_summary` instead."""
     report_env = output.env
-    brief = requested is None and not full_report and report_env.stdout_isatty
-    brief = brief and len(result.changed) > SUMMARY_ABOVE
+    brief = brief_report(len(result.changed), output, requested, full_report)
     if result.seed is not None and not seed_given and not brief:  # the summary says the seed
         env.note(f"seed {result.seed} (pass --seed {result.seed} to repeat)")
     if materialized:

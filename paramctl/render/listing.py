@@ -111,6 +111,7 @@ def view_report(listing: Listing, view: ListingView, fmt: OutputFormat) -> Repor
     if view.plot is None or fmt is not OutputFormat.table:
         return report
     chart.log = view.log
+    chart.title = f"{title}: {view.plot} per {'module' if view.tree else 'tensor'}"
     return replace(report, human=lambda: chart, footer=[chart.legend(view.plot or "std"), *report.footer])
 
 

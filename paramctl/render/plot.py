@@ -68,6 +68,7 @@ class BarChart:
     texts: list[str]
     log: bool = False
     fold_labels: bool = True
+    title: str | None = None
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         from rich.cells import cell_len
@@ -75,6 +76,8 @@ class BarChart:
 
         from paramctl.render.table import fold_name
 
+        if self.title:
+            yield Text(self.title, style="bold")
         width = options.max_width
         text_width = max((cell_len(t) for t in self.texts), default=0)
         label_width = max((cell_len(label) for label in self.labels), default=0)

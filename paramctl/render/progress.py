@@ -15,14 +15,14 @@ None
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from paramctl.render.engine import Environment
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
+    from rich.progress import Progress, ProgressColumn, Task
 
 # Below this much work a bar would only flicker.
 PROGRESS_THRESHOLD = 16 << 20
@@ -30,18 +30,28 @@ PROGRESS_THRESHOLD = 16 << 20
 DELAY = 0.5
 
 
-class _DelayedBar:
+def _speed_column() -> ProgressColumn:
+    """The rate in the binary units the sizes use (Rich's own column speaks MB/s)."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    from paramctl.units import format_bytes
+
+    class BinarySpeed(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            rate = "?" if speed is None else f"{format_bytes(int(speed))}/s"
+            return Text(rate, style="progress.data.speed")
+
+    return BinarySpeed()
+
+
+class Bar:
     """A Rich progress bar that starts after ``delay`` seconds unless the work is done."""
 
     def __init__(self, env: Environment, total: int, description: str, delay: float) -> None:
         from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
+        from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
         from rich.progress import Progress as RichProgress
 
         # The console says it is a terminal because the environment found stderr to be one.
@@ -50,7 +60,7 @@ class _DelayedBar:
             TextColumn("{task.description}"),
             BarColumn(),
             DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
+            _speed_column(),
             TimeRemainingColumn(),
             console=console,
             transient=True,
@@ -67,10 +77,15 @@ class _DelayedBar:
                 self.bar.start()
                 self._state = "shown"
 
-    def advance(self, done: int) -> None:
+    def __call__(self, done: int) -> None:
+        """Count ``done`` more bytes."""
         self.bar.advance(self.task, done)
 
-    def __enter__(self) -> _DelayedBar:
+    def describe(self, text: str) -> None:
+        """Say what the work is doing now (loading torch, then writing)."""
+        self.bar.update(self.task, description=text)
+
+    def __enter__(self) -> Bar:
         self._timer.start()
         return self
 
@@ -89,14 +104,15 @@ def progress(
     description: str,
     threshold: int = PROGRESS_THRESHOLD,
     delay: float | None = None,
-) -> Iterator[Callable[[int], None] | None]:
+) -> Iterator[Bar | None]:
     """A byte-counting progress bar on stderr, only for a person watching long work.
 
-    Yields the callback to feed with byte counts, or ``None`` when no bar can be shown
-    (stderr is not a terminal, or there is less than ``threshold`` to do).
+    Yields the bar, a callback to feed with byte counts (``describe`` changes its text), or
+    ``None`` when no bar can be shown (stderr is not a terminal, or there is less than
+    ``threshold`` to do).
     """
     if not env.stderr_isatty or total < threshold:
         yield None
         return
-    with _DelayedBar(env, total, description, DELAY if delay is None else delay) as shown:
-        yield shown.advance
+    with Bar(env, total, description, DELAY if delay is None else delay) as shown:
+        yield shown
