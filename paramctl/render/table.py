@@ -216,7 +216,7 @@ def fit_layout(
             item.texts = [_text(item.column, row.get(item.column.key), False) for row in rows]
         return _layout(every, narrow=True)
     _widen(kept, width, box)
-    return _layout(kept, [*uniform, *(item for item in sized if item not in kept)])
+    return _layout(kept, [item for item in every if item not in kept])
 
 
 def _layout(sized: Sequence[_Sized], hidden: Sequence[_Sized] = (), *, narrow: bool = False) -> Layout:
