@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
+
 
 @dataclass
 class Drawn:
@@ -27,13 +29,15 @@ def read_table(text: str) -> Drawn:
     joints = [i for i, char in enumerate(lines[top]) if char in "┏┳┓"]
 
     def cells(line: str) -> list[str]:
-        return [line[start + 1 : end] for start, end in zip(joints, joints[1:])]
+        return [line[start + 1 : end] for start, end in itertools.pairwise(joints)]
 
     headers: list[str] = []
     index = top + 1
     while lines[index].lstrip().startswith("┃"):
         parts = cells(lines[index])
-        headers = [f"{old.strip()} {new.strip()}".strip() for old, new in zip(headers, parts)] if headers else parts
+        if headers:
+            parts = [f"{old.strip()} {new.strip()}" for old, new in zip(headers, parts, strict=True)]
+        headers = parts
         index += 1
     body = []
     for line in lines[index + 1 :]:

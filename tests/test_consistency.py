@@ -52,7 +52,9 @@ def test_names_from_with_a_name_not_in_the_file_exits_1_on_every_command(cli, sa
 def test_names_from_selects_the_parameters_grads_probes(cli, tmp_path):
     names = tmp_path / "names.txt"
     names.write_text("2.weight\n")
-    result = cli("grads", "--model", spec("mlp"), "--input-shape", "2,4", "--names-from", names, "-f", "names")
+    result = cli(
+        "grads", "--model", spec("mlp"), "--input-shape", "2,4", "--names-from", names, "-f", "names"
+    )
     assert result.exit_code == 0, result.stderr
     assert result.stdout.split() == ["2.weight"]
 
@@ -200,7 +202,11 @@ def test_completing_after_show_path_lists_the_tensor_names(samples):
     from paramctl.cli import app
 
     def complete(words: str) -> list[str]:
-        env = {"_PARAMCTL_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split(" ")) - 1)}
+        env = {
+            "_PARAMCTL_COMPLETE": "complete_bash",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(len(words.split(" ")) - 1),
+        }
         return CliRunner().invoke(app, [], env=env, prog_name="paramctl").stdout.split()
 
     assert complete(f"paramctl show {samples / 'mlp.pt'} ") == ["0.weight", "0.bias", "2.weight", "2.bias"]
@@ -257,14 +263,22 @@ def test_counts_of_one_are_singular(cli, samples, tmp_path):
 
 
 def test_jsonl_with_extras_says_the_kind_of_each_record(cli, samples):
-    records = [json.loads(line) for line in cli("list", samples / "training.pt", "--extras", "-f", "jsonl").stdout.splitlines()]
+    records = [
+        json.loads(line)
+        for line in cli("list", samples / "training.pt", "--extras", "-f", "jsonl").stdout.splitlines()
+    ]
     assert {record["kind"] for record in records} == {"tensor", "extra"}
     assert [r["name"] for r in records if r["kind"] == "extra"][-1] == "epoch"
 
 
 def test_stats_returns_the_rows_of_list_stats(samples):
     rows = paramctl.open(samples / "mlp.pt").stats()
-    assert isinstance(rows, list) and [row.name for row in rows] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert isinstance(rows, list) and [row.name for row in rows] == [
+        "0.weight",
+        "0.bias",
+        "2.weight",
+        "2.bias",
+    ]
     assert set(rows[0].stats) == {"mean", "std", "min", "max", "absmax", "norm", "zeros", "nan", "inf"}
 
 

@@ -188,7 +188,12 @@ def test_schemes_that_need_two_dimensions_name_the_tensors(cli, samples, tmp_pat
     # Said once: the report's section of skipped tensors, each with its reason.
     skipped = ok.stdout.split("\n\n")[1].splitlines()
     assert skipped[0] == "name\treason"
-    assert [line.split("\t")[0] for line in skipped[1:]] == ["conv1.bias", "conv2.bias", "fc1.bias", "fc2.bias"]
+    assert [line.split("\t")[0] for line in skipped[1:]] == [
+        "conv1.bias",
+        "conv2.bias",
+        "fc1.bias",
+        "fc2.bias",
+    ]
     assert "skipped" not in ok.stderr
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from live_models import spec
 
-from paramctl.errors import CorruptCheckpoint, ModelCodeError, UsageError
+from paramctl.errors import CorruptCheckpoint, UsageError
 from paramctl.live.inputs import Inputs, materialize
 from paramctl.live.model import open_model
 from paramctl.live.tensors import live_tensors

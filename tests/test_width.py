@@ -36,7 +36,9 @@ def training(tmp_path_factory):
     model["head"](model["embed"](torch.tensor([1, 2]))).sum().backward()
     optimizer.step()
     path = tmp_path_factory.mktemp("width") / "train.ckpt"
-    torch.save({"model_state_dict": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": 3}, path)
+    torch.save(
+        {"model_state_dict": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": 3}, path
+    )
     return path
 
 
