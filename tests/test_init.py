@@ -50,7 +50,7 @@ def test_report_is_exact_tsv_in_a_pipe(cli, samples, tmp_path):
         "0.bias\t[3]\tfloat32\tzeros\t-0.3383089601993561\t0.135923117351833\t0.0\t0.0\t\t\n"
         "2.bias\t[1]\tfloat32\tzeros\t-0.3914094567298889\t\t0.0\t\t\t\n"
     )
-    assert result.stderr == f"changed 2 tensors (16 B) → {out} (torch-zip)\n"
+    assert result.stderr == f"changed 2 tensors (16 B) with zeros → {out} (torch-zip)\n"
     assert all(torch.equal(v, torch.zeros_like(v)) for k, v in load(out).items() if k.endswith("bias"))
 
 
@@ -63,7 +63,7 @@ def test_report_table_and_json(cli, samples, tmp_path):
         "│ 0.weight │ [3, 4] │ float32 │ x * 2.0 + 1.0 │    -0.02904 │     0.2395 │     0.9419 │     0.479 │"
         in (table.stdout)
     )
-    assert f"changed 2 tensors (60 B) → {out} (torch-zip)" in table.stdout
+    assert f"changed 2 tensors (60 B) with x * 2.0 + 1.0 → {out} (torch-zip)" in table.stdout
     document = json.loads(cli("init", samples / "mlp.pt", "-s", "ones", "-o", out, "-f", "json").stdout)
     assert document["change"] == "ones" and document["seed"] is None
     assert [row["name"] for row in document["tensors"]] == ["0.weight", "0.bias", "2.weight", "2.bias"]

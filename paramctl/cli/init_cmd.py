@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from typer.core import TyperCommand
@@ -162,34 +162,75 @@ checkpoint. On a terminal, a change of more than 20 tensors is told in one line 
     """
     env = Environment.current()
     live = options.live_request(model, model_arg, trust, key, input_shape, input_file, input_value)
-    several = bool(paths) and len(paths or []) > 1
-    if several and (live.builds_module or output or not (in_place or dry_run)):
-        raise UsageError(
-            "several PATHs are changed with --in-place (or shown with --dry-run), not -o or a model"
-        )
+    targets = _Targets(output, in_place, backup, dry_run)
+    sources = targets.sources(paths, live)
     change = _Change(scheme, set_value, from_path, tuple(rename or ()), scale, add, seed, skip_incompatible)
-    # A live module needs no file: only a PATH actually given is read.
-    given = [options.given_source(path) for path in (list(paths) if paths else [None])]
-    sources = [s for s in given if s is not None] if live.builds_module else options.checkpoint_sources(paths)
-    chosen = options.selection(match, regex, exclude, options.names_from(names_from, sources))
-    keys = options.column_keys(columns)
+    chosen = options.selection(
+        match, regex, exclude, options.names_from(names_from, [s for s in sources if s])
+    )
+    several = len(sources) > 1
+    shared = Output(env.resolve(output_format), env, several=several, columns=options.column_keys(columns))
+    to_format = to.value if to else None
+    settings = _Init(
+        change, chosen, Destination(), shared, to_format, all_tensors, quiet, output_format, report
+    )
+    run = functools.partial(
+        _init_path, settings=settings, targets=targets, live=live, env=env, verbose=verbose
+    )
+    each_file(sources, run, shared, debug=debug)
 
-    shared = Output(env.resolve(output_format), env, several=several, columns=keys)
 
-    def answer(source: str | None) -> None:
-        where = init_destination(
-            source, output, in_place, backup, dry_run=dry_run, stdout_isatty=env.stdout_isatty
+@dataclass(frozen=True)
+class _Targets:
+    """Where the options send each file's result: ``-o``, ``--in-place`` (``--backup``), or
+    nowhere (``--dry-run``)."""
+
+    output: str | None
+    in_place: bool
+    backup: bool
+    dry_run: bool
+
+    def sources(self, paths: list[str] | None, live: LiveRequest) -> list[str | None]:
+        """The files to change (``None``: a live module built from nothing). A live module
+        needs no file, so only a PATH actually given is read; several take ``--in-place``."""
+        if (
+            paths
+            and len(paths) > 1
+            and (live.builds_module or self.output or not (self.in_place or self.dry_run))
+        ):
+            raise UsageError(
+                "several PATHs are changed with --in-place (or shown with --dry-run), not -o or a model"
+            )
+        if live.builds_module:
+            given: list[str | None] = list(paths) if paths else [None]
+            return [options.given_source(path) for path in given]
+        return list(options.checkpoint_sources(paths))
+
+
+def _init_path(
+    source: str | None,
+    *,
+    settings: _Init,
+    targets: _Targets,
+    live: LiveRequest,
+    env: Environment,
+    verbose: bool,
+) -> None:
+    where = init_destination(
+        source,
+        targets.output,
+        targets.in_place,
+        targets.backup,
+        dry_run=targets.dry_run,
+        stdout_isatty=env.stdout_isatty,
+    )
+    shown = settings.output
+    if where.report_on_stderr:  # one file only: stdout carries the checkpoint
+        on_stderr = env.on_stderr()
+        shown = Output(
+            on_stderr.resolve(settings.output_format), on_stderr, several=False, columns=shown.columns
         )
-        shown = shared
-        if where.report_on_stderr:  # one file only: stdout carries the checkpoint
-            on_stderr = env.on_stderr()
-            shown = Output(on_stderr.resolve(output_format), on_stderr, several=False, columns=keys)
-        run = _Init(
-            change, chosen, where, shown, to.value if to else None, all_tensors, quiet, output_format, report
-        )
-        _init_one(source, live, run, env, verbose)
-
-    each_file(sources or [None], answer, shared, debug=debug)
+    _init_one(source, live, replace(settings, destination=where, output=shown), env, verbose)
 
 
 def _init_one(source: str | None, live: LiveRequest, run: _Init, env: Environment, verbose: bool) -> None:

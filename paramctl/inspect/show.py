@@ -120,6 +120,22 @@ def find_entry(
     raise nothing_selected(Selection(names=frozenset([name])), names)
 
 
+def _preview(tensor: Any, options: dict[str, Any], *, max_lines: int | None) -> str:
+    """torch's ``repr`` under print ``options``; one taller than ``max_lines`` is summarised
+    to its edges, as few as it takes."""
+    import torch
+
+    # torch's printoptions are global; its context manager restores them afterwards.
+    with torch._tensor_str.printoptions(**options):
+        preview = repr(tensor)
+    for edges in (3, 2, 1):
+        if max_lines is None or preview.count("\n") < max_lines:
+            break
+        with torch._tensor_str.printoptions(**{**options, "threshold": 0, "edgeitems": edges}):
+            preview = repr(tensor)
+    return preview
+
+
 def show_tensor(
     checkpoint: Checkpoint,
     name: str,
@@ -145,7 +161,6 @@ def show_tensor(
     >>> report.preview, report.stats.mean
     ('tensor([4., 5.])', 4.5)
     """
-    import torch
 
     from paramctl.values import ValueReader
 
@@ -171,14 +186,7 @@ def show_tensor(
             "edgeitems": 3,
             "linewidth": linewidth,
         }
-        # torch's printoptions are global; its context manager restores them afterwards.
-        with torch._tensor_str.printoptions(**options):
-            preview = repr(tensor)
-        for edges in (3, 2, 1):
-            if full or max_lines is None or preview.count("\n") < max_lines:
-                break
-            with torch._tensor_str.printoptions(**{**options, "threshold": 0, "edgeitems": edges}):
-                preview = repr(tensor)
+        preview = _preview(tensor, options, max_lines=None if full else max_lines)
         view_shape = tuple(tensor.shape)
     storage = checkpoint.storages.get(entry.storage_key) if checkpoint.fallback_tensors is None else None
     return TensorReport(

@@ -185,8 +185,6 @@ class Report:
     footer_as_notes: bool = False
     # Where the rows sit in the JSON document (``--columns`` narrows them there too).
     rows_key: str | None = None
-    # The table's box: "heavy" (the default frame), "none" (a tree's guides need no frame).
-    box: str = "heavy"
     # What a table with no rows says instead of an empty frame (None: draw the frame).
     when_empty: str | None = None
     # What the table shows, where it differs from the rows' own columns (a tree's guides).

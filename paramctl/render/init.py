@@ -106,7 +106,7 @@ def _written(result: InitResult, as_built: bool) -> str:
     if as_built:
         return f"wrote {tensors(len(result.changed))} as built {where}"
     size = format_bytes(_changed_bytes([row.planned.entry for row in result.changed]))
-    return f"changed {tensors(len(result.changed))} ({size}) {where}"
+    return f"changed {tensors(len(result.changed))} ({size}) with {result.plan.change.describe()} {where}"
 
 
 def _aside(result: InitResult) -> list[str]:

@@ -1,11 +1,12 @@
 """Tables that fit the terminal.
 
 A tensor name is never cut: it folds, at dots where it can. A column empty in every row is
-left out. When the columns do not fit, numbers take their compact form (``1.23M``), long
-headers wrap, names fold down to a third of the width, and then the least important
-columns are hidden, highest :attr:`~paramctl.render.engine.Column.drop_rank` first, with a
-note saying which. When even the columns that are never hidden do not fit, each row
-becomes a block: the name on its own line, its values under it.
+left out. When the columns do not fit, in this order: a column that says the same in every
+row goes (``dtype`` when all are float32); names fold down to a third of the width and long
+headers wrap; numbers take their compact form (``1.23M``) and the least important columns
+are hidden, highest :attr:`~paramctl.render.engine.Column.drop_rank` first. A note names
+what was hidden. When even the columns that are never hidden do not fit, each row becomes
+a block: the name on its own line, its values under it.
 
 Rich draws the table; it would shorten cells with ``…`` to make them fit, so the widths
 are decided here and handed to it fixed.
@@ -146,16 +147,12 @@ def _text(column: Column, value: Any, compact: bool) -> str:
     return escape_control(render(value))
 
 
-def _overhead(count: int, box: str) -> int:
+def _total(sized: Sequence[_Sized]) -> int:
     # Rich's padding of one cell each side, and a rule between columns and at both edges.
-    return 2 * count if box == "none" else 3 * count + 1
+    return sum(item.width for item in sized) + 3 * len(sized) + 1
 
 
-def _total(sized: Sequence[_Sized], box: str) -> int:
-    return sum(item.width for item in sized) + _overhead(len(sized), box)
-
-
-def _squeeze(sized: list[_Sized], width: int, box: str, *, hide: bool) -> list[_Sized]:
+def _squeeze(sized: list[_Sized], width: int, *, hide: bool) -> list[_Sized]:
     """Fold names to their share of the width and wrap headers; with ``hide``, then hide
     columns by rank, and fold names all the way."""
     for item in sized:
@@ -163,28 +160,26 @@ def _squeeze(sized: list[_Sized], width: int, box: str, *, hide: bool) -> list[_
         if item.column.fold == "name":
             item.width = max(item.least, min(item.natural, width // _NAME_SHARE))
     kept = list(sized)
-    while hide and _total(kept, box) > width:
+    while hide and _total(kept) > width:
         droppable = [item for item in kept if item.column.drop_rank > 0]
         if not droppable:
             break
         kept.remove(max(droppable, key=lambda item: (item.column.drop_rank, kept.index(item))))
-    if hide and _total(kept, box) > width:
+    if hide and _total(kept) > width:
         for item in kept:
             item.width = item.least
     return kept
 
 
-def _widen(kept: list[_Sized], width: int, box: str) -> None:
+def _widen(kept: list[_Sized], width: int) -> None:
     """Give the room left to folded names first, then to wrapped headers and texts."""
     for folds in (True, False):
         for item in kept:
             if (item.column.fold == "name") == folds:
-                item.width += max(0, min(item.natural - item.width, width - _total(kept, box)))
+                item.width += max(0, min(item.natural - item.width, width - _total(kept)))
 
 
-def fit_layout(
-    columns: Sequence[Column], rows: Sequence[dict[str, Any]], width: int, box: str = "heavy"
-) -> Layout:
+def fit_layout(columns: Sequence[Column], rows: Sequence[dict[str, Any]], width: int) -> Layout:
     """Decide which ``columns`` a table of ``rows`` shows at ``width``, and how wide each is:
     as they are; else without the columns that say the same in every row; else with names
     folded and headers wrapped; else with numbers in their compact form and the least
@@ -194,28 +189,28 @@ def fit_layout(
         every = [item for item in every if any(item.texts)]
     for item in every:
         item.measure()
-    if _total(every, box) <= width:
+    if _total(every) <= width:
         return _layout(every)
     sized, uniform = list(every), []
     same = [i for i in every if i.column.drop_rank and len(rows) > 1 and len(set(i.texts)) == 1]
     for item in sorted(same, key=lambda i: -i.column.drop_rank):
-        if _total(sized, box) > width:
+        if _total(sized) > width:
             sized.remove(item)
             uniform.append(item)
-    if _total(sized, box) <= width:
-        return _layout(sized, uniform)
-    kept = _squeeze(sized, width, box, hide=False)
-    if _total(kept, box) > width:
+    if _total(sized) <= width:
+        return _layout(sized, [item for item in every if item in uniform])
+    kept = _squeeze(sized, width, hide=False)
+    if _total(kept) > width:
         for item in every:
             if item.column.compact is not None:
                 item.texts = [_text(item.column, row.get(item.column.key), True) for row in rows]
                 item.measure()
-        kept = _squeeze(sized, width, box, hide=True)
-    if _total(kept, box) > width:
+        kept = _squeeze(sized, width, hide=True)
+    if _total(kept) > width:
         for item in every:  # a block per row has room for every number in full
             item.texts = [_text(item.column, row.get(item.column.key), False) for row in rows]
         return _layout(every, narrow=True)
-    _widen(kept, width, box)
+    _widen(kept, width)
     return _layout(kept, [item for item in every if item not in kept])
 
 
@@ -235,7 +230,7 @@ def hidden_note(hidden: Sequence[Column]) -> str:
 
 def draw_table(report: Report, console: Console) -> None:
     """Print ``report``'s rows as a table that fits ``console``, or as blocks when none does."""
-    layout = fit_layout(report.table_columns or report.columns, report.rows, console.width, report.box)
+    layout = fit_layout(report.table_columns or report.columns, report.rows, console.width)
     if layout.narrow:
         console.print(_blocks(report, layout, console.width))
         return
@@ -251,12 +246,7 @@ def _rich_table(report: Report, layout: Layout) -> RenderableType:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(
-        title=report.title,
-        caption=report.caption,
-        caption_justify="left",
-        box=None if report.box == "none" else box.HEAVY_HEAD,
-    )
+    table = Table(title=report.title, caption=report.caption, caption_justify="left", box=box.HEAVY_HEAD)
     for column, width in zip(layout.columns, layout.widths, strict=True):
         header = "\n".join(wrap_words(column.header, width))
         table.add_column(

@@ -14,8 +14,6 @@ nested modules.
 
 from __future__ import annotations
 
-from typing import Any
-
 from paramctl.inspect.tree import ModuleNode
 from paramctl.render.columns import (
     BYTES,
@@ -105,13 +103,3 @@ def tree_report(
         table_columns=ranked(shown, WITH_STATS_RANKS) if stats else shown,
         footer_as_notes=False,
     )
-
-
-def node_label(node: ModuleNode, drawn: dict[str, str]) -> str:
-    """The tree cell of ``node`` (for plots drawn beside the tree)."""
-    return drawn[node.path]
-
-
-def stat_of(node: ModuleNode, key: str) -> Any:
-    stats = node.stats
-    return None if stats is None else stats.get(key)
