@@ -109,3 +109,22 @@ def test_columns_picks_columns_in_every_format(cli, samples):
     assert table.headers == ["name", "bytes"]
     wrong = cli("list", path, "--columns", "name,nmuel")
     assert wrong.exit_code == 2 and "no column 'nmuel'; did you mean numel?" in wrong.stderr
+
+
+def test_columns_works_on_every_command_with_rows(cli, samples, tmp_path):
+    import json
+
+    shared = json.loads(
+        cli("shared", samples / "tied_sequential.pt", "--columns", "name,relation", "-f", "json").stdout
+    )
+    assert shared == [{"name": "0.weight", "relation": "alias"}, {"name": "1.weight", "relation": "alias"}]
+    nan = tmp_path / "nan.pt"
+    import torch
+
+    torch.save({"w": torch.tensor([float("nan"), 1.0])}, nan)
+    assert cli("check", nan, "--columns", "name,check").stdout.splitlines() == ["name\tcheck", "w\tnan"]
+    out = tmp_path / "out.pt"
+    init = cli(
+        "init", samples / "mlp.pt", "-m", "*.bias", "-s", "zeros", "-o", out, "--columns", "name,std_after"
+    )
+    assert init.stdout.splitlines() == ["name\tstd_after", "0.bias\t0.0", "2.bias\t"]
