@@ -274,9 +274,9 @@ def _emit_table(report: Report, env: Environment) -> None:
     elif report.rows or report.when_empty is None:
         draw_table(report, console)
     if not report.rows and report.when_empty and report.human is None:
-        console.print(report.when_empty)
-    for line in report.footer:
-        console.print(line)
+        console.print(report.when_empty, markup=False)
+    for line in report.footer:  # plain text: a name's brackets are not markup
+        console.print(line, markup=False)
     for section in report.sections:
         console.print()
         _emit_table(section, env)

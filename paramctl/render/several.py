@@ -60,7 +60,7 @@ class Output:
 
     def add(self, source: str, report: Report) -> None:
         """Show ``report``, the answer for the file ``source``."""
-        if self.columns:
+        if self.columns and self.fmt is not OutputFormat.names:
             report = report.with_columns(self.columns)
         first = self._count == 0
         self._count += 1

@@ -246,7 +246,9 @@ def _rich_table(report: Report, layout: Layout) -> RenderableType:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=report.title, caption=report.caption, caption_justify="left", box=box.HEAVY_HEAD)
+    title = Text(report.title) if report.title else None
+    caption = Text(report.caption) if report.caption else None
+    table = Table(title=title, caption=caption, caption_justify="left", box=box.HEAVY_HEAD)
     for column, width in zip(layout.columns, layout.widths, strict=True):
         header = "\n".join(wrap_words(column.header, width))
         table.add_column(
