@@ -2,8 +2,8 @@
 left, on stderr, only for a person watching.
 
 The bar appears once the work has run for :data:`DELAY` seconds, so quick runs print
-nothing, and it is erased when the work ends. One bar per command: work that goes through
-several stages (reading, then writing) feeds the same one.
+nothing, and it is erased when the work ends. Until the first bytes are done (or the work
+says it has begun) it pulses: loading torch takes a second or more. One bar per command.
 
 >>> import io
 >>> env = Environment(io.StringIO(), io.StringIO(), stdout_isatty=False, stderr_isatty=False)
@@ -65,7 +65,9 @@ class Bar:
             console=console,
             transient=True,
         )
-        self.task = self.bar.add_task(description, total=total)
+        # Not started, the bar pulses: it waits (for torch to load, for the first bytes).
+        self.task = self.bar.add_task(description, total=total, start=False)
+        self._started = False
         self._lock = threading.Lock()
         self._state = "waiting"  # then "shown", and "done" at the end
         self._timer = threading.Timer(delay, self._show)
@@ -79,11 +81,19 @@ class Bar:
 
     def __call__(self, done: int) -> None:
         """Count ``done`` more bytes."""
+        self._start()
         self.bar.advance(self.task, done)
 
     def describe(self, text: str) -> None:
-        """Say what the work is doing now (loading torch, then writing)."""
+        """Say what the work does now it has begun (after ``loading torch``: ``writing``)."""
         self.bar.update(self.task, description=text)
+        self._start()
+
+    def _start(self) -> None:
+        # The rate and the time left count from here, not from the wait before.
+        if not self._started:
+            self.bar.start_task(self.task)
+            self._started = True
 
     def __enter__(self) -> Bar:
         self._timer.start()
