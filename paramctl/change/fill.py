@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -146,11 +147,13 @@ def apply_plan(
     *,
     generator: torch.Generator | None = None,
     stats: bool = True,
+    on_progress: Callable[[int], None] | None = None,
 ) -> list[ChangedTensor]:
     """Write the plan's new values through ``editor``, one tensor at a time, in file order.
 
     One ``generator`` serves every random tensor in turn; a storage shared by several
     selected names is filled once. With ``stats``, mean/std before and after are measured.
+    ``on_progress`` hears each tensor's bytes once it is written.
     """
     import torch
 
@@ -183,6 +186,8 @@ def apply_plan(
                     edit_(values, planned.edit)
                 after = mean_std(values) if stats else None
             changed.append(ChangedTensor(planned, before, after))
+            if on_progress:
+                on_progress(entry.nbytes)
     return changed
 
 

@@ -26,6 +26,7 @@ from paramctl.change.write_set import SetWrite, save_file_set
 from paramctl.checkpoint import Checkpoint
 from paramctl.errors import UsageError
 from paramctl.formats import format_named, output_format
+from paramctl.formats._format import Progress
 
 Steps = Sequence[tuple[Plan, Randomness]]
 
@@ -52,6 +53,7 @@ def write_changes(
     stats: bool = True,
     provenance: Mapping[str, Any] | None = None,
     scratch_dir: str | os.PathLike[str] | None = None,
+    on_progress: Progress | None = None,
 ) -> list[list[ChangedTensor]]:
     """Apply ``steps`` (plans, each with its generator) in order and write the result to ``out``.
 
@@ -62,18 +64,20 @@ def write_changes(
     to a scratch file (in ``scratch_dir``) and is then converted.
 
     A checkpoint whose storages span several files is refused (:class:`UsageError`):
-    ``out`` is one file.
+    ``out`` is one file. ``on_progress`` hears the bytes of each changed tensor written.
     """
     from paramctl.atomic import scratch_file
 
     _refuse_several_files(checkpoint, steps)
     target = to or checkpoint.format
     if target == checkpoint.format:
-        return _edit_copy(checkpoint, steps, out, stats=stats, provenance=provenance)
+        return _edit_copy(checkpoint, steps, out, stats=stats, provenance=provenance, on_progress=on_progress)
     from paramctl.formats import read_checkpoint
 
     with scratch_file(scratch_dir) as (scratch, scratch_path):
-        results = _edit_copy(checkpoint, steps, scratch, stats=stats, provenance=None)
+        results = _edit_copy(
+            checkpoint, steps, scratch, stats=stats, provenance=None, on_progress=on_progress
+        )
         scratch.flush()
         edited = read_checkpoint(scratch_path)
         edited.label = checkpoint.label
@@ -82,13 +86,22 @@ def write_changes(
 
 
 def _edit_copy(
-    checkpoint: Checkpoint, steps: Steps, out: BinaryIO, *, stats: bool, provenance: Mapping[str, Any] | None
+    checkpoint: Checkpoint,
+    steps: Steps,
+    out: BinaryIO,
+    *,
+    stats: bool,
+    provenance: Mapping[str, Any] | None,
+    on_progress: Progress | None = None,
 ) -> list[list[ChangedTensor]]:
     """The checkpoint in its own format, each step's storages rewritten, into ``out``."""
     fresh: set[str] = set().union(*(plan.fresh_storages() for plan, _ in steps))
     editor = format_named(checkpoint.format).editor(checkpoint, out, fresh=fresh, provenance=provenance)
     try:
-        results = [apply_plan(plan, editor, generator=generator_for(g), stats=stats) for plan, g in steps]
+        results = [
+            apply_plan(plan, editor, generator=generator_for(g), stats=stats, on_progress=on_progress)
+            for plan, g in steps
+        ]
         editor.finish()
     finally:
         editor.close()
@@ -117,11 +130,19 @@ def save_changes(
     stats: bool = True,
     provenance: Mapping[str, Any] | None = None,
     backup: str | os.PathLike[str] | None = None,
+    on_progress: Progress | None = None,
 ) -> list[list[ChangedTensor]]:
     """:func:`write_changes` to a path (replaced atomically, optionally keeping a backup)
     or to a binary stream such as ``sys.stdout.buffer`` (via a temporary file)."""
     return save_changes_reporting(
-        checkpoint, steps, destination, to=to, stats=stats, provenance=provenance, backup=backup
+        checkpoint,
+        steps,
+        destination,
+        to=to,
+        stats=stats,
+        provenance=provenance,
+        backup=backup,
+        on_progress=on_progress,
     )[0]
 
 
@@ -134,6 +155,7 @@ def save_changes_reporting(
     stats: bool,
     provenance: Mapping[str, Any] | None,
     backup: str | os.PathLike[str] | None,
+    on_progress: Progress | None = None,
 ) -> tuple[list[list[ChangedTensor]], SetWrite | None]:
     """:func:`save_changes`, and for a checkpoint of several files which files it wrote and
     how many bytes (``None`` for one file)."""
@@ -143,15 +165,26 @@ def save_changes_reporting(
     if several is not None and isinstance(destination, str | os.PathLike) and to in (None, checkpoint.format):
         if backup is not None:
             raise UsageError(f"{checkpoint.label}: --backup keeps one file; copy the directory instead")
-        return save_file_set(checkpoint, steps, Path(destination), stats=stats, provenance=provenance)
+        return save_file_set(
+            checkpoint, steps, Path(destination), stats=stats, provenance=provenance, on_progress=on_progress
+        )
     if isinstance(destination, str | os.PathLike):
         target = Path(destination)
         with atomic_file(target, backup=backup) as out:
             return write_changes(
-                checkpoint, steps, out, to=to, stats=stats, provenance=provenance, scratch_dir=target.parent
+                checkpoint,
+                steps,
+                out,
+                to=to,
+                stats=stats,
+                provenance=provenance,
+                scratch_dir=target.parent,
+                on_progress=on_progress,
             ), None
     with scratch_file() as (out, _):
-        results = write_changes(checkpoint, steps, out, to=to, stats=stats, provenance=provenance)
+        results = write_changes(
+            checkpoint, steps, out, to=to, stats=stats, provenance=provenance, on_progress=on_progress
+        )
         copy_to_stream(out, destination)
     return results, None
 

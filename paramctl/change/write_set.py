@@ -24,7 +24,7 @@ from paramctl.checkpoint import Checkpoint, Chunk, TensorEntry
 from paramctl.errors import UsageError
 from paramctl.formats import format_of
 from paramctl.formats._editor import StorageEditor
-from paramctl.formats._format import FileSet
+from paramctl.formats._format import FileSet, Progress
 from paramctl.formats._io import copy_range
 
 if TYPE_CHECKING:
@@ -143,6 +143,7 @@ def save_file_set(
     *,
     stats: bool,
     provenance: Mapping[str, Any] | None,
+    on_progress: Progress | None = None,
 ) -> tuple[list[list[ChangedTensor]], SetWrite]:
     """Apply ``steps`` and write the checkpoint's set of files into ``destination`` (a
     directory, or the input itself for in place)."""
@@ -157,7 +158,7 @@ def save_file_set(
     report = SetWrite()
     with atomic_files(target, last=files.index, label=str(destination)) as written:
         outputs = {path: written.open(_member(files, path)) for path in changed}
-        results = _edit(checkpoint, steps, outputs, fresh, provenance, stats)
+        results = _edit(checkpoint, steps, outputs, fresh, provenance, stats, on_progress)
         index = fmt.new_index(checkpoint, changed)
         kept = [] if in_place else [name for name in files.data_files if files.root / name not in outputs]
         if index is not None:
@@ -181,6 +182,7 @@ def _edit(
     fresh: Collection[str],
     provenance: Mapping[str, Any] | None,
     stats: bool,
+    on_progress: Progress | None,
 ) -> list[list[ChangedTensor]]:
     from paramctl.change.fill import apply_plan, generator_for
 
@@ -193,7 +195,10 @@ def _edit(
             own = [key for key in fresh if checkpoint.storages[key].file == path]
             editors[path] = fmt.editor(checkpoint, out, fresh=own, provenance=provenance, file=path)
         router = RoutingEditor(checkpoint, editors)
-        results = [apply_plan(plan, router, generator=generator_for(g), stats=stats) for plan, g in steps]
+        results = [
+            apply_plan(plan, router, generator=generator_for(g), stats=stats, on_progress=on_progress)
+            for plan, g in steps
+        ]
         router.finish()
     finally:
         for editor in editors.values():

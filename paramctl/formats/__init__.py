@@ -183,7 +183,14 @@ def read_checkpoint(
     mmap=True)`` instead, which is still safe; ``on_note`` hears about it.
     """
     if str(source) != STDIN:
-        return _read(Path(source), on_note)
+        given = os.fspath(source)
+        try:
+            return _read(Path(given), on_note)
+        except ParamctlError as exc:
+            # Path folds "https://host/m.pt" to "https:/host/m.pt": name the source as given.
+            if str(Path(given)) != given:
+                exc.args = (str(exc).replace(str(Path(given)), given),)
+            raise
     path = spool_stdin()
     try:
         checkpoint = _read(path, on_note)

@@ -34,14 +34,21 @@ class _Options:
     precision: int
     threshold: float
     linewidth: int
+    edgeitems: int = EDGE_ITEMS
 
 
 def tensor_repr(
-    values: NDArray[Any], dtype: str, *, precision: int = 4, threshold: float = 1000, linewidth: int = 80
+    values: NDArray[Any],
+    dtype: str,
+    *,
+    precision: int = 4,
+    threshold: float = 1000,
+    linewidth: int = 80,
+    edgeitems: int = EDGE_ITEMS,
 ) -> str:
     """What ``repr(tensor)`` prints under ``torch.set_printoptions(precision=, threshold=,
-    linewidth=)`` for a CPU tensor of torch dtype ``dtype`` holding ``values``."""
-    options = _Options(precision, threshold, linewidth)
+    linewidth=, edgeitems=)`` for a CPU tensor of torch dtype ``dtype`` holding ``values``."""
+    options = _Options(precision, threshold, linewidth, edgeitems)
     prefix = "tensor("
     suffixes = []
     if values.size == 0:
@@ -119,7 +126,7 @@ class _Formatters:
 
 def _tensor_str(values: NDArray[Any], indent: int, options: _Options) -> str:
     summarize = values.size > options.threshold
-    shown = _summarized(values) if summarize else values
+    shown = _summarized(values, options.edgeitems) if summarize else values
     if values.dtype.kind == "c":
         formatters = _Formatters(_Formatter(shown.real, options), _Formatter(shown.imag, options))
     else:
@@ -127,15 +134,14 @@ def _tensor_str(values: NDArray[Any], indent: int, options: _Options) -> str:
     return _nested_str(values, indent, summarize, formatters, options)
 
 
-def _summarized(values: NDArray[Any]) -> NDArray[Any]:
+def _summarized(values: NDArray[Any], edges: int) -> NDArray[Any]:
     """The elements a summarised print shows: the first and last few along each dimension."""
     import numpy as np
 
     if values.ndim == 0:
         return values
     keep = [
-        np.r_[0:EDGE_ITEMS, size - EDGE_ITEMS : size] if size > 2 * EDGE_ITEMS else np.arange(size)
-        for size in values.shape
+        np.r_[0:edges, size - edges : size] if size > 2 * edges else np.arange(size) for size in values.shape
     ]
     return np.asarray(values[np.ix_(*keep)])
 
@@ -148,8 +154,9 @@ def _nested_str(
     if values.ndim == 1:
         return _vector_str(values, indent, summarize, formatters, options)
     rows = range(values.shape[0])
-    cut = summarize and values.shape[0] > 2 * EDGE_ITEMS
-    chosen: list[int | None] = [*rows[:EDGE_ITEMS], None, *rows[-EDGE_ITEMS:]] if cut else list(rows)
+    edges = options.edgeitems
+    cut = summarize and values.shape[0] > 2 * edges
+    chosen: list[int | None] = [*rows[:edges], None, *rows[-edges:]] if cut else list(rows)
     slices = [
         "..." if row is None else _nested_str(values[row], indent + 1, summarize, formatters, options)
         for row in chosen
@@ -161,9 +168,10 @@ def _vector_str(
     values: NDArray[Any], indent: int, summarize: bool, formatters: _Formatters, options: _Options
 ) -> str:
     per_line = max(1, math.floor((options.linewidth - indent) / formatters.element_length))
-    if summarize and values.shape[0] > 2 * EDGE_ITEMS:
-        data = [formatters.format(v) for v in values[:EDGE_ITEMS].tolist()]
-        data += [" ..."] + [formatters.format(v) for v in values[-EDGE_ITEMS:].tolist()]
+    edges = options.edgeitems
+    if summarize and values.shape[0] > 2 * edges:
+        data = [formatters.format(v) for v in values[:edges].tolist()]
+        data += [" ..."] + [formatters.format(v) for v in values[-edges:].tolist()]
     else:
         data = [formatters.format(v) for v in values.tolist()]
     lines = [", ".join(data[i : i + per_line]) for i in range(0, len(data), per_line)]

@@ -109,14 +109,19 @@ class SharingReport:
         return sum(group.saved_bytes for group in self.groups)
 
     def summary(self) -> str:
-        from paramctl.units import format_bytes
+        """One line: the groups, the names in them, the bytes sharing saves.
+
+        >>> SharingReport("m.pt", "torch-zip", [], tensors=1).summary()
+        'no shared storages among 1 tensor'
+        """
+        from paramctl.units import format_bytes, plural
 
         kinds = "shared storages" + (" or equal values" if self.by_value else "")
         note = f" ({self.identity_note})" if self.identity_note else ""
         if not self.groups:
-            return f"no {kinds} among {self.tensors} tensors{note}"
-        groups = f"{len(self.groups)} group{'s' * (len(self.groups) != 1)}"
-        return f"{groups}, {self.names} names, sharing saves {format_bytes(self.saved_bytes)}{note}"
+            return f"no {kinds} among {plural(self.tensors, 'tensor')}{note}"
+        groups, names = plural(len(self.groups), "group"), plural(self.names, "name")
+        return f"{groups}, {names}, sharing saves {format_bytes(self.saved_bytes)}{note}"
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -122,6 +122,19 @@ def find_entry(
     raise nothing_selected(Selection(names=frozenset([name])), names)
 
 
+def _preview(values: Any, dtype: str, options: dict[str, Any], *, max_lines: int | None) -> str:
+    """torch's ``repr`` under print ``options``; one taller than ``max_lines`` is summarised
+    to its edges, as few as it takes."""
+    from paramctl.inspect.preview import tensor_repr
+
+    preview = tensor_repr(values, dtype, **options)
+    for edges in (3, 2, 1):
+        if max_lines is None or preview.count("\n") < max_lines:
+            break
+        preview = tensor_repr(values, dtype, **{**options, "threshold": 0, "edgeitems": edges})
+    return preview
+
+
 def show_tensor(
     checkpoint: Checkpoint,
     name: str,
@@ -133,8 +146,11 @@ def show_tensor(
     precision: int = 4,
     full: bool = False,
     linewidth: int = 80,
+    max_lines: int | None = None,
 ) -> TensorReport:
     """Read one tensor (or the ``index`` part of it) and describe it.
+
+    A preview longer than ``max_lines`` is summarised to its edges (unless ``full``).
 
     >>> import torch, tempfile, os
     >>> from paramctl import read_checkpoint
@@ -144,7 +160,6 @@ def show_tensor(
     >>> report.preview, report.stats.mean
     ('tensor([4., 5.])', 4.5)
     """
-    from paramctl.inspect.preview import tensor_repr
     from paramctl.values import ValueReader
 
     if bins < 1:
@@ -161,10 +176,8 @@ def show_tensor(
             raise UsageError(f"--slice {index!r} does not fit shape {list(entry.shape)}: {exc}") from exc
         stats = replace(tensor_stats(values), note=reader.note(entry))
         bars = histogram(values, stats, bins)
-        threshold = math.inf if full else 1000
-        preview = tensor_repr(
-            values, entry.dtype, precision=precision, threshold=threshold, linewidth=linewidth
-        )
+        options = {"precision": precision, "threshold": math.inf if full else 1000, "linewidth": linewidth}
+        preview = _preview(values, entry.dtype, options, max_lines=None if full else max_lines)
         view_shape = tuple(values.shape)
     storage = checkpoint.storages.get(entry.storage_key) if checkpoint.fallback_tensors is None else None
     return TensorReport(

@@ -1,0 +1,70 @@
+"""Commands over several files: each file answered in turn, one exit code for all.
+
+A file that fails (missing, not a checkpoint, unsafe) is reported in one line and the
+others still run; the exit code is the worst of them (the highest). With one file,
+errors go to the command line's one error path, as ever.
+
+>>> import io
+>>> from paramctl.render.engine import Environment, OutputFormat
+>>> from paramctl.errors import CheckpointIOError, ExitCode
+>>> from paramctl.render.several import Output
+
+Source = TypeVar("Source", str, "str | None")
+>>> env = Environment(io.StringIO(), io.StringIO(), stdout_isatty=False, stderr_isatty=False)
+>>> def answer(source):
+...     if source == "b.pt":
+...         raise CheckpointIOError("b.pt: No such file or directory")
+...     return ExitCode.NEGATIVE
+>>> worst_of(["a.pt", "b.pt"], answer, Output(OutputFormat.tsv, env, several=True))
+<ExitCode.IO: 5>
+>>> env.stderr.getvalue()
+'paramctl: error: b.pt: No such file or directory\\n'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import typer
+
+from paramctl.errors import ExitCode, ParamctlError
+from paramctl.render.several import Output
+
+Source = TypeVar("Source", str, "str | None")
+
+
+def worst_of(
+    sources: Sequence[Source],
+    answer: Callable[[Source], ExitCode | None],
+    output: Output,
+    *,
+    debug: bool = False,
+) -> ExitCode:
+    """Run ``answer`` on each source; the worst exit code of all. One file's error is
+    reported and the next file read (with one file, or ``debug``, it is raised)."""
+    worst = ExitCode.OK
+    for source in sources:
+        try:
+            code = answer(source) or ExitCode.OK
+        except ParamctlError as exc:
+            if not output.several or debug:
+                raise
+            output.failed(str(source), exc)
+            code = exc.exit_code
+        worst = max(worst, code)
+    output.finish()
+    return worst
+
+
+def each_file(
+    sources: Sequence[Source],
+    answer: Callable[[Source], ExitCode | None],
+    output: Output,
+    *,
+    debug: bool = False,
+) -> None:
+    """:func:`worst_of`, exiting with that code unless it is 0."""
+    worst = worst_of(sources, answer, output, debug=debug)
+    if worst != ExitCode.OK:
+        raise typer.Exit(worst)
