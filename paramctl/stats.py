@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from paramctl._accumulate import Workspace
-    from paramctl.values import TorchValues, ValueReader
+    from paramctl.torch_values import TorchValues
+    from paramctl.values import ValueReader
 
 
 Number = float | int | bool
@@ -132,7 +133,7 @@ def tensor_stats(
 def _numbers(values: NDArray[Any] | torch.Tensor) -> TorchValues:
     import numpy as np
 
-    from paramctl.values import TorchValues, from_torch
+    from paramctl.torch_values import TorchValues, from_torch
 
     return TorchValues(values, values.size) if isinstance(values, np.ndarray) else from_torch(values)
 

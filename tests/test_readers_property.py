@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from paramctl import read_checkpoint
-from paramctl.values import ValueReader, from_torch
+from paramctl.torch_values import from_torch
+from paramctl.values import ValueReader
 
 DTYPES = [
     torch.float32,

@@ -14,7 +14,8 @@ import torch
 
 from paramctl import read_checkpoint
 from paramctl.dtypes import FLOAT8
-from paramctl.values import ValueReader, decode, from_torch, stored_dtype
+from paramctl.torch_values import from_torch
+from paramctl.values import ValueReader, decode, stored_dtype
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # torch deprecates its quantized dtypes

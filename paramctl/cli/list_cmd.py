@@ -147,30 +147,17 @@ def list_command(
 ) -> None:
     """List every named tensor: shape, dtype, elements, bytes, and what shares its storage.
 
-    Reads metadata only (no tensor values, no torch import) unless --stats is given. Several
-    files give one block each. With --model (or --trust for a full pickled module) it lists
-    the live module instead: parameters and buffers by the module's own names, lazy ones
-    until --input-shape materializes them.
+    Reads metadata only (no values, no torch) unless --stats; several files give a block each.
+    With --model (or --trust for a full pickled module) it lists the live module instead, by
+    its own names, lazy parameters until --input-shape materializes them.
     """
-    if log and plot is None:
-        raise UsageError("--log draws the bars of --plot on a log scale: add --plot STAT")
     env = Environment.current()
     live = options.live_request(model, model_arg, trust, key, input_shape, input_file, input_value)
     probe = ProbeRequest(grads, loss, eval_mode, seed)
     view = ListingView(tree or depth is not None, depth, sort, plot.value if plot else None, log)
-    keys = options.column_keys(columns)
+    keys, asked = options.column_keys(columns), {"full": full, "by_file": by_file, "chunks": chunks}
     shown = _Shown(
-        all_tensors,
-        extras,
-        stats or plot is not None,
-        view,
-        output_format,
-        keys,
-        key,
-        verbose,
-        full=full,
-        by_file=by_file,
-        chunks=chunks,
+        all_tensors, extras, stats or plot is not None, view, output_format, keys, key, verbose, **asked
     )
     if lists_live(live, probe):
         if paths and len(paths) > 1:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 from paramctl.checkpoint import Checkpoint
 from paramctl.dtypes import DTYPES
+from paramctl.errors import UsageError
 from paramctl.inspect.listing import DTypeTotal, Listing, SortKey, Totals
 from paramctl.render.columns import STAT_COLUMNS, TENSOR_COLUMNS, WITH_STATS_RANKS, ranked
 from paramctl.render.engine import Column, OutputFormat, Report, as_text
@@ -106,6 +107,10 @@ class ListingView:
     sort: SortKey = "file"
     plot: str | None = None
     log: bool = False
+
+    def __post_init__(self) -> None:
+        if self.log and self.plot is None:
+            raise UsageError("--log draws the bars of --plot on a log scale: add --plot STAT")
 
 
 def view_report(listing: Listing, view: ListingView, fmt: OutputFormat) -> Report:
