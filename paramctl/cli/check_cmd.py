@@ -12,14 +12,13 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Annotated
 
 import typer
 
 from paramctl.cli import options
-from paramctl.cli.several import each_file
+from paramctl.cli.several import per_file
 from paramctl.errors import ExitCode
 from paramctl.formats import STDIN
 from paramctl.render.engine import Environment
@@ -52,23 +51,18 @@ def check_command(
     One line per finding. Exits 1 when an error is found (or a warning, with --strict);
     with several files, the worst exit code of them all.
     """
-    env = Environment.current()
-    sources = options.checkpoint_sources(paths)
-    chosen = options.selection(match, regex, exclude, options.names_from(names_from, sources))
-    output = Output(
-        env.resolve(output_format), env, several=len(sources) > 1, columns=options.column_keys(columns)
-    )
-    run = functools.partial(
+    per_file(
+        paths,
         _check_file,
-        chosen=chosen,
+        picks=(match, regex, exclude, names_from),
+        output_format=output_format,
+        columns=columns,
+        debug=debug,
         key=key,
         strict=strict,
         values=values,
         verbose=verbose,
-        output=output,
-        env=env,
     )
-    each_file(sources, run, output, debug=debug)
 
 
 def _check_file(

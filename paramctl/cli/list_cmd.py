@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from paramctl.cli import options
-from paramctl.cli.several import each_file
+from paramctl.cli.several import per_file
 from paramctl.errors import UsageError
 from paramctl.formats import read_checkpoint
 from paramctl.inspect.listing import Listing, SortKey, build_listing
@@ -151,7 +151,6 @@ def list_command(
     With --model (or --trust for a full pickled module) it lists the live module instead, by
     its own names, lazy parameters until --input-shape materializes them.
     """
-    env = Environment.current()
     live = options.live_request(model, model_arg, trust, key, input_shape, input_file, input_value)
     probe = ProbeRequest(grads, loss, eval_mode, seed)
     view = ListingView(tree or depth is not None, depth, sort, plot.value if plot else None, log)
@@ -159,19 +158,37 @@ def list_command(
     shown = _Shown(
         all_tensors, extras, stats or plot is not None, view, output_format, keys, key, verbose, **asked
     )
+    picks = (match, regex, exclude, names_from)
     if lists_live(live, probe):
-        if paths and len(paths) > 1:
-            raise UsageError("a live module loads one checkpoint: give one PATH with --model")
-        chosen = options.selection(match, regex, exclude, options.names_from(names_from, []))
-        source = live.model_source(options.given_source(paths[0] if paths else None))
-        output = Output(env.resolve(output_format), env, several=False, columns=keys)
-        output.add(str(source.source), _live_report(source, live, probe, chosen, shown, env))
+        _list_live(paths, picks, live, probe, shown)
         return
-    sources = options.checkpoint_sources(paths)
-    chosen = options.selection(match, regex, exclude, options.names_from(names_from, sources))
-    output = Output(env.resolve(output_format), env, several=len(sources) > 1, columns=keys)
-    run = functools.partial(_list_file, chosen=chosen, shown=shown, live=live, output=output, env=env)
-    each_file(sources, run, output, debug=debug)
+    per_file(
+        paths,
+        _list_file,
+        picks=picks,
+        output_format=output_format,
+        columns=columns,
+        debug=debug,
+        shown=shown,
+        live=live,
+    )
+
+
+def _list_live(
+    paths: list[str] | None,
+    picks: tuple[list[str] | None, list[str] | None, list[str] | None, str | None],
+    live: LiveRequest,
+    probe: ProbeRequest,
+    shown: _Shown,
+) -> None:
+    env = Environment.current()
+    if paths and len(paths) > 1:
+        raise UsageError("a live module loads one checkpoint: give one PATH with --model")
+    match, regex, exclude, names_from = picks
+    chosen = options.selection(match, regex, exclude, options.names_from(names_from, []))
+    source = live.model_source(options.given_source(paths[0] if paths else None))
+    output = Output(env.resolve(shown.output_format), env, several=False, columns=shown.columns)
+    output.add(str(source.source), _live_report(source, live, probe, chosen, shown, env))
 
 
 def _list_file(

@@ -8,8 +8,6 @@ errors go to the command line's one error path, as ever.
 >>> from paramctl.render.engine import Environment, OutputFormat
 >>> from paramctl.errors import CheckpointIOError, ExitCode
 >>> from paramctl.render.several import Output
-
-Source = TypeVar("Source", str, "str | None")
 >>> env = Environment(io.StringIO(), io.StringIO(), stdout_isatty=False, stderr_isatty=False)
 >>> def answer(source):
 ...     if source == "b.pt":
@@ -23,12 +21,15 @@ Source = TypeVar("Source", str, "str | None")
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import typer
 
+from paramctl.cli import options
 from paramctl.errors import ExitCode, ParamctlError
+from paramctl.render.engine import Environment, OutputFormat
 from paramctl.render.several import Output
 
 Source = TypeVar("Source", str, "str | None")
@@ -68,3 +69,26 @@ def each_file(
     worst = worst_of(sources, answer, output, debug=debug)
     if worst != ExitCode.OK:
         raise typer.Exit(worst)
+
+
+def per_file(
+    paths: list[str] | None,
+    run: Callable[..., ExitCode | None],
+    *,
+    picks: tuple[list[str] | None, list[str] | None, list[str] | None, str | None],
+    output_format: OutputFormat | None,
+    columns: str | None,
+    debug: bool,
+    **settings: Any,
+) -> None:
+    """The frame of a command over several checkpoints: the sources, the selection
+    (``picks``: --match, --regex, --exclude, --names-from), one output, then ``run`` for each
+    file with ``chosen``, ``output``, ``env`` and ``settings``; exits with the worst code."""
+    env = Environment.current()
+    sources = options.checkpoint_sources(paths)
+    match, regex, exclude, names_from = picks
+    chosen = options.selection(match, regex, exclude, options.names_from(names_from, sources))
+    keys = options.column_keys(columns)
+    output = Output(env.resolve(output_format), env, several=len(sources) > 1, columns=keys)
+    answer = functools.partial(run, chosen=chosen, output=output, env=env, **settings)
+    each_file(sources, answer, output, debug=debug)

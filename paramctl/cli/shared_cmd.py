@@ -14,13 +14,12 @@ group,relation,name,shape,dtype,bytes,storage,start,end,view
 
 from __future__ import annotations
 
-import functools
 from typing import Annotated
 
 import typer
 
 from paramctl.cli import options
-from paramctl.cli.several import each_file
+from paramctl.cli.several import per_file
 from paramctl.formats import read_checkpoint
 from paramctl.render.engine import Environment
 from paramctl.render.several import Output
@@ -56,23 +55,18 @@ def shared_command(
 
     Exits 0 whether or not anything is shared.
     """
-    env = Environment.current()
-    sources = options.checkpoint_sources(paths)
-    chosen = options.selection(match, regex, exclude, options.names_from(names_from, sources))
-    output = Output(
-        env.resolve(output_format), env, several=len(sources) > 1, columns=options.column_keys(columns)
-    )
-    run = functools.partial(
+    per_file(
+        paths,
         _shared_file,
-        chosen=chosen,
+        picks=(match, regex, exclude, names_from),
+        output_format=output_format,
+        columns=columns,
+        debug=debug,
         key=key,
         all_tensors=all_tensors,
         by_value=by_value,
         verbose=verbose,
-        output=output,
-        env=env,
     )
-    each_file(sources, run, output, debug=debug)
 
 
 def _shared_file(

@@ -70,7 +70,7 @@ class CheckResult:
     def summary(self) -> str:
         """The verdict's counts: findings, what was looked at, which checks ran.
 
-        >>> CheckResult("m.pt", "torch-zip", tensors=1, value_bytes=4, checked=["metadata"]).summary()
+        >>> CheckResult("m.pt", "zip", tensors=1, value_bytes=4, checked=["metadata"]).summary()
         '0 errors, 0 warnings in 1 tensor (4 B of values, not read); checked: metadata'
         """
         from paramctl.units import format_bytes, plural

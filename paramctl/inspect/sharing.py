@@ -111,7 +111,7 @@ class SharingReport:
     def summary(self) -> str:
         """One line: the groups, the names in them, the bytes sharing saves.
 
-        >>> SharingReport("m.pt", "torch-zip", [], tensors=1).summary()
+        >>> SharingReport("m.pt", "zip", [], tensors=1).summary()
         'no shared storages among 1 tensor'
         """
         from paramctl.units import format_bytes, plural

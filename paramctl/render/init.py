@@ -142,7 +142,7 @@ def init_summary(result: InitResult, *, as_built: bool = False) -> list[str]:
     >>> entry = Obj(nbytes=4 << 20)
     >>> plan = Obj(change=Obj(describe=lambda: "normal(std=0.02)"), skipped=[])
     >>> result = Obj(changed=[Obj(planned=Obj(entry=entry, also_changes=()))] * 80, seed=1234,
-    ...              output="out.pt", format="torch-zip", plan=plan, provenance_recorded=True, written=None)
+    ...              output="out.pt", format="zip", plan=plan, provenance_recorded=True, written=None)
     >>> init_summary(result)
     ['changed 80 tensors (320 MiB) with normal(std=0.02), seed 1234 → out.pt; --report for the table']
     """
