@@ -52,6 +52,9 @@ class Storage:
     inline: bytes | None = None
     # A tensor assembled from chunks held in other storages (a DCP tensor): no bytes of its own.
     chunked: bool = False
+    # Bytes inside a compressed zip member: the member's name and where they start in its
+    # inflated bytes (an ``np.savez_compressed`` array); read by inflating, never in place.
+    member: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ are the values it stores (:meth:`~ValueReader.implicit_zeros` counts the rest), 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import mmap
 import os
 from collections.abc import Iterator
@@ -139,6 +140,7 @@ class ValueReader:
         self._buffers: dict[int, bytearray] = {}
         self._decoded = np.empty(0, np.float32)
         self._loaded: tuple[str, TorchValues] | None = None
+        self._inflating: Storage | None = None
 
     def __enter__(self) -> ValueReader:
         return self
@@ -178,9 +180,29 @@ class ValueReader:
 
     def _storage(self, entry: TensorEntry, error: type[ParamctlError] = CorruptCheckpoint) -> Storage:
         storage = self.checkpoint.storage_of(entry)
+        if storage.member is not None and storage.inline is None:
+            return self._inflated(storage)
         if storage.offset is None and storage.nbytes and storage.inline is None:
             raise error(f"{self.checkpoint.label}: storage {storage.key} is compressed; cannot read it")
         return storage
+
+    def _inflated(self, storage: Storage) -> Storage:
+        """A compressed member's storage with its bytes inflated (one at a time: memory stays
+        at the largest tensor); exactly ``nbytes`` are read, however much the member claims."""
+        if self._inflating is None or self._inflating.key != storage.key:
+            import zipfile
+
+            assert storage.member is not None
+            name, start = storage.member
+            with zipfile.ZipFile(storage.file) as archive, archive.open(name) as member:
+                member.read(start)
+                data = member.read(storage.nbytes)
+            if len(data) != storage.nbytes:
+                raise CorruptCheckpoint(
+                    f"{self.checkpoint.label}: {name} inflates to fewer bytes than it holds"
+                )
+            self._inflating = dataclasses.replace(storage, inline=data)
+        return self._inflating
 
     def _stored(self, entry: TensorEntry) -> np.dtype[Any]:
         return stored_dtype(entry.dtype, self.checkpoint.byteorder)

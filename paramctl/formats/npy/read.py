@@ -8,8 +8,8 @@ Python objects, whose elements are pickles, is refused as unsafe.
 
 An ``.npz`` is a zip of ``.npy`` members named ``<key>.npy``. Stored (``np.savez``)
 members keep their elements at a fixed offset in the archive; deflated ones
-(``np.savez_compressed``) are listed from their decompressed headers, but their values
-are not at any offset in the file.
+(``np.savez_compressed``) are listed from their decompressed headers and their values are
+read by inflating the member (``Storage.member``), one array at a time.
 """
 
 from __future__ import annotations
@@ -160,11 +160,13 @@ def _read_npz(path: Path, file: IO[bytes], archive: zipfile.ZipFile) -> Checkpoi
         entry = _entry(name, header)
         if header.header_bytes + entry.nbytes > info.file_size:
             raise CorruptCheckpoint(f"{path}: {info.filename} is shorter than its array")
-        offset = None
+        offset, inflated = None, None
         if info.compress_type == zipfile.ZIP_STORED:
             offset = record_data_offset(file, info) + header.header_bytes  # type: ignore[arg-type]
+        else:
+            inflated = (info.filename, header.header_bytes)
         entries.append(entry)
-        storages[name] = Storage(name, path, entry.dtype, entry.nbytes, offset)
+        storages[name] = Storage(name, path, entry.dtype, entry.nbytes, offset, member=inflated)
         if entry.itemsize > 1:
             orders.add(header.byteorder)
     if len(orders) > 1:
