@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paramctl.formats._format import FileSet, Format, Holds
-from paramctl.formats.dcp.read import METADATA, NAME, candidates, read
+from paramctl.formats.dcp.layout import METADATA, NAME, candidates
 
 if TYPE_CHECKING:
     from paramctl.checkpoint import Checkpoint
@@ -30,6 +30,8 @@ class Dcp(Format):
         return False  # a directory, claimed by its .metadata
 
     def read(self, path: Path) -> Checkpoint:
+        from paramctl.formats.dcp.read import read
+
         return read(path)
 
     def editor_class(self) -> type[StorageEditor]:

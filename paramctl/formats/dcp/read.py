@@ -23,18 +23,15 @@ from typing import Any, BinaryIO
 
 from paramctl.checkpoint import Checkpoint, Chunk, Storage, TensorEntry
 from paramctl.dtypes import DTYPES
-from paramctl.errors import CorruptCheckpoint, ExitCode, UsageError
+from paramctl.errors import CorruptCheckpoint, ExitCode
 from paramctl.formats.dcp._metadata import (
     BytesStorageMetadata,
     Metadata,
     TensorStorageMetadata,
     load_metadata,
 )
+from paramctl.formats.dcp.layout import METADATA, NAME
 from paramctl.formats.safetensors.read import contiguous_stride
-
-NAME = "dcp"
-METADATA = ".metadata"
-SHARD_SUFFIX = ".distcp"
 
 
 class UnsafeItemPath(CorruptCheckpoint):
@@ -52,21 +49,6 @@ def parse_item_key(key: str) -> tuple[str, int, int]:
     relative_path, _, span = key.rpartition("@")
     offset, _, length = span.partition("+")
     return relative_path, int(offset), int(length)
-
-
-def candidates(path: Path) -> list[Path]:
-    """``path`` when it is a DCP directory (or its ``.metadata``); a rank file given alone
-    is a usage error naming its directory."""
-    if path.is_dir():
-        return [path] if (path / METADATA).is_file() else []
-    if path.name == METADATA and path.is_file():
-        return [path.parent]
-    if path.name.endswith(SHARD_SUFFIX) and (path.parent / METADATA).is_file():
-        raise UsageError(
-            f"{path}: is one rank's shard of the torch.distributed.checkpoint directory "
-            f"{path.parent}; give the directory instead"
-        )
-    return []
 
 
 class _Window(io.RawIOBase):
