@@ -3,6 +3,7 @@ torch's ``constant_`` would write."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -104,3 +105,28 @@ def test_a_random_scheme_still_fills_through_torch(cli, tmp_path):
     assert result.exit_code == 0, result.stderr
     expected = torch.nn.init.normal_(torch.empty(8, 8), generator=torch.Generator().manual_seed(3))
     assert torch.equal(torch.load(tmp_path / "out.pt")["w"], expected)
+
+
+def test_the_report_gives_a_constant_fills_value_and_zero_std(cli, tmp_path):
+    torch.save({"w": torch.arange(12.0).reshape(3, 4), "one": torch.tensor([3.0])}, tmp_path / "in.pt")
+    result = cli("init", tmp_path / "in.pt", "--set", "0.1", "-o", tmp_path / "out.pt", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)["tensors"]}
+    assert rows["w"]["mean_before"] == 5.5 and rows["w"]["std_before"] == pytest.approx(3.6055512)
+    assert rows["w"]["mean_after"] == float(torch.tensor(0.1)) and rows["w"]["std_after"] == 0.0
+    assert rows["one"]["mean_after"] == float(torch.tensor(0.1)) and rows["one"]["std_after"] is None
+
+
+def test_an_edited_safetensors_keeps_its_data_at_their_place_in_a_page(cli, tmp_path):
+    source, out = tmp_path / "in.safetensors", tmp_path / "out.safetensors"
+    save_file({f"t{i}": torch.randn(64) for i in range(40)}, source)
+    result = cli("init", source, "-m", "t3", "-s", "zeros", "-o", out)
+    assert result.exit_code == 0, result.stderr
+
+    def data_start(path):
+        return 8 + int.from_bytes(path.read_bytes()[:8], "little")
+
+    assert data_start(out) % 4096 == data_start(source) % 4096
+    before, after = load_file(source), load_file(out)
+    assert torch.equal(after["t3"], torch.zeros(64))
+    assert all(torch.equal(after[name], before[name]) for name in before if name != "t3")

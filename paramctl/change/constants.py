@@ -106,7 +106,8 @@ def apply_constants(
     """:func:`~paramctl.change.fill.apply_plan` for a plan :func:`fills_without_torch`.
 
     Each tensor fills its byte span exactly, so the element repeated over the span is the
-    tensor filled, whatever its strides; mean and std are measured over the span.
+    tensor filled, whatever its strides; mean and std before are measured over the span,
+    after they are the value's.
     """
     import numpy as np
 
@@ -122,11 +123,24 @@ def apply_constants(
         with editor.span_bytes(entry.storage_key, start, end, read=stats) as raw:
             before = span_mean_std(raw, entry.dtype, order) if stats else None
             np.frombuffer(raw, np.uint8).reshape(-1, len(element))[:] = np.frombuffer(element, np.uint8)
-            after = span_mean_std(raw, entry.dtype, order) if stats else None
+        after = constant_stats(element, entry.dtype, order, entry.numel) if stats else None
         changed.append(ChangedTensor(planned, before, after))
         if on_progress:
             on_progress(entry.nbytes)
     return changed
+
+
+def constant_stats(element: bytes, dtype: str, byteorder: str, count: int) -> TensorStats:
+    """Mean and std of ``count`` elements all equal to ``element``: the value and 0."""
+    import numpy as np
+
+    from paramctl.change.fill import unmeasured_stats
+    from paramctl.values import decode, stored_dtype
+
+    if not count or lookup_dtype(dtype).is_complex:
+        return unmeasured_stats(count, None, None)
+    value = float(decode(np.frombuffer(element, stored_dtype(dtype, byteorder)), dtype)[0])
+    return unmeasured_stats(count, value, 0.0 if count > 1 and math.isfinite(value) else None)
 
 
 def span_mean_std(raw: memoryview, dtype: str, byteorder: str) -> TensorStats:
