@@ -114,6 +114,8 @@ class Verification:
     checked: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     records: int = 0
+    # What ``records`` counts, a singular noun: zip members read, tensors an index names.
+    record_kind: str = "zip record"
     # Whether these checks cover every reason the reader refuses a file, so that a read
     # failure needs no finding of its own once they found an error.
     covers_metadata: bool = False
