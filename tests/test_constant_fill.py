@@ -38,8 +38,8 @@ def test_a_float_element_has_torchs_bytes(value, dtype):
     if theirs is None:
         assert ours is None  # left to torch, which says why
         return
-    if value != value:  # NaN: any quiet NaN torch writes is one; bfloat16's is fixed
-        assert ours is not None and (dtype != "bfloat16" or ours == theirs)
+    if value != value and dtype in ("float16", "bfloat16"):
+        assert ours is None  # torch's vector and scalar casts give different NaNs
         return
     assert ours == theirs
 

@@ -28,15 +28,13 @@ if TYPE_CHECKING:
     from paramctl.formats._editor import StorageEditor
     from paramctl.stats import TensorStats
 
-# bfloat16's quiet NaN, as torch rounds any NaN.
-_BFLOAT16_NAN = 0x7FC0
 _FLOAT32_MAX = 3.4028234663852886e38
 
 
 def element_bytes(value: float, dtype: str, byteorder: str = "little") -> bytes | None:
     """One element of ``dtype`` holding ``value`` as torch's ``constant_`` stores it, or
     ``None`` where that takes torch (a non-integral value in an integer type, float8, a
-    value beyond float32's range).
+    value beyond float32's range, NaN in a 16-bit float).
 
     Low-precision floats get the float32 value rounded to nearest even, as torch fills
     them in float32 and casts back.
@@ -51,6 +49,8 @@ def element_bytes(value: float, dtype: str, byteorder: str = "little") -> bytes 
     order = "<" if byteorder == "little" else ">"
     if dtype != "float64" and math.isfinite(value) and abs(value) > _FLOAT32_MAX:
         return None  # torch refuses to fill a float32 with it: its error is the answer
+    if dtype in ("float16", "bfloat16") and math.isnan(value):
+        return None  # which NaN a cast gives differs between torch's vector and scalar code
     if dtype == "bfloat16":
         return struct.pack(f"{order}H", _bfloat16_bits(value))
     if dtype in ("float16", "float32", "float64"):
@@ -70,8 +70,6 @@ def element_bytes(value: float, dtype: str, byteorder: str = "little") -> bytes 
 def _bfloat16_bits(value: float) -> int:
     import numpy as np
 
-    if math.isnan(value):
-        return _BFLOAT16_NAN
     with np.errstate(over="ignore"):
         bits = int(np.array(value, np.float32).view(np.uint32))
     # Round to nearest, ties to even, as torch's float-to-bfloat16 cast does (infinities and
