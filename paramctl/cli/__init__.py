@@ -7,6 +7,7 @@ load inside the command, when it runs, so ``paramctl --help`` stays fast.
 
 from paramctl.cli.app import app, register
 from paramctl.cli.check_cmd import check_command
+from paramctl.cli.convert_cmd import convert_command
 from paramctl.cli.grads_cmd import grads_command
 from paramctl.cli.init_cmd import InitHelp, init_command
 from paramctl.cli.list_cmd import list_command
@@ -20,5 +21,6 @@ register("show", show_command, cls=ShowUsage)
 register("check", check_command)
 register("grads", grads_command)
 register("init", init_command, cls=InitHelp)
+register("convert", convert_command)
 
 __all__ = ["app"]

@@ -18,8 +18,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-import numpy as np
-
 from paramctl.checkpoint import Checkpoint, Storage
 
 if TYPE_CHECKING:
@@ -28,22 +26,26 @@ if TYPE_CHECKING:
     from paramctl.convert.plan import Materialize
     from paramctl.formats._format import Progress
 
-_BFLOAT16_HALF = np.uint32(0x7FFF)
-_QUIET_NAN = np.uint16(0x0040)
+_BFLOAT16_HALF = 0x7FFF
+_QUIET_NAN = 0x0040
 
 
 def to_dtype(numbers: NDArray[Any], dtype: str) -> NDArray[Any]:
     """``numbers`` as the stored elements of ``dtype`` (``bfloat16`` as its 16 bits)."""
+    import numpy as np
+
     if dtype == "bfloat16":
         bits = np.ascontiguousarray(numbers, dtype=np.float32).view(np.uint32)
-        rounded = ((bits + _BFLOAT16_HALF + ((bits >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)).astype(
-            np.uint16
-        )
+        upper = bits >> np.uint32(16)
+        rounded: NDArray[Any] = (
+            (bits + np.uint32(_BFLOAT16_HALF) + (upper & np.uint32(1))) >> np.uint32(16)
+        ).astype(np.uint16)
         nan = np.isnan(numbers)
         if nan.any():
-            rounded[nan] = (bits[nan] >> np.uint32(16)).astype(np.uint16) | _QUIET_NAN
+            rounded[nan] = upper[nan].astype(np.uint16) | np.uint16(_QUIET_NAN)
         return rounded
-    return np.asarray(numbers, dtype=np.dtype(dtype).newbyteorder("<"))
+    cast: NDArray[Any] = np.asarray(numbers, dtype=np.dtype(dtype).newbyteorder("<"))
+    return cast
 
 
 def materialize(
@@ -68,7 +70,7 @@ def materialize(
                     out.write(raw)
             else:
                 for numbers in reader.chunks(entry):
-                    out.write(memoryview(to_dtype(numbers, job.dtype)).cast("B"))
+                    out.write(to_dtype(numbers, job.dtype).tobytes())
             written = out.tell() - start
             storages[key] = Storage(key, path, job.dtype, written, start)
             if on_progress is not None:

@@ -41,7 +41,6 @@ DROP_EXTRAS = "--drop-extras"
 _SHOWN = 4
 
 
-
 @dataclass(frozen=True)
 class ConvertOptions:
     """How to convert: which dict (``key``, ``all_tensors``), which tensors (``selection``:
@@ -108,16 +107,20 @@ def _some(names: Sequence[str]) -> str:
     return ", ".join(names[:_SHOWN]) + more
 
 
-def _chosen(view: list[TensorEntry], options: ConvertOptions, label: str) -> tuple[list[TensorEntry], set[str]]:
+def _chosen(
+    view: list[TensorEntry], options: ConvertOptions, label: str
+) -> tuple[list[TensorEntry], set[str]]:
     """The entries kept, and the names of those cast."""
     check_listed(options.selection, [entry.name for entry in view], label)
     if options.dtype is None:
         return select(view, options.selection), set()
     casting = {entry.name for entry in select(view, options.selection)}
+    # Tied names are one tensor: cast when any of them is chosen.
+    ties = {identity(entry) for entry in view if entry.name in casting}
     cast = {
         entry.name
         for entry in view
-        if entry.name in casting and entry.dtype != options.dtype and _castable(entry.dtype)
+        if identity(entry) in ties and entry.dtype != options.dtype and _castable(entry.dtype)
     }
     return view, cast
 
@@ -158,9 +161,8 @@ def _refuse_unheld(entries: Iterable[tuple[TensorEntry, str]], holds: Holds, tit
     first = unheld[0][0].name
     cast = " or cast them with --dtype float32" if all(_castable(d) for _, d in unheld) else ""
     raise UsageError(
-        f"{label}: {plural(len(unheld), 'tensor')} {'is' if len(unheld) == 1 else 'are'} {kinds} (e.g. {first}), "
-        f"which {title} cannot hold; "
-        f"leave them out with --exclude '{first}'{cast}"
+        f"{label}: {plural(len(unheld), 'tensor')} {'is' if len(unheld) == 1 else 'are'} {kinds} "
+        f"(e.g. {first}), which {title} cannot hold; leave them out with --exclude '{first}'{cast}"
     )
 
 
@@ -179,13 +181,16 @@ def plan_conversion(checkpoint: Checkpoint, holds: Holds, title: str, options: C
     view = model_view(checkpoint, key=options.key, all_tensors=options.all_tensors)
     kept, cast = _chosen(view.entries, options, checkpoint.label)
     new_names = {old: new for new, old in options.names.apply([entry.name for entry in kept]).items()}
-    out_dtype = {entry.name: options.dtype if entry.name in cast else entry.dtype for entry in kept}
+    out_dtype = {
+        entry.name: options.dtype or entry.dtype if entry.name in cast else entry.dtype for entry in kept
+    }
     _refuse_unheld(((e, out_dtype[e.name]) for e in kept), holds, title, checkpoint.label)
     extras = [] if checkpoint.payload is None else _extras(checkpoint, view.prefix)
     if extras and not options.drop_extras and not holds.extras:
         raise UsageError(
-            f"{checkpoint.label}: {title} holds tensors only, and this checkpoint also has {len(extras)} "
-            f"other values ({_some([x.name for x in extras])}); {DROP_EXTRAS} leaves them out"
+            f"{checkpoint.label}: {title} holds tensors only, and this checkpoint also has "
+            f"{plural(len(extras), 'other value')} ({_some([x.name for x in extras])}); "
+            f"{DROP_EXTRAS} leaves them out"
         )
     kept_extras = [] if options.drop_extras or not holds.extras else extras
     plan = ConvertPlan(
@@ -302,6 +307,8 @@ def _prune(node: Any, by_path: dict[tuple[PathPart, ...], TensorEntry], *, keep_
             rebuilt.__dict__.update(vars(node))
         return rebuilt if rebuilt or not node else _GONE
     if isinstance(node, list | tuple):
-        items = [kept for value in node if (kept := _prune(value, by_path, keep_values=keep_values)) is not _GONE]
+        items = [
+            kept for value in node if (kept := _prune(value, by_path, keep_values=keep_values)) is not _GONE
+        ]
         return (tuple(items) if isinstance(node, tuple) else items) if items or not node else _GONE
     return node if keep_values else _GONE

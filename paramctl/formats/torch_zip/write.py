@@ -15,7 +15,7 @@ import json
 import pickle
 import zipfile
 from collections.abc import Mapping
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar
 
 from paramctl.checkpoint import Checkpoint, Storage, TensorEntry
 from paramctl.dtypes import dtype as lookup_dtype
@@ -94,16 +94,16 @@ class _Pickler(pickle._Pickler):
     """The pure-Python pickler, which lets :class:`_Global` be written as a ``GLOBAL``
     opcode (the C pickler offers no such hook); ``data.pkl`` is small beside the storages."""
 
-    dispatch = dict(pickle._Pickler.dispatch)
+    dispatch: ClassVar[dict[type, Any]] = dict(pickle._Pickler.dispatch)
 
     def __init__(self, file: BinaryIO) -> None:
         super().__init__(file, protocol=2)
 
     def save_torch_global(self, obj: _Global) -> None:
-        self.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode())
-        self.memoize(obj)
+        self.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode())  # type: ignore[attr-defined]
+        self.memoize(obj)  # type: ignore[attr-defined]
 
-    dispatch[_Global] = save_torch_global  # type: ignore[assignment]
+    dispatch[_Global] = save_torch_global
 
     def persistent_id(self, obj: Any) -> Any:
         if isinstance(obj, _StorageOut):
