@@ -77,8 +77,8 @@ def write_dcp(checkpoint: Checkpoint, files: FileSetWrite, *, max_shard_size: in
     odd = next((extra for extra in extras if not _plain(extra.value)), None)
     if odd is not None:
         raise UsageError(
-            f"{checkpoint.label}: {odd.name} holds a {type(odd.value).__name__}, which paramctl does "
-            "not write into a DCP directory; leave the other values out with --drop-extras"
+            f"{checkpoint.label}: {odd.name} is a {type(odd.value).__name__}, which paramctl's DCP writer "
+            "cannot hold; leave the other values out with --drop-extras"
         )
     out = files.open(RANK_FILE)
     tensors: dict[str, Any] = {}

@@ -5,8 +5,8 @@ package would take each tensor as an array in memory; copying keeps memory flat)
 Tensors keep their dtype where GGUF has a type for it (``F32``, ``F16``, ``BF16``, ``F64``,
 the integers, and block-quantized types copied as they are); shapes are given in PyTorch
 order and reversed by the writer, as GGUF stores them. The non-tensor values of the source
-become key-values (strings, booleans, numbers, arrays); ``general.architecture`` is the
-source's, else ``unknown``. Ties are stored as copies: GGUF records no sharing.
+become key-values (strings, booleans, numbers, arrays; GGUF has no null, so a ``None`` is
+left out); ``general.architecture`` is the source's, else ``unknown``. Ties are stored as copies: GGUF records no sharing.
 
 >>> kv_kind(3), kv_kind(-1), kv_kind(0.5), kv_kind("llama"), kv_kind([1, 2])
 ('uint32', 'int64', 'float32', 'string', 'array')
@@ -44,10 +44,12 @@ def kv_kind(value: Any) -> str | None:
 def _key_values(checkpoint: Checkpoint) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for extra in checkpoint.extras():
+        if extra.value is None:  # GGUF has no null: a key without a value is left out
+            continue
         if kv_kind(extra.value) is None:
             raise UsageError(
-                f"{checkpoint.label}: {extra.name} holds a {type(extra.value).__name__}, which a GGUF "
-                "key-value cannot; leave the other values out with --drop-extras"
+                f"{checkpoint.label}: {extra.name} is a {type(extra.value).__name__}, which GGUF cannot "
+                "hold as a key-value; leave the other values out with --drop-extras"
             )
         values[extra.name] = list(extra.value.items) if isinstance(extra.value, LongArray) else extra.value
     return values
