@@ -22,7 +22,9 @@ from tests.conftest import SAMPLE_FILES, SAMPLES
 def flat(node: object, prefix: str = "") -> dict[str, torch.Tensor]:
     if isinstance(node, torch.Tensor):
         return {prefix: node}
-    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list | tuple) else ()
+    items = (
+        node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list | tuple) else ()
+    )
     found: dict[str, torch.Tensor] = {}
     for key, value in items:
         found.update(flat(value, f"{prefix}.{key}" if prefix else str(key)))
@@ -87,7 +89,9 @@ def test_load_maps_the_file_rather_than_reading_it(tmp_path):
         "w = paramctl.load(sys.argv[1])['w']\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
     )
-    grown = subprocess.run([sys.executable, "-c", program, str(path)], check=True, capture_output=True, text=True)
+    grown = subprocess.run(
+        [sys.executable, "-c", program, str(path)], check=True, capture_output=True, text=True
+    )
     assert int(grown.stdout) < 8 * 1024  # KiB: nothing of the 16 MiB was touched
 
 

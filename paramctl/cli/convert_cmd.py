@@ -88,8 +88,8 @@ def convert_command(
     verbose: options.VerboseOpt = False,
     debug: options.DebugOpt = False,
 ) -> None:
-    """Convert a checkpoint to another format: .pt, .safetensors, sharded safetensors
-    (--to hf-sharded), DCP (--to dcp), GGUF, MXNet .params.
+    """Convert a checkpoint to another format, by DST's suffix or --to (which also writes
+    sharded safetensors and DCP directories).
 
     Takes the model dict of a training checkpoint (or --key, --all); --match/--regex/
     --exclude/--names-from pick the tensors kept; --strip-prefix and --rename rename them.

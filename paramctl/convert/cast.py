@@ -44,6 +44,9 @@ def to_dtype(numbers: NDArray[Any], dtype: str) -> NDArray[Any]:
         if nan.any():
             rounded[nan] = upper[nan].astype(np.uint16) | np.uint16(_QUIET_NAN)
         return rounded
+    if numbers.dtype.itemsize > 4 and dtype == "float16":
+        # torch makes a half of a double by way of a float: round twice, as it does.
+        numbers = numbers.astype(np.float32)
     cast: NDArray[Any] = np.asarray(numbers, dtype=np.dtype(dtype).newbyteorder("<"))
     return cast
 

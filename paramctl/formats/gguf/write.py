@@ -6,7 +6,8 @@ Tensors keep their dtype where GGUF has a type for it (``F32``, ``F16``, ``BF16`
 the integers, and block-quantized types copied as they are); shapes are given in PyTorch
 order and reversed by the writer, as GGUF stores them. The non-tensor values of the source
 become key-values (strings, booleans, numbers, arrays; GGUF has no null, so a ``None`` is
-left out); ``general.architecture`` is the source's, else ``unknown``. Ties are stored as copies: GGUF records no sharing.
+left out); ``general.architecture`` is the source's, else ``unknown``. Ties are stored as
+copies: GGUF records no sharing.
 
 >>> kv_kind(3), kv_kind(-1), kv_kind(0.5), kv_kind("llama"), kv_kind([1, 2])
 ('uint32', 'int64', 'float32', 'string', 'array')
