@@ -17,6 +17,7 @@ import paramctl
 from paramctl.checkpoint import model_view
 from paramctl.formats import REGISTRY, read_checkpoint
 from tests.conftest import SAMPLE_FILES, SAMPLES
+from tests.formats.test_contract import OWN_LIBRARIES, sample_for
 
 
 def flat(node: object, prefix: str = "") -> dict[str, torch.Tensor]:
@@ -136,3 +137,16 @@ def test_save_casts_and_refuses_what_the_format_cannot_hold(tmp_path):
         paramctl.save({"w": torch.ones(1), "epoch": 3}, tmp_path / "e.safetensors")
     with pytest.raises(paramctl.UsageError, match="suffix"):
         paramctl.save(state, tmp_path / "nosuffix")
+
+
+@pytest.mark.parametrize("fmt", [pytest.param(fmt, id=fmt.name) for fmt in REGISTRY])
+def test_load_reads_every_format_as_its_own_library_does(fmt, tmp_path):
+    state = sample_for(fmt)
+    stem = next(iter(state)) if fmt.holds.single_tensor else "sample"
+    path = tmp_path / f"{stem}{fmt.suffixes[0] if fmt.suffixes else ''}"
+    OWN_LIBRARIES[fmt.name].write(state, path)
+    reference = OWN_LIBRARIES[fmt.name].read(path)
+    loaded = paramctl.load(path)
+    for name, tensor in reference.items():
+        assert loaded[name].dtype == tensor.dtype, name
+        assert torch.equal(loaded[name], tensor), name

@@ -100,7 +100,6 @@ def convert_command(
     from paramctl.formats import read_checkpoint
     from paramctl.render.convert import convert_report
     from paramctl.render.engine import Environment, emit
-    from paramctl.render.progress import progress
 
     env = Environment.current()
     path = options.checkpoint_source(source)
@@ -116,6 +115,5 @@ def convert_command(
     )
     checkpoint = read_checkpoint(path, on_note=env.note if verbose else None)
     fmt = target_format(destination, to.value if to is not None else None, checkpoint.format)
-    with progress(env, sum(entry.nbytes for entry in checkpoint.entries), f"writing {destination}") as bar:
-        result = convert_checkpoint(checkpoint, destination, fmt, settings, on_progress=bar)
+    result = convert_checkpoint(checkpoint, destination, fmt, settings)
     emit(convert_report(result), env.resolve(output_format), env)

@@ -73,7 +73,10 @@ class ConvertResult:
 def target_format(destination: str | os.PathLike[str], to: str | None, input_format: str) -> Format:
     """The format to write (``--to``, else the suffix's, else the input's), which must be
     able to make new files."""
-    fmt = format_named(output_format(destination, to, input_format))
+    try:
+        fmt = format_named(output_format(destination, to, input_format))
+    except UsageError as exc:  # the message names -o, which convert spells as DST
+        raise UsageError(str(exc).removeprefix("-o ")) from None
     if fmt.writer() is None and fmt.set_writer() is None:
         raise UsageError(f"{destination}: paramctl {fmt.no_writer}")
     return fmt
