@@ -26,11 +26,25 @@ CastDType = Enum("CastDType", {name: name for name in CAST_DTYPES}, type=str)  #
 
 SourceArg = Annotated[
     str,
-    typer.Argument(help="Checkpoint to convert: a file, a directory holding one, or - for standard input."),
+    typer.Argument(
+        help="Checkpoint to convert: a file, a directory holding one, or - for standard input.",
+        metavar="SRC",
+        show_default=False,
+    ),
 ]
 DestinationArg = Annotated[
     str,
-    typer.Argument(help="Where to write: a file, or a directory for a sharded or DCP checkpoint."),
+    typer.Argument(
+        help="Where to write: a file, or a directory for a sharded or DCP checkpoint.",
+        metavar="DST",
+        show_default=False,
+    ),
+]
+ToOpt = Annotated[
+    options.WriteFormat | None,
+    typer.Option(
+        "--to", help="Output format [default: DST's suffix's, else the input's].", show_default=False
+    ),
 ]
 RenameOpt = Annotated[
     list[str] | None,
@@ -72,7 +86,7 @@ DropExtrasOpt = Annotated[
 def convert_command(
     source: SourceArg,
     destination: DestinationArg,
-    to: options.ToOpt = None,
+    to: ToOpt = None,
     key: options.KeyOpt = None,
     all_tensors: options.AllOpt = False,
     match: options.MatchOpt = None,
@@ -91,8 +105,9 @@ def convert_command(
     """Convert a checkpoint to another format, by DST's suffix or --to (which also writes
     sharded safetensors and DCP directories).
 
-    Takes the model dict of a training checkpoint (or --key, --all); --match/--regex/
-    --exclude/--names-from pick the tensors kept; --strip-prefix and --rename rename them.
+    Takes the model dict of a training checkpoint (or --key, --all); the selection
+    (--match, --regex, --exclude, --names-from) picks the tensors kept; --strip-prefix and
+    --rename rename them.
     Bytes are copied, not re-created; ties are kept where the format records them. What the
     output cannot hold is refused, naming the option that leaves it out.
     """
