@@ -31,11 +31,13 @@ _QUIET_NAN = 0x0040
 
 
 def to_dtype(numbers: NDArray[Any], dtype: str) -> NDArray[Any]:
-    """``numbers`` as the stored elements of ``dtype`` (``bfloat16`` as its 16 bits)."""
+    """``numbers`` as the stored elements of ``dtype`` (``bfloat16`` as its 16 bits); a
+    number beyond the dtype's range becomes an infinity, as in torch."""
     import numpy as np
 
     if dtype == "bfloat16":
-        bits = np.ascontiguousarray(numbers, dtype=np.float32).view(np.uint32)
+        with np.errstate(over="ignore"):
+            bits = np.ascontiguousarray(numbers, dtype=np.float32).view(np.uint32)
         upper = bits >> np.uint32(16)
         rounded: NDArray[Any] = (
             (bits + np.uint32(_BFLOAT16_HALF) + (upper & np.uint32(1))) >> np.uint32(16)
@@ -44,10 +46,11 @@ def to_dtype(numbers: NDArray[Any], dtype: str) -> NDArray[Any]:
         if nan.any():
             rounded[nan] = upper[nan].astype(np.uint16) | np.uint16(_QUIET_NAN)
         return rounded
-    if numbers.dtype.itemsize > 4 and dtype == "float16":
-        # torch makes a half of a double by way of a float: round twice, as it does.
-        numbers = numbers.astype(np.float32)
-    cast: NDArray[Any] = np.asarray(numbers, dtype=np.dtype(dtype).newbyteorder("<"))
+    with np.errstate(over="ignore"):
+        if numbers.dtype.itemsize > 4 and dtype == "float16":
+            # torch makes a half of a double by way of a float: round twice, as it does.
+            numbers = numbers.astype(np.float32)
+        cast: NDArray[Any] = np.asarray(numbers, dtype=np.dtype(dtype).newbyteorder("<"))
     return cast
 
 
