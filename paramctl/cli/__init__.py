@@ -14,5 +14,6 @@ register("show", "paramctl.cli.show_cmd:show_command", usage="ShowUsage")
 register("check", "paramctl.cli.check_cmd:check_command")
 register("grads", "paramctl.cli.grads_cmd:grads_command")
 register("init", "paramctl.cli.init_cmd:init_command", usage="InitHelp")
+register("convert", "paramctl.cli.convert_cmd:convert_command")
 
 __all__ = ["app"]
