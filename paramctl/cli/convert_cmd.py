@@ -46,23 +46,6 @@ ToOpt = Annotated[
         "--to", help="Output format [default: DST's suffix's, else the input's].", show_default=False
     ),
 ]
-RenameOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--rename",
-        help="Rename tensors: 'REGEX=REPLACEMENT' as re.sub (\\1 groups), after --strip-prefix (repeatable).",
-        show_default=False,
-        metavar="RE=REPL",
-    ),
-]
-StripPrefixOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--strip-prefix",
-        help="Cut this prefix from names that start with it (repeatable).",
-        show_default=False,
-    ),
-]
 DTypeOpt = Annotated[
     CastDType | None,
     typer.Option(
@@ -93,8 +76,8 @@ def convert_command(
     regex: options.RegexOpt = None,
     exclude: options.ExcludeOpt = None,
     names_from: options.NamesFromOpt = None,
-    rename: RenameOpt = None,
-    strip_prefix: StripPrefixOpt = None,
+    rename: options.RenameOpt = None,
+    strip_prefix: options.StripPrefixOpt = None,
     dtype: DTypeOpt = None,
     max_shard_size: MaxShardOpt = "5GB",
     drop_extras: DropExtrasOpt = False,

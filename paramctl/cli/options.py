@@ -268,3 +268,24 @@ def _stdin_isatty() -> bool:
         return sys.stdin.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+# Renaming, as paramctl.rename.NameMap reads it (convert, diff).
+StripPrefixOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--strip-prefix",
+        help="Cut this prefix from the names that start with it (repeatable, before --rename).",
+        show_default=False,
+        metavar="PREFIX",
+    ),
+]
+RenameOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--rename",
+        help="Rename by regular expression, 'RE=REPLACEMENT' as re.sub (\\1 groups; repeatable, in order).",
+        show_default=False,
+        metavar="RE=REPL",
+    ),
+]
