@@ -86,6 +86,7 @@ def assemble(reader: ValueReader, entry: TensorEntry, stored: np.dtype[Any], ind
         storage = reader.checkpoint.storages[chunk.storage_key]
         block = bytearray(chunk.numel * stored.itemsize)
         assert storage.offset is not None
+        reader.fetch(storage.file, storage.offset, storage.offset + len(block))
         read_at(reader.fileno(storage.file), memoryview(block), storage.offset)
         region = tuple(slice(o, o + s) for o, s in zip(chunk.offsets, chunk.sizes, strict=True))
         whole[region] = np.frombuffer(block, stored).reshape(chunk.sizes)

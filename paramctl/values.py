@@ -45,7 +45,8 @@ from paramctl.checkpoint import Checkpoint, Storage, TensorEntry, join_path
 from paramctl.chunked import split_array, split_chunks, split_raw_chunks, split_tensor
 from paramctl.dtypes import DTYPES, FLOAT8, float8_values
 from paramctl.errors import CorruptCheckpoint, ParamctlError, UsageError
-from paramctl.formats._io import CHUNK, read_at, read_chunks
+from paramctl.formats import _source
+from paramctl.formats._io import CHUNK, read_at
 from paramctl.torch_values import TorchValues, from_torch
 
 if TYPE_CHECKING:
@@ -158,12 +159,12 @@ class ValueReader:
     def fileno(self, path: Path) -> int:
         """A descriptor of one of the checkpoint's files, opened once."""
         if path not in self._files:
-            fd = os.open(path, os.O_RDONLY)
-            # Entries are read in file order: a wider read-ahead keeps the disk ahead of the CPU.
-            with contextlib.suppress(AttributeError, OSError):
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-            self._files[path] = fd
+            self._files[path] = _source.open_descriptor(path)
         return self._files[path]
+
+    def fetch(self, path: Path, start: int, end: int) -> None:
+        """Have bytes ``[start, end)`` of a remote file fetched before they are read."""
+        _source.fetch(path, start, end)
 
     # -- what every entry is ------------------------------------------------------------
 
@@ -194,7 +195,11 @@ class ValueReader:
 
             assert storage.member is not None
             name, start = storage.member
-            with zipfile.ZipFile(storage.file) as archive, archive.open(name) as member:
+            with (
+                _source.open_binary(storage.file) as file,
+                zipfile.ZipFile(file) as archive,
+                archive.open(name) as member,
+            ):
                 member.read(start)
                 data = member.read(storage.nbytes)
             if len(data) != storage.nbytes:
@@ -230,6 +235,7 @@ class ValueReader:
             yield from flat_chunks(fallback.numbers, max_elements)
             return
         if DTYPES[entry.dtype].is_block_quantized:
+            self._fetch_span(entry, self._storage(entry))
             yield from quantized.dequantized(self._storage(entry), entry, max_elements, self.fileno)
             return
         for raw in self._pieces(entry, max_elements):
@@ -248,11 +254,17 @@ class ValueReader:
         if fallback is not None:
             return np.asarray(fallback.numbers if index is None else fallback.numbers[index])
         if DTYPES[entry.dtype].is_block_quantized:
+            self._fetch_span(entry, self._storage(entry))
             return quantized.array(self._storage(entry), entry, self.fileno, index)
         # An index reads a few pages: reading ahead around them would read what is not shown.
         advice = mmap.MADV_WILLNEED if index is None else mmap.MADV_RANDOM
-        view = self._view(entry, self._storage(entry), advice)
-        return decode(view if index is None else np.asarray(view[index]), entry.dtype)
+        storage = self._storage(entry)
+        view = self._view(entry, storage, advice, whole=index is None)
+        if index is None:
+            return decode(view, entry.dtype)
+        part = view[index]
+        self._fetch_part(entry, storage, view, part)
+        return decode(np.asarray(part), entry.dtype)
 
     def raw_chunks(self, entry: TensorEntry, chunk_bytes: int = CHUNK) -> Iterator[memoryview]:
         """The entry's bytes in element order, as views of one reused buffer (each valid
@@ -295,10 +307,12 @@ class ValueReader:
         elif not copy and self.checkpoint.byteorder == "little":
             assert storage.offset is not None
             mapped, offset = self._map(storage.file), storage.offset + start
+            self.fetch(storage.file, offset, offset + end - start)
             raw = torch.frombuffer(mapped, dtype=torch.uint8, count=end - start, offset=offset)
         else:
             block = bytearray(end - start)
             assert storage.offset is not None
+            self.fetch(storage.file, storage.offset + start, storage.offset + end)
             read_at(self.fileno(storage.file), memoryview(block), storage.offset + start)
             if self.checkpoint.byteorder != "little":
                 np.frombuffer(block, self._stored(entry)).byteswap(inplace=True)
@@ -335,7 +349,27 @@ class ValueReader:
         if buffer is None:
             buffer = self._buffers[chunk_bytes] = bytearray(chunk_bytes)
         fd = self.fileno(storage.file)
-        yield from read_chunks(fd, start, entry.nbytes, chunk_size=chunk_bytes, buffer=buffer)
+        yield from _source.read_span(
+            storage.file, fd, start, entry.nbytes, chunk_size=chunk_bytes, buffer=buffer
+        )
+
+    def _fetch_span(self, entry: TensorEntry, storage: Storage) -> None:
+        if storage.offset is not None and storage.inline is None:
+            start, end = entry.byte_span
+            self.fetch(storage.file, storage.offset + start, storage.offset + end)
+
+    def _fetch_part(self, entry: TensorEntry, storage: Storage, view: Array, part: Any) -> None:
+        """Fetch the bytes an indexed part of a remote entry spans (a few rows), no more."""
+        if storage.inline is not None or storage.offset is None or not isinstance(part, np.ndarray):
+            return
+        if part.size == 0 or view.size == 0:
+            return
+        # The view's first element is at this offset in the file; addresses map to offsets.
+        origin = storage.offset + entry.storage_offset * view.itemsize - view.ctypes.data
+        reach = [step * (size - 1) for step, size in zip(part.strides, part.shape, strict=True)]
+        low = part.ctypes.data + sum(min(0, r) for r in reach)
+        high = part.ctypes.data + sum(max(0, r) for r in reach) + part.itemsize
+        self.fetch(storage.file, origin + low, origin + high)
 
     def _decode_buffer(self, size: int) -> Array:
         if self._decoded.size < size:
@@ -347,13 +381,16 @@ class ValueReader:
             self._maps[path] = mmap.mmap(self.fileno(path), 0, access=mmap.ACCESS_COPY)
         return self._maps[path]
 
-    def _view(self, entry: TensorEntry, storage: Storage, advice: int) -> Array:
+    def _view(self, entry: TensorEntry, storage: Storage, advice: int, *, whole: bool = True) -> Array:
         """The entry's stored elements as an array viewing the mapped file (read-only), its
-        pages advised with ``advice``."""
+        pages advised with ``advice``; a remote file's bytes of the entry fetched first
+        (unless not ``whole``: the caller fetches the part it indexes)."""
         stored = self._stored(entry)
         if entry.numel == 0:
             return np.empty(entry.shape, stored)
         assert storage.offset is not None or storage.inline is not None
+        if whole:
+            self._fetch_span(entry, storage)
         try:
             view = np.ndarray(
                 entry.shape,

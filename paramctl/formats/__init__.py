@@ -36,6 +36,7 @@ from paramctl.formats import (
 )
 from paramctl.formats._format import Finding, Format, Holds, Severity, Verification
 from paramctl.formats._pickle import NeedsTorch
+from paramctl.formats._source import as_path, open_binary, open_zip
 
 # Zip formats come most specific first; torch-zip claims whatever zip the others decline.
 REGISTRY: tuple[Format, ...] = (
@@ -133,6 +134,7 @@ def detect_format(path: Path) -> Format:
 def locate(path: Path) -> tuple[Path, Format]:
     """The checkpoint at ``path`` and its format: ``path`` itself, or the one checkpoint a
     directory holds. A directory holding several is a :class:`UsageError` listing them."""
+    path = as_path(path)
     claimed = {candidate: fmt for fmt in REGISTRY for candidate in fmt.claims(path)}
     if path in claimed:
         return path, claimed[path]
@@ -167,7 +169,7 @@ def _zip_members(file: BinaryIO) -> list[str]:
     """The member names of a zip archive, or none when its directory cannot be read (the
     format that claims every zip then reports the damage)."""
     try:
-        with zipfile.ZipFile(file) as archive:
+        with open_zip(file) as archive:
             return archive.namelist()
     except (zipfile.BadZipFile, OSError, ValueError):
         return []
@@ -185,7 +187,7 @@ def read_checkpoint(
     if str(source) != STDIN:
         given = os.fspath(source)
         try:
-            return _read(Path(given), on_note)
+            return _read(as_path(given), on_note)
         except ParamctlError as exc:
             # Path folds "https://host/m.pt" to "https:/host/m.pt": name the source as given.
             if str(Path(given)) != given:
@@ -224,7 +226,7 @@ def _read(path: Path, on_note: Callable[[str], None] | None) -> Checkpoint:
 def _opened(path: Path) -> Iterator[BinaryIO]:
     """``open(path, "rb")`` whose OS errors become a one-line :class:`CheckpointIOError`."""
     try:
-        file = open(path, "rb")  # noqa: SIM115 - closed by the with below
+        file = open_binary(path)
     except IsADirectoryError as exc:
         raise CheckpointIOError(f"{path}: is a directory holding no checkpoint paramctl reads") from exc
     except OSError as exc:

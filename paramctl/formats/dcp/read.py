@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 from paramctl.checkpoint import Checkpoint, Chunk, Storage, TensorEntry
 from paramctl.dtypes import DTYPES
 from paramctl.errors import CorruptCheckpoint, ExitCode
+from paramctl.formats._source import open_binary
 from paramctl.formats.dcp._metadata import (
     BytesStorageMetadata,
     Metadata,
@@ -104,7 +105,7 @@ def read_item(directory: Path, files: dict[str, BinaryIO], info: Any) -> Item:
     if relative not in files:
         if not path.is_file():
             raise CorruptCheckpoint(f"{directory}: rank file {relative} does not exist")
-        files[relative] = open(path, "rb")  # noqa: SIM115 - closed by read()
+        files[relative] = open_binary(path)
     window = io.BufferedReader(_Window(files[relative], offset, length))
     key = item_key(relative, offset, length)
     try:
