@@ -34,21 +34,22 @@ class HttpTransport(Transport):
     def head(self, length: int, known: str | None) -> Head:
         headers = {"If-None-Match": known} if known else {}
         status, response = self._get(0, length, headers)
+        validator = _validator(response)
+        if status == 200:
+            size = int(response.headers.get("Content-Length") or -1)
+            if not current().download:
+                response.close()
+                shown = format_bytes(size) if size >= 0 else "of unknown size"
+                raise RemoteError(
+                    f"{self.url}: the server ignores Range requests, so reading it means "
+                    f"downloading all of it ({shown}); give --download to do that"
+                )
+            return Head(size, validator, None, whole=_streamed(response))
         with response:
-            validator = _validator(response)
             if status == 304 and known:
                 return Head(-1, known, None)  # the size is the kept copy's
             if status == 416:
                 return Head(_size_of(response), validator, b"")
-            if status == 200:
-                size = int(response.headers.get("Content-Length") or -1)
-                if not current().download:
-                    shown = format_bytes(size) if size >= 0 else "of unknown size"
-                    raise RemoteError(
-                        f"{self.url}: the server ignores Range requests, so reading it means "
-                        f"downloading all of it ({shown}); give --download to do that"
-                    )
-                return Head(size, validator, None, whole=_streamed(response))
             body = response.read()
             current().counted(len(body))
             return Head(_size_of(response), validator, body)

@@ -151,11 +151,11 @@ def test_remote_values_are_the_files_values(nginx: Nginx) -> None:
     values = np.arange(24, dtype=np.float32).reshape(4, 6)
     save_file({"w": torch.from_numpy(values), "b": torch.ones(3)}, nginx.file("api/model.safetensors"))
     url = nginx.url("api/model.safetensors")
-    assert paramctl.open(url).names() == ["w", "b"]
+    assert sorted(paramctl.open(url).names()) == ["b", "w"]
     checkpoint = read_checkpoint(url)
     with ValueReader(checkpoint) as reader:
         entry = checkpoint.entry("w")
         np.testing.assert_array_equal(reader.array(entry), values)
         np.testing.assert_array_equal(reader.array(entry, (slice(1, 3), slice(2, 4))), values[1:3, 2:4])
-        np.testing.assert_array_equal(np.concatenate(list(reader.chunks(entry, 5))), values.ravel())
+        np.testing.assert_array_equal(np.concatenate([c.copy() for c in reader.chunks(entry, 5)]), values.ravel())
         assert torch.equal(reader.tensor(entry), torch.from_numpy(values))
