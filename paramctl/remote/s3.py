@@ -67,7 +67,7 @@ class S3Transport(Transport):
         except PermissionError as exc:
             raise RemoteError(f"{self.url}: access denied ({exc})") from None
         except OSError as exc:
-            if "PreconditionFailed" in str(exc) or "412" in str(exc):
+            if any(sign in str(exc) for sign in ("PreconditionFailed", "412", "pre-conditions")):
                 raise RemoteError(
                     f"{self.url}: the object changed while it was being read (its ETag changed); run again"
                 ) from None
