@@ -34,6 +34,8 @@ class RemotePath(PosixPath):
         return str(self)
 
     def is_file(self) -> bool:
+        if self.url in current().folders:
+            return False
         try:
             remote_file(self.url)
         except RemoteNotFound:

@@ -159,3 +159,20 @@ def test_remote_values_are_the_files_values(nginx: Nginx) -> None:
         np.testing.assert_array_equal(reader.array(entry, (slice(1, 3), slice(2, 4))), values[1:3, 2:4])
         np.testing.assert_array_equal(np.concatenate([c.copy() for c in reader.chunks(entry, 5)]), values.ravel())
         assert torch.equal(reader.tensor(entry), torch.from_numpy(values))
+
+
+def test_a_dcp_checkpoint_is_read_by_its_metadata_file(nginx: Nginx) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    maker = Path(__file__).parent.parent / "dcp" / "make_dcp.py"
+    folder = nginx.file("dcp/step/.metadata").parent
+    subprocess.run([sys.executable, maker, folder], check=True, capture_output=True)
+    nginx.mark()
+    code, out, err = run("list", nginx.url("dcp/step/.metadata"))
+    assert code == 0, err
+    fetched = {request.path.rsplit("/", 1)[-1] for request in nginx.requests()}
+    assert ".metadata" in fetched
+    code, out, _ = run("list", "--stats", "-f", "json", nginx.url("dcp/step/.metadata"))
+    assert code == 0, out
