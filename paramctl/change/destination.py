@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from paramctl.remote.url import check_local_output
 from paramctl.errors import UsageError
 from paramctl.formats import STDIN
+from paramctl.remote.url import check_local_output
 
 STDOUT_LABEL = "<stdout>"
 IN_PLACE_NEEDS_FILE = "--in-place rewrites a checkpoint file: give PATH and --model, or -o PATH"

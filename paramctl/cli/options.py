@@ -154,6 +154,7 @@ def remote_reading(env: Environment, remote: RemoteOptions) -> Iterator[None]:
             if remote.verbose and session.files:
                 env.note(session.summary())
 
+
 # -- live modules ---------------------------------------------------------------------------------
 ModelOpt = Annotated[
     str | None,

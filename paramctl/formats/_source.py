@@ -21,11 +21,15 @@ import contextlib
 import os
 import zipfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from paramctl.formats._io import read_at, read_chunks
 from paramctl.remote.url import scheme_of, url_of
+
+if TYPE_CHECKING:
+    from paramctl.checkpoint import Checkpoint
 
 
 def as_path(source: str | os.PathLike[str]) -> Path:
@@ -110,6 +114,23 @@ def read_span(
             read_at(fd, part, remote.size)  # past the end: the damaged-checkpoint error
         yield part
         offset, length = offset + len(part), length - len(part)
+
+
+def localized(checkpoint: Checkpoint) -> Checkpoint:
+    """``checkpoint`` with its remote files fetched whole and named by their local copies,
+    for a writer that copies the bytes it does not change (a local one is as it was)."""
+    if url_of(checkpoint.path) is None and all(url_of(s.file) is None for s in checkpoint.storages.values()):
+        return checkpoint
+    from paramctl.remote.file import remote_file
+
+    def local(path: Path) -> Path:
+        url = url_of(path)
+        return path if url is None else remote_file(url).local()
+
+    storages = {
+        key: replace(storage, file=local(storage.file)) for key, storage in checkpoint.storages.items()
+    }
+    return replace(checkpoint, path=local(checkpoint.path), storages=storages, label=checkpoint.label)
 
 
 def size_of(path: str | os.PathLike[str]) -> int:

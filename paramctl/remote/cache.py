@@ -3,8 +3,8 @@
 The copy has the remote file's size and holds the ranges fetched so far (the rest is a
 hole that takes no disk); a small record beside it lists the ranges and the validator
 (ETag) they belong to. Kept under the user cache directory, a second command reads the
-same ranges without fetching them; with ``--no-cache`` the copy is an unnamed temporary
-file, gone when it is closed.
+same ranges without fetching them; with ``--no-cache`` the copy is a temporary file,
+removed when it is closed.
 
 >>> ranges = Ranges([(0, 10), (20, 30)])
 >>> ranges.missing(5, 25)
@@ -69,7 +69,8 @@ class LocalCopy:
         self.validator = validator
         self._record: Path | None = None
         if directory is None:
-            self.fd = _anonymous_file()
+            handle, name = tempfile.mkstemp(prefix="paramctl-remote-")
+            self.fd, self.path, self._temporary = handle, Path(name), True
             self.held = Ranges()
         else:
             folder = directory / "ranges" / hashlib.sha256(url.encode()).hexdigest()[:32]
@@ -79,7 +80,8 @@ class LocalCopy:
             if not self.held.spans:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(folder / "data")  # bytes of another version of the file
-            self.fd = os.open(folder / "data", os.O_RDWR | os.O_CREAT, 0o644)
+            self.path, self._temporary = folder / "data", False
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             self._save(url)
         os.ftruncate(self.fd, size)
         self._url = url
@@ -100,6 +102,8 @@ class LocalCopy:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self.fd)
+        if self._temporary:
+            self.path.unlink(missing_ok=True)
 
     def _save(self, url: str) -> None:
         assert self._record is not None
@@ -129,9 +133,3 @@ def _held_ranges(record: Path, size: int, validator: str) -> list[tuple[int, int
     if not isinstance(saved, dict) or saved.get("validator") != validator or saved.get("size") != size:
         return []
     return [(int(low), int(high)) for low, high in saved.get("held", [])]
-
-
-def _anonymous_file() -> int:
-    handle, name = tempfile.mkstemp(prefix="paramctl-remote-")
-    os.unlink(name)
-    return handle

@@ -11,6 +11,7 @@ values are fetched exactly as asked (:meth:`RemoteFile.ensure`), a tensor's byte
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import BinaryIO, cast
 
 from paramctl.remote.cache import LocalCopy, kept
@@ -67,7 +68,10 @@ class RemoteFile:
     def ensure(self, start: int, end: int) -> None:
         """Fetch whatever of ``[start, end)`` is not held, exactly that."""
         for low, high in self.copy.held.missing(start, min(end, self.size)):
-            self.copy.store(low, self._transport.fetch(low, high, self.validator))
+            # A request at most MAX_AHEAD long: memory stays bounded whatever the range.
+            for piece in range(low, high, MAX_AHEAD):
+                last = min(high, piece + MAX_AHEAD)
+                self.copy.store(piece, self._transport.fetch(piece, last, self.validator))
 
     def prefetch(self, spans: list[tuple[int, int]]) -> None:
         """Fetch the parts of these ranges not held, together (ranges a few KiB apart as one)."""
@@ -80,6 +84,12 @@ class RemoteFile:
                     gaps.append((low, high))
         for (low, _), data in zip(gaps, self._transport.fetch_many(gaps, self.validator), strict=True):
             self.copy.store(low, data)
+
+    def local(self) -> Path:
+        """All of the file fetched into its local copy, and that copy's path (for a writer
+        that copies the bytes it does not change)."""
+        self.ensure(0, self.size)
+        return self.copy.path
 
     def close(self) -> None:
         self.copy.close()

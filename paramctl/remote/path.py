@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import PosixPath
 from typing import Any
 
@@ -33,6 +33,15 @@ class RemotePath(PosixPath):
     def url(self) -> str:
         return str(self)
 
+    def resolve(self, strict: bool = False) -> RemotePath:
+        return self  # a URL is absolute, and has no links to follow here
+
+    def absolute(self) -> RemotePath:
+        return self
+
+    def expanduser(self) -> RemotePath:
+        return self
+
     def is_file(self) -> bool:
         if self.url in current().folders:
             return False
@@ -51,7 +60,7 @@ class RemotePath(PosixPath):
     def exists(self, *, follow_symlinks: bool = True) -> bool:
         return self.is_file() or self.is_dir()
 
-    def iterdir(self) -> Iterator[RemotePath]:
+    def iterdir(self) -> Generator[RemotePath, None, None]:
         names = transport_for(self.url).children() if scheme_of(self.url) == "s3" else []
         for name in names:
             yield self / name
@@ -68,7 +77,7 @@ class RemotePath(PosixPath):
     def read_text(self, encoding: str | None = None, errors: str | None = None) -> str:
         return self.read_bytes().decode(encoding or "utf-8", errors or "strict")
 
-    def open(self, mode: str = "r", *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def open(self, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
         """The file for reading (a missing one is :class:`FileNotFoundError`, as a local
         file's is); writing to a URL is a usage error."""
         if "w" in mode or "a" in mode or "+" in mode or "x" in mode:

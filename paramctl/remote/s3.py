@@ -48,7 +48,7 @@ class S3Transport(Transport):
             body: bytes = await answer["Body"].read()
             return body
 
-        body = self._call(sync, self._fs.loop, get)
+        body: bytes = self._call(sync, self._fs.loop, get)
         self._counted(len(body))
         return body
 

@@ -33,7 +33,9 @@ def sparse_safetensors(path: Path, tensors: dict[str, tuple[int, ...]]) -> dict[
     with open(path, "wb") as out:
         out.write(struct.pack("<Q", len(raw)) + raw)
         out.truncate(start + offset)
-    return {name: (start + b, start + e) for name, (b, e) in ((n, h["data_offsets"]) for n, h in header.items())}
+    return {
+        name: (start + b, start + e) for name, (b, e) in ((n, h["data_offsets"]) for n, h in header.items())
+    }
 
 
 def sparse_torch_zip(path: Path, tensors: dict[str, tuple[int, ...]]) -> None:
@@ -55,7 +57,11 @@ def sparse_torch_zip(path: Path, tensors: dict[str, tuple[int, ...]]) -> None:
             encoded = name.encode()
             padding = -(where + 30 + len(encoded) + 4) % _ALIGN
             extra = struct.pack("<HH", 0x4650, padding) + b"Z" * padding
-            out.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0, crc, size, size, len(encoded), len(extra)))
+            out.write(
+                struct.pack(
+                    "<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0, crc, size, size, len(encoded), len(extra)
+                )
+            )
             out.write(encoded + extra)
             if isinstance(data, int):
                 out.seek(data, 1)
@@ -63,15 +69,33 @@ def sparse_torch_zip(path: Path, tensors: dict[str, tuple[int, ...]]) -> None:
                 out.write(data)
             directory.write(
                 struct.pack(
-                    "<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 0, 0, 0, crc, size, size,
-                    len(encoded), 0, 0, 0, 0, 0, where,
+                    "<IHHHHHHIIIHHHHHII",
+                    0x02014B50,
+                    20,
+                    20,
+                    0,
+                    0,
+                    0,
+                    0,
+                    crc,
+                    size,
+                    size,
+                    len(encoded),
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    where,
                 )
                 + encoded
             )
         start = out.tell()
         central = directory.getvalue()
         out.write(central)
-        out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), start, 0))
+        out.write(
+            struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), start, 0)
+        )
 
 
 @cache

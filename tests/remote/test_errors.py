@@ -91,7 +91,9 @@ def test_a_file_changed_between_commands_is_read_again(nginx: Nginx) -> None:
 
 def test_writing_to_a_url_is_a_usage_error(nginx: Nginx, tmp_path: os.PathLike[str]) -> None:
     torch.save({"w": torch.zeros(3)}, nginx.file("write/model.pt"))
-    code, _, err = run("init", nginx.url("write/model.pt"), "-o", "https://example.org/out.pt", "--scheme", "zeros")
+    code, _, err = run(
+        "init", nginx.url("write/model.pt"), "-o", "https://example.org/out.pt", "--scheme", "zeros"
+    )
     assert code == ExitCode.USAGE
     assert "writes local files only" in one_line_error(err)
     code, _, err = run("init", nginx.url("write/model.pt"), "--in-place", "--scheme", "zeros")

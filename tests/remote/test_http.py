@@ -4,6 +4,7 @@ paramctl's own counters) says how many requests and bytes each command took."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,7 +158,9 @@ def test_remote_values_are_the_files_values(nginx: Nginx) -> None:
         entry = checkpoint.entry("w")
         np.testing.assert_array_equal(reader.array(entry), values)
         np.testing.assert_array_equal(reader.array(entry, (slice(1, 3), slice(2, 4))), values[1:3, 2:4])
-        np.testing.assert_array_equal(np.concatenate([c.copy() for c in reader.chunks(entry, 5)]), values.ravel())
+        np.testing.assert_array_equal(
+            np.concatenate([c.copy() for c in reader.chunks(entry, 5)]), values.ravel()
+        )
         assert torch.equal(reader.tensor(entry), torch.from_numpy(values))
 
 
@@ -176,3 +179,14 @@ def test_a_dcp_checkpoint_is_read_by_its_metadata_file(nginx: Nginx) -> None:
     assert ".metadata" in fetched
     code, out, _ = run("list", "--stats", "-f", "json", nginx.url("dcp/step/.metadata"))
     assert code == 0, out
+
+
+def test_init_reads_a_remote_checkpoint_and_writes_a_local_one(nginx: Nginx, tmp_path: Path) -> None:
+    torch.save({"w": torch.ones(3, 3), "b": torch.ones(3)}, nginx.file("init/model.pt"))
+    out = tmp_path / "out.pt"
+    code, _, err = run(
+        "init", nginx.url("init/model.pt"), "-o", str(out), "--match", "b", "--scheme", "zeros"
+    )
+    assert code == 0, err
+    written = torch.load(out, weights_only=True)
+    assert torch.equal(written["b"], torch.zeros(3)) and torch.equal(written["w"], torch.ones(3, 3))

@@ -47,7 +47,9 @@ def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     cache = tmp_path / "hub"
     single = safetensors_bytes(tmp_path, {"embed.weight": torch.zeros(8, 4)})
     shards = {
-        f"model-0000{i}-of-00002.safetensors": safetensors_bytes(tmp_path, {f"layer{i}.weight": torch.ones(2, 2)})
+        f"model-0000{i}-of-00002.safetensors": safetensors_bytes(
+            tmp_path, {f"layer{i}.weight": torch.ones(2, 2)}
+        )
         for i in (1, 2)
     }
     index = {"metadata": {}, "weight_map": {f"layer{i}.weight": name for i, name in enumerate(shards, 1)}}
