@@ -6,6 +6,24 @@ zip's end-of-central-directory record and central directory) and the few places 
 point to (``data.pkl``). So the first request takes the first 64 KiB, a read near the end
 takes the last 256 KiB, and each further miss reads ahead twice as far as the one before;
 values are fetched exactly as asked (:meth:`RemoteFile.ensure`), a tensor's bytes and no more.
+
+>>> from paramctl.remote.session import configured
+>>> from paramctl.remote.transport import Head, Transport
+>>> class Memory(Transport):  # a store of one file, counting the ranges asked for
+...     data, asked = bytes(range(256)) * 4096, []
+...     def head(self, length, known):
+...         self.asked.append((0, length))
+...         return Head(len(self.data), '"v1"', self.data[:length])
+...     def fetch(self, start, end, validator):
+...         self.asked.append((start, end))
+...         return self.data[start:end]
+>>> with configured(cache=False):
+...     remote = RemoteFile("memory://m", Memory("memory://m"))
+...     _ = remote.read_into(memoryview(bytearray(4)), 10)  # in the first 64 KiB: no request
+...     _ = remote.read_into(memoryview(bytearray(22)), remote.size - 22)  # the end: the last 256 KiB
+...     remote.ensure(300_000, 300_004)  # values: exactly these bytes
+>>> Memory.asked
+[(0, 65536), (786432, 1048576), (300000, 300004)]
 """
 
 from __future__ import annotations

@@ -6,6 +6,13 @@ the requests a listing takes could neither be kept to the few the format needs n
 trusted to come from one version of the file. Here each read is one ``GET`` with
 ``Range`` and ``If-Match`` (a file that changed answers 412), the first one carrying
 ``If-None-Match`` when a cached copy exists (an unchanged file answers 304, no body).
+Several ranges wanted at once (a zip's local headers) go in one request, which the server
+answers as ``multipart/byteranges``:
+
+>>> body = (b"--B\r\nContent-Range: bytes 0-1/10\r\n\r\n01\r\n"
+...         b"--B\r\nContent-Range: bytes 8-9/10\r\n\r\n89\r\n--B--\r\n")
+>>> _byteranges(body, "B")
+{0: b'01', 8: b'89'}
 """
 
 from __future__ import annotations

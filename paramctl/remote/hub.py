@@ -3,17 +3,26 @@ with ``HF_HUB_OFFLINE=1``), else the Hub's own download URL, read with range req
 
 ``huggingface_hub`` resolves the revision (a branch, a tag or a commit) against the cache's
 ``refs`` and gives the snapshot folder, laid out as it lays it out (``HF_HUB_CACHE``).
+
+>>> offline({"HF_HUB_OFFLINE": "1"}), offline({})
+(True, False)
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from paramctl.remote.session import MissingExtra, RemoteError
 from paramctl.remote.url import parse_hub
 
 _TRUE = {"1", "on", "yes", "true"}
+
+
+def offline(environ: Mapping[str, str]) -> bool:
+    """Whether ``HF_HUB_OFFLINE`` forbids the network (read now: tests and callers set it late)."""
+    return environ.get("HF_HUB_OFFLINE", "").lower() in _TRUE
 
 
 def resolve_hub(url: str) -> Path | str:
@@ -37,7 +46,7 @@ def resolve_hub(url: str) -> Path | str:
         folder = None
     if folder is not None and (Path(folder) / address.path).exists():
         return Path(folder) / address.path
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in _TRUE:
+    if offline(os.environ):
         revision = f" at {address.revision}" if address.revision else ""
         raise RemoteError(f"{url}: not in the local Hugging Face cache{revision}, and HF_HUB_OFFLINE is set")
     if not address.path:

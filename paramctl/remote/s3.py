@@ -3,6 +3,9 @@
 s3fs gives the connection, credentials and endpoint settings (``AWS_*`` variables,
 ``AWS_ENDPOINT_URL`` for other stores); each read asks for its range with ``IfMatch``,
 so an object replaced while it is read is noticed, which s3fs's own file objects do not do.
+
+>>> bucket_and_key("s3://models/llama/model.safetensors")
+('models', 'llama/model.safetensors')
 """
 
 from __future__ import annotations
@@ -11,6 +14,11 @@ from typing import Any
 
 from paramctl.remote.session import MissingExtra, RemoteError, RemoteNotFound
 from paramctl.remote.transport import Head, Transport
+
+
+def bucket_and_key(url: str) -> tuple[str, str]:
+    bucket, _, key = url.split("://", 1)[1].partition("/")
+    return bucket, key
 
 
 class S3Transport(Transport):
@@ -38,7 +46,7 @@ class S3Transport(Transport):
     def fetch(self, start: int, end: int, validator: str) -> bytes:
         from fsspec.asyn import sync
 
-        bucket, _, key = self._key.partition("/")
+        bucket, key = bucket_and_key(self.url)
         extra = {"IfMatch": validator} if validator else {}
 
         async def get() -> bytes:

@@ -1,5 +1,15 @@
 """What a remote file system answers: a file's size and validator with its first bytes,
-byte ranges of it, and (where the store can list) a folder's children."""
+byte ranges of it, and (where the store can list) a folder's children.
+
+>>> class Memory(Transport):
+...     data = b"0123456789"
+...     def head(self, length, known):
+...         return Head(len(self.data), '"v1"', self.data[:length])
+...     def fetch(self, start, end, validator):
+...         return self.data[start:end]
+>>> Memory("memory://m").fetch_many([(0, 2), (8, 10)], '"v1"')
+[b'01', b'89']
+"""
 
 from __future__ import annotations
 
