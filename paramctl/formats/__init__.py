@@ -37,6 +37,7 @@ from paramctl.formats import (
 from paramctl.formats._format import Finding, Format, Holds, Severity, Verification
 from paramctl.formats._pickle import NeedsTorch
 from paramctl.formats._source import as_path, open_binary, open_zip
+from paramctl.remote.url import url_of
 
 # Zip formats come most specific first; torch-zip claims whatever zip the others decline.
 REGISTRY: tuple[Format, ...] = (
@@ -187,7 +188,10 @@ def read_checkpoint(
     if str(source) != STDIN:
         given = os.fspath(source)
         try:
-            return _read(as_path(given), on_note)
+            checkpoint = _read(as_path(given), on_note)
+            if url_of(given) is not None:
+                checkpoint.label = given  # an hf:// file is read from the cache's copy
+            return checkpoint
         except ParamctlError as exc:
             # Path folds "https://host/m.pt" to "https:/host/m.pt": name the source as given.
             if str(Path(given)) != given:
@@ -217,6 +221,10 @@ def _read(path: Path, on_note: Callable[[str], None] | None) -> Checkpoint:
             on_note(note)
         return checkpoint
     except OSError as exc:
+        if url_of(path) is not None:  # a reader that maps or stats the whole file
+            raise CheckpointIOError(
+                f"{path}: {fmt.title} files are not read over the network; download it first"
+            ) from exc
         raise CheckpointIOError(f"{path}: {exc.strerror or exc}") from exc
     except RecursionError as exc:
         raise CorruptCheckpoint(f"{path}: nested too deeply to read") from exc

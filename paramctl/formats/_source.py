@@ -50,11 +50,6 @@ def as_path(source: str | os.PathLike[str]) -> Path:
     return RemotePath(url)
 
 
-def remote_url(path: str | os.PathLike[str]) -> str | None:
-    """The URL of a remote path, ``None`` for a local one."""
-    return url_of(path)
-
-
 def open_binary(path: Path) -> BinaryIO:
     """``path`` opened for binary reading, seekable, wherever it is."""
     url = url_of(path)

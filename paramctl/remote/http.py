@@ -1,4 +1,4 @@
-"""HTTP(S) range reads, with the standard library's client.
+r"""HTTP(S) range reads, with the standard library's client.
 
 fsspec's HTTP file system is not used: it sends a HEAD before reading, reads in blocks of
 its own choosing and does not check that the file stays the same between requests, so

@@ -5,6 +5,7 @@ is the scheme (``Path`` folds ``https://host/m.pt`` to ``https:/host/m.pt``): th
 arithmetic the formats do (an index's shards beside it, a DCP directory's rank files)
 then works on URLs unchanged, and :func:`url_of` gives the URL back.
 
+>>> from pathlib import Path
 >>> url_of(Path("https://example.org/models/m.pt"))
 'https://example.org/models/m.pt'
 >>> url_of(Path("weights/m.pt")) is None
