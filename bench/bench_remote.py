@@ -20,7 +20,7 @@ from pathlib import Path
 from common import HEADER, PARAMCTL, PYTHON, big_files, compare, run_once
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.remote.servers import find_nginx, start_nginx  # noqa: E402
+from tests.remote.servers import find_nginx, start_nginx
 
 _DOWNLOAD_AND_LOAD = """
 import shutil, sys, tempfile, urllib.request
@@ -56,7 +56,9 @@ def main() -> None:
             print(f"one paramctl list, from nginx's access log: {len(served)} requests, {fetched:,} bytes\n")
             print(HEADER)
             baseline = [PYTHON, "-c", _DOWNLOAD_AND_LOAD, url]
-            print(compare("list of a remote 1 GiB `.pt`", ours, baseline, repeat=args.repeat).row(), flush=True)
+            print(
+                compare("list of a remote 1 GiB `.pt`", ours, baseline, repeat=args.repeat).row(), flush=True
+            )
         finally:
             process.terminate()
             process.wait(timeout=10)

@@ -162,10 +162,6 @@ class ValueReader:
             self._files[path] = _source.open_descriptor(path)
         return self._files[path]
 
-    def fetch(self, path: Path, start: int, end: int) -> None:
-        """Have bytes ``[start, end)`` of a remote file fetched before they are read."""
-        _source.fetch(path, start, end)
-
     # -- what every entry is ------------------------------------------------------------
 
     def _fallback(self, entry: TensorEntry, *, dense: bool = False) -> TorchValues | None:
@@ -235,7 +231,7 @@ class ValueReader:
             yield from flat_chunks(fallback.numbers, max_elements)
             return
         if DTYPES[entry.dtype].is_block_quantized:
-            self._fetch_span(entry, self._storage(entry))
+            _source.fetch_entry(self._storage(entry), entry)
             yield from quantized.dequantized(self._storage(entry), entry, max_elements, self.fileno)
             return
         for raw in self._pieces(entry, max_elements):
@@ -254,16 +250,16 @@ class ValueReader:
         if fallback is not None:
             return np.asarray(fallback.numbers if index is None else fallback.numbers[index])
         if DTYPES[entry.dtype].is_block_quantized:
-            self._fetch_span(entry, self._storage(entry))
+            _source.fetch_entry(self._storage(entry), entry)
             return quantized.array(self._storage(entry), entry, self.fileno, index)
         # An index reads a few pages: reading ahead around them would read what is not shown.
         advice = mmap.MADV_WILLNEED if index is None else mmap.MADV_RANDOM
         storage = self._storage(entry)
         view = self._view(entry, storage, advice, whole=index is None)
-        if index is None:
-            return decode(view, entry.dtype)
-        part = view[index]
-        self._fetch_part(entry, storage, view, part)
+        part = view if index is None else view[index]
+        if part is not view and storage.inline is None and storage.offset is not None:
+            first = storage.offset + entry.storage_offset * view.itemsize
+            _source.fetch_part(storage.file, first, view, part)  # of a remote file: only those rows
         return decode(np.asarray(part), entry.dtype)
 
     def raw_chunks(self, entry: TensorEntry, chunk_bytes: int = CHUNK) -> Iterator[memoryview]:
@@ -307,12 +303,12 @@ class ValueReader:
         elif not copy and self.checkpoint.byteorder == "little":
             assert storage.offset is not None
             mapped, offset = self._map(storage.file), storage.offset + start
-            self.fetch(storage.file, offset, offset + end - start)
+            _source.fetch(storage.file, offset, offset + end - start)
             raw = torch.frombuffer(mapped, dtype=torch.uint8, count=end - start, offset=offset)
         else:
             block = bytearray(end - start)
             assert storage.offset is not None
-            self.fetch(storage.file, storage.offset + start, storage.offset + end)
+            _source.fetch(storage.file, storage.offset + start, storage.offset + end)
             read_at(self.fileno(storage.file), memoryview(block), storage.offset + start)
             if self.checkpoint.byteorder != "little":
                 np.frombuffer(block, self._stored(entry)).byteswap(inplace=True)
@@ -353,24 +349,6 @@ class ValueReader:
             storage.file, fd, start, entry.nbytes, chunk_size=chunk_bytes, buffer=buffer
         )
 
-    def _fetch_span(self, entry: TensorEntry, storage: Storage) -> None:
-        if storage.offset is not None and storage.inline is None:
-            start, end = entry.byte_span
-            self.fetch(storage.file, storage.offset + start, storage.offset + end)
-
-    def _fetch_part(self, entry: TensorEntry, storage: Storage, view: Array, part: Any) -> None:
-        """Fetch the bytes an indexed part of a remote entry spans (a few rows), no more."""
-        if storage.inline is not None or storage.offset is None or not isinstance(part, np.ndarray):
-            return
-        if part.size == 0 or view.size == 0:
-            return
-        # The view's first element is at this offset in the file; addresses map to offsets.
-        origin = storage.offset + entry.storage_offset * view.itemsize - view.ctypes.data
-        reach = [step * (size - 1) for step, size in zip(part.strides, part.shape, strict=True)]
-        low = part.ctypes.data + sum(min(0, r) for r in reach)
-        high = part.ctypes.data + sum(max(0, r) for r in reach) + part.itemsize
-        self.fetch(storage.file, origin + low, origin + high)
-
     def _decode_buffer(self, size: int) -> Array:
         if self._decoded.size < size:
             self._decoded = np.empty(max(size, CHUNK_ELEMENTS), np.float32)
@@ -383,14 +361,13 @@ class ValueReader:
 
     def _view(self, entry: TensorEntry, storage: Storage, advice: int, *, whole: bool = True) -> Array:
         """The entry's stored elements as an array viewing the mapped file (read-only), its
-        pages advised with ``advice``; a remote file's bytes of the entry fetched first
-        (unless not ``whole``: the caller fetches the part it indexes)."""
+        pages advised with ``advice``; of a remote file, fetched first (but for a part indexed)."""
         stored = self._stored(entry)
         if entry.numel == 0:
             return np.empty(entry.shape, stored)
         assert storage.offset is not None or storage.inline is not None
         if whole:
-            self._fetch_span(entry, storage)
+            _source.fetch_entry(storage, entry)
         try:
             view = np.ndarray(
                 entry.shape,

@@ -23,13 +23,13 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from paramctl.formats._io import read_at, read_chunks
 from paramctl.remote.url import scheme_of, url_of
 
 if TYPE_CHECKING:
-    from paramctl.checkpoint import Checkpoint
+    from paramctl.checkpoint import Checkpoint, Storage, TensorEntry
 
 
 def as_path(source: str | os.PathLike[str]) -> Path:
@@ -82,6 +82,26 @@ def fetch(path: Path, start: int, end: int) -> None:
         from paramctl.remote.file import remote_file
 
         remote_file(url).ensure(start, end)
+
+
+def fetch_entry(storage: Storage, entry: TensorEntry) -> None:
+    """Have an entry's bytes fetched, when its file is remote and holds them in place."""
+    if storage.offset is not None and storage.inline is None:
+        start, end = entry.byte_span
+        fetch(storage.file, storage.offset + start, storage.offset + end)
+
+
+def fetch_part(path: Path, view_offset: int, view: Any, part: Any) -> None:
+    """Fetch the bytes an indexed ``part`` of ``view`` spans (a few rows of a tensor, not all
+    of it): ``view`` is an array over the mapped file whose first element is at
+    ``view_offset``, so an address in it is a file offset."""
+    if url_of(path) is None or not hasattr(part, "strides") or part.size == 0 or view.size == 0:
+        return
+    origin = view_offset - view.ctypes.data
+    reach = [step * (size - 1) for step, size in zip(part.strides, part.shape, strict=True)]
+    low = part.ctypes.data + sum(min(0, r) for r in reach)
+    high = part.ctypes.data + sum(max(0, r) for r in reach) + part.itemsize
+    fetch(path, origin + low, origin + high)
 
 
 def read_span(
