@@ -123,10 +123,6 @@ class RemoteFile:
             low, high = gaps[0][0], gaps[-1][1]
             self.copy.store(low, self._transport.fetch(low, high, self.validator))
 
-    @property
-    def transport(self) -> Transport:
-        return self._transport
-
 
 def transport_for(url: str) -> Transport:
     """The transport for a URL's scheme (``hf://`` is resolved before it gets here)."""

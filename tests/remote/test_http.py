@@ -118,8 +118,24 @@ def test_a_second_call_fetches_nothing_again(nginx: Nginx, big_torch_zip: str) -
     assert nginx.fetched() == 0
 
 
-def test_no_cache_fetches_again(nginx: Nginx, big_safetensors: str) -> None:
+def test_fetched_ranges_are_kept_under_the_user_cache_directory(
+    own_cache: Path, big_safetensors: str
+) -> None:
     assert run("list", big_safetensors)[0] == 0
+    (kept,) = (own_cache / "ranges").iterdir()
+    record = json.loads((kept / "ranges.json").read_text())
+    assert record["url"] == big_safetensors and record["validator"] and record["held"] == [[0, 64 * KiB]]
+    assert (kept / "data").stat().st_size >= GiB  # sparse: the holes take no disk
+    assert (kept / "data").stat().st_blocks * 512 < MiB
+
+
+def test_no_cache_fetches_again_and_keeps_nothing(
+    nginx: Nginx, own_cache: Path, big_safetensors: str
+) -> None:
+    nginx.mark()
+    assert run("list", "--no-cache", big_safetensors)[0] == 0
+    assert nginx.fetched() > 0
+    assert not (own_cache / "ranges").exists()
     nginx.mark()
     assert run("list", "--no-cache", big_safetensors)[0] == 0
     assert nginx.fetched() > 0
