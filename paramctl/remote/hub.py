@@ -54,6 +54,13 @@ def resolve_hub(url: str) -> Path | str:
             f"{url}: name a file of the repository (its index file for a sharded checkpoint): "
             "a repository is read over the network file by file"
         )
-    return str(
-        hf_hub_url(address.repo_id, address.path, repo_type=address.repo_type, revision=address.revision)
+    # HF_ENDPOINT is read now, not when huggingface_hub was imported (a mirror, a test server).
+    endpoint = os.environ.get("HF_ENDPOINT") or None
+    found = hf_hub_url(
+        address.repo_id,
+        address.path,
+        repo_type=address.repo_type,
+        revision=address.revision,
+        endpoint=endpoint,
     )
+    return str(found)

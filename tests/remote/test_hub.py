@@ -13,6 +13,8 @@ import torch
 from safetensors.torch import save_file
 
 from paramctl.errors import ExitCode
+from tests.remote.bigfiles import sparse_safetensors
+from tests.remote.conftest import Nginx
 from tests.remote.test_errors import one_line_error
 from tests.remote.test_http import run
 
@@ -88,3 +90,19 @@ def test_an_hf_url_must_name_a_repository() -> None:
     code, _, err = run("list", "hf://just-a-name")
     assert code == ExitCode.USAGE
     assert "hf://org/name" in one_line_error(err)
+
+
+def test_online_an_hf_file_not_in_the_cache_is_read_with_range_requests(
+    nginx: Nginx, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nginx stands in for the Hub (``HF_ENDPOINT``), serving ``/org/name/resolve/REV/FILE``."""
+    sparse_safetensors(nginx.file("org/online/resolve/v2.0/model.safetensors"), {"w": (4096, 4096)})
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", nginx.url("").rstrip("/"))
+    nginx.mark()
+    code, out, _ = run("list", "hf://org/online@v2.0/model.safetensors")
+    assert code == 0 and "[4096, 4096]" in out
+    served = nginx.requests()
+    assert [request.path for request in served] == ["/org/online/resolve/v2.0/model.safetensors"]
+    assert served[0].status == 206 and served[0].body_bytes <= 64 << 10
