@@ -100,7 +100,7 @@ class HttpTransport(Transport):
         request = urllib.request.Request(self.url, headers=headers)
         timeout = current().timeout
         try:
-            response = urllib.request.urlopen(request, timeout=timeout)
+            response = _OPENER.open(request, timeout=timeout)
         except urllib.error.HTTPError as exc:
             if exc.code in (304, 416):
                 return exc.code, exc
@@ -115,6 +115,24 @@ class HttpTransport(Transport):
                 raise RemoteError(f"{self.url}: no answer within {timeout:g} s") from exc
             raise RemoteError(f"{self.url}: cannot reach the server ({reason})") from exc
         return int(response.status), response
+
+
+class _CredentialsStayHome(urllib.request.HTTPRedirectHandler):
+    """Redirects followed, a token sent only to the host it was meant for (the Hub sends
+    LFS files to a CDN on another host)."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        redirected = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if redirected is not None and _host(newurl) != _host(req.full_url):
+            redirected.remove_header("Authorization")
+        return redirected
+
+
+def _host(url: str) -> str:
+    return urllib.parse.urlparse(url).hostname or ""
+
+
+_OPENER = urllib.request.build_opener(_CredentialsStayHome)
 
 
 def _byteranges(body: bytes, boundary: str) -> dict[int, bytes]:

@@ -19,7 +19,7 @@ pid {root}/nginx.pid;
 error_log {root}/error.log warn;
 events {{ worker_connections 64; }}
 http {{
-    log_format counted '$request_method $uri $status $body_bytes_sent "$http_range"';
+    log_format counted '$request_method $uri $status $body_bytes_sent "$http_range" "$http_authorization"';
     access_log {root}/access.log counted;
     client_body_temp_path {root}/tmp;
     proxy_temp_path {root}/tmp;
@@ -34,6 +34,7 @@ http {{
         location /norange/ {{ max_ranges 0; }}
         location /denied/ {{ return 403; }}
         location /private/ {{ return 401; }}
+        location /org/moved/resolve/ {{ return 302 http://localhost:{port}/cdn/model.safetensors; }}
     }}
 }}
 """
@@ -48,6 +49,7 @@ class Request:
     status: int
     body_bytes: int
     range: str
+    authorization: str
 
 
 class Nginx:
@@ -78,7 +80,8 @@ class Nginx:
         served = []
         for line in lines:
             method, path, status, sent, quoted = line.split(" ", 4)
-            served.append(Request(method, path, int(status), int(sent), quoted.strip('"')))
+            asked, _, authorization = quoted.strip('"').partition('" "')
+            served.append(Request(method, path, int(status), int(sent), asked, authorization))
         return served
 
     def fetched(self) -> int:

@@ -106,3 +106,19 @@ def test_online_an_hf_file_not_in_the_cache_is_read_with_range_requests(
     served = nginx.requests()
     assert [request.path for request in served] == ["/org/online/resolve/v2.0/model.safetensors"]
     assert served[0].status == 206 and served[0].body_bytes <= 64 << 10
+
+
+def test_the_token_goes_to_the_hub_and_not_to_the_host_it_redirects_to(
+    nginx: Nginx, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sparse_safetensors(nginx.file("cdn/model.safetensors"), {"w": (16, 16)})
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", nginx.url("").rstrip("/"))
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    nginx.mark()
+    code, out, _ = run("list", "hf://org/moved/model.safetensors")
+    assert code == 0 and "[16, 16]" in out
+    hub, cdn = nginx.requests()
+    assert (hub.status, hub.authorization) == (302, "Bearer hf_secret")
+    assert (cdn.path, cdn.status, cdn.authorization) == ("/cdn/model.safetensors", 206, "-")
