@@ -29,6 +29,7 @@ from paramctl.select import Selection
 if _TYPE_CHECKING:
     from paramctl.api import CheckpointFile, TensorSelection
     from paramctl.live.collection import ParameterCollection
+    from paramctl.loader import load, save
 
 __version__ = "0.1.0"
 
@@ -51,6 +52,11 @@ def __getattr__(name: str) -> _Any:
         from paramctl import api
 
         return getattr(api, name)
+    # The safe loader (paramctl.loader): load(path) in place of torch.load(path, weights_only=True).
+    if name in ("load", "save"):
+        from paramctl import loader
+
+        return getattr(loader, name)
     raise AttributeError(f"module 'paramctl' has no attribute {name!r}")
 
 
@@ -86,12 +92,14 @@ __all__ = [
     "UsageError",
     "__version__",
     "collect",
+    "load",
     "model_view",
     "open",
     "read_checkpoint",
+    "save",
 ]
 
 
 def __dir__() -> list[str]:
     # The API's classes load on first use (above); dir() lists them all the same.
-    return sorted({*globals(), "CheckpointFile", "TensorSelection"})
+    return sorted({*globals(), "CheckpointFile", "TensorSelection", "load", "save"})

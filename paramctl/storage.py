@@ -131,7 +131,14 @@ def union_length(spans: Iterable[tuple[int, int]]) -> int:
 
 def stored_bytes(entries: Iterable[TensorEntry]) -> int:
     """Bytes the entries occupy, counting overlapping views of a storage once."""
-    return sum(union_length(entry.byte_span for entry in group) for group in by_storage(entries).values())
+    total = 0
+    for group in by_storage(entries).values():
+        if len(group) == 1:  # the common case, a storage of one tensor
+            start, end = group[0].byte_span
+            total += end - start
+        else:
+            total += union_length(entry.byte_span for entry in group)
+    return total
 
 
 def distinct_views(entries: Sequence[TensorEntry]) -> tuple[list[TensorEntry], dict[str, str]]:

@@ -190,7 +190,10 @@ def test_plainly_dangerous_globals_say_what_they_would_do(global_name, said):
 # -- completion ---------------------------------------------------------------------------------
 
 
-def test_shell_completion_can_be_shown_and_installed(cli):
+def test_shell_completion_can_be_shown_and_installed(cli, monkeypatch):
+    # Typer guesses the shell from the processes above the test unless told not to; the
+    # shell named on the command line is then the one shown.
+    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")
     shown = cli("--show-completion", "bash")
     assert shown.exit_code == 0 and "_PARAMCTL_COMPLETE=complete_bash" in shown.stdout
     assert "--install-completion" in cli("--help").stdout

@@ -5,15 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import typer.main
-
-from paramctl.cli import app
+from commands import click_command
 
 DOC = (Path(__file__).resolve().parent.parent / "docs" / "inspect.md").read_text()
 
 
 def options(command_name: str) -> list[str]:
-    command = typer.main.get_command(app).commands[command_name]  # type: ignore[attr-defined]
+    command = click_command(command_name)
     names = []
     for param in command.params:
         names += [opt for opt in (*param.opts, *param.secondary_opts) if opt.startswith("--")]

@@ -620,7 +620,7 @@ def test_ctrl_c_mid_write_exits_130_and_leaves_nothing(cli, samples, tmp_path, m
         raise KeyboardInterrupt
 
     monkeypatch.setattr(paramctl.change.fill, "fill_", interrupted)
-    result = cli("init", samples / "mlp.pt", "-s", "zeros", "-o", tmp_path / "out.pt")
+    result = cli("init", samples / "mlp.pt", "-s", "normal", "-o", tmp_path / "out.pt")
     assert result.exit_code == 130
     assert list(tmp_path.iterdir()) == []
 

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-import typer.main
+from commands import click_command
 
-from paramctl.cli import app
 from paramctl.schemes.catalog import SCHEMES
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "init.md"
@@ -25,7 +24,7 @@ def code_block_after(marker: str) -> str:
 
 
 def init_options() -> list[str]:
-    command = typer.main.get_command(app).commands["init"]  # type: ignore[attr-defined]
+    command = click_command("init")
     return [opt for param in command.params for opt in param.opts if opt.startswith("--") and opt != "--help"]
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from commands import click_command
 from typer.testing import CliRunner
 
 from paramctl.cli import app
@@ -78,10 +79,9 @@ LIVE_OPTIONS |= {"--grads", "--loss", "--seed", "--eval"}
 
 
 def options_of(command: str) -> set[str]:
-    import typer.main
 
-    click_command = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
-    return {opt for param in click_command.params for opt in param.opts if opt.startswith("--")}
+    built = click_command(command)
+    return {opt for param in built.params for opt in param.opts if opt.startswith("--")}
 
 
 @pytest.mark.parametrize("command", ["grads", "list", "init"])

@@ -7,15 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-import typer.main
-
-from paramctl.cli import app
+from commands import command_names
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def commands() -> list[str]:
-    return sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    return sorted(command_names())
 
 
 @pytest.mark.parametrize("command", commands())

@@ -22,6 +22,7 @@ tensor([7., 7., 7.], dtype=torch.bfloat16)
 from __future__ import annotations
 
 import contextlib
+import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -99,7 +100,7 @@ def mean_std(values: torch.Tensor) -> TensorStats:
     import torch
 
     if values.numel() == 0 or values.is_complex():
-        return _measured(values.numel(), None, None)
+        return unmeasured_stats(values.numel(), None, None)
     # These reductions are memory-bound: a second thread gains little, and where the other
     # core is busy, torch's thread pool waiting for it can cost a hundred times more.
     threads = torch.get_num_threads()
@@ -111,27 +112,41 @@ def mean_std(values: torch.Tensor) -> TensorStats:
 
 
 def _dot_mean_std(values: torch.Tensor) -> TensorStats:
-    import math
-
     import torch
 
     wide = values if values.dtype in (torch.float32, torch.float64) else values.to(torch.float32)
     flat = wide.reshape(-1)
-    count = flat.numel()
-    mean = float(flat.sum() / count)
+    return combine_mean_std(
+        flat.numel(),
+        float(flat.sum() / flat.numel()),
+        float(torch.dot(flat, flat)),
+        lambda mean: float(torch.dot(flat - mean, flat - mean)),
+    )
+
+
+def combine_mean_std(
+    count: int, mean: float, squares: float, deviations: Callable[[float], float]
+) -> TensorStats:
+    """Mean and unbiased std of ``count`` numbers from their mean and sum of squares (one
+    pass of BLAS dot products, several times faster than ``torch.std_mean`` on CPU);
+    ``deviations(mean)``, the sum of squared deviations, takes over where subtracting
+    squares would lose the digits.
+
+    >>> stats = combine_mean_std(3, 2.0, 14.0, lambda mean: 2.0)
+    >>> stats.mean, stats.std
+    (2.0, 1.0)
+    """
     if count == 1:
-        return _measured(count, mean, None)
-    # One pass of BLAS dot products, several times faster than torch.std_mean on CPU; the
-    # two-pass form takes over where subtracting squares would lose the digits.
-    variance = (float(torch.dot(flat, flat)) - count * mean * mean) / (count - 1)
+        return unmeasured_stats(count, mean, None)
+    variance = (squares - count * mean * mean) / (count - 1)
     if not variance > 1e-3 * mean * mean:
-        deviations = flat - mean
-        variance = float(torch.dot(deviations, deviations)) / (count - 1)
+        variance = deviations(mean) / (count - 1)
     std = math.sqrt(variance) if math.isfinite(variance) else None
-    return _measured(count, mean, std)
+    return unmeasured_stats(count, mean, std)
 
 
-def _measured(numel: int, mean: float | None, std: float | None) -> TensorStats:
+def unmeasured_stats(numel: int, mean: float | None, std: float | None) -> TensorStats:
+    """:class:`~paramctl.stats.TensorStats` with only mean and std measured."""
     from paramctl.stats import TensorStats
 
     # Init reports only mean and std, the two it can afford per tensor; the rest are unknown.
@@ -153,8 +168,13 @@ def apply_plan(
 
     One ``generator`` serves every random tensor in turn; a storage shared by several
     selected names is filled once. With ``stats``, mean/std before and after are measured.
-    ``on_progress`` hears each tensor's bytes once it is written.
+    ``on_progress`` hears each tensor's bytes once it is written. A plan of constant
+    fills only is written without torch (:mod:`paramctl.change.constants`).
     """
+    from paramctl.change.constants import apply_constants, fills_without_torch
+
+    if fills_without_torch(plan):
+        return apply_constants(plan, editor, stats=stats, on_progress=on_progress)
     import torch
 
     from paramctl.values import ValueReader, torch_dtype

@@ -17,6 +17,7 @@ from typing import Any
 
 from paramctl.checkpoint import Checkpoint, TensorEntry, model_view
 from paramctl.errors import IncompatibleTensors, UsageError
+from paramctl.rename import NameMap
 from paramctl.schemes.catalog import InitScheme
 
 SHOWN_NAMES = 6
@@ -74,22 +75,19 @@ class CopySource:
 
 
 def parse_rename(rules: Sequence[str]) -> tuple[tuple[str, str], ...]:
-    """``--rename 'FROM=TO'`` rules: a regex and its replacement (``\\1`` groups allowed).
+    """``--rename 'FROM=TO'`` rules: a regex and its replacement (``\\1`` groups allowed),
+    parsed and checked by :class:`~paramctl.rename.NameMap`, the renaming of every command.
 
     >>> parse_rename(["^encoder\\\\.=backbone."])
     (('^encoder\\\\.', 'backbone.'),)
     """
-    parsed = []
-    for rule in rules:
-        pattern, equals, replacement = rule.partition("=")
-        if not equals or not pattern:
-            raise UsageError(f"--rename {rule!r}: write it as FROM=TO, e.g. '^encoder\\.=backbone.'")
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise UsageError(f"--rename {rule!r}: {exc}") from exc
-        parsed.append((pattern, replacement))
-    return tuple(parsed)
+    return tuple(
+        (pattern.pattern, replacement) for pattern, replacement in NameMap.parse(renames=rules).renames
+    )
+
+
+def _name_map(rules: Sequence[tuple[str, str]]) -> NameMap:
+    return NameMap(renames=tuple((re.compile(pattern), replacement) for pattern, replacement in rules))
 
 
 def rename(name: str, rules: Sequence[tuple[str, str]]) -> str:
@@ -98,12 +96,10 @@ def rename(name: str, rules: Sequence[tuple[str, str]]) -> str:
     >>> rename("encoder.0.weight", [("^encoder\\\\.", "backbone.")])
     'backbone.0.weight'
     """
-    for pattern, replacement in rules:
-        try:
-            name = re.sub(pattern, replacement, name)
-        except re.error as exc:
-            raise UsageError(f"--rename {pattern}={replacement}: {exc}") from exc
-    return name
+    try:
+        return _name_map(rules)(name)
+    except (re.error, IndexError) as exc:
+        raise UsageError(f"--rename: {exc}") from exc
 
 
 def copy_source(
@@ -121,9 +117,10 @@ def copy_source(
     tensor are returned in ``missing``.
     """
     view = model_view(source, key=key)
+    renamed = _name_map(rename_rules)
     by_name: dict[str, TensorEntry] = {}
     for entry in view.entries:
-        by_name.setdefault(rename(entry.name, rename_rules), entry)
+        by_name.setdefault(renamed(entry.name), entry)
     pairs: dict[str, TensorEntry] = {}
     missing: list[str] = []
     mismatched: list[str] = []

@@ -59,8 +59,15 @@ class RoutingEditor(StorageEditor):
             with self._assembled(self._split[key], start, end, read=read) as raw:
                 yield raw
             return
+        with super().span(key, start, end, read=read) as raw:
+            yield raw
+
+    @contextlib.contextmanager
+    def span_bytes(self, key: str, start: int, end: int, *, read: bool = True) -> Iterator[memoryview]:
+        if key in self._split:
+            raise ValueError(f"storage {key} is split in chunks: its bytes are not in one place")
         editor = self._editors[self.checkpoint.storages[key].file]
-        with editor.span(key, start, end, read=read) as raw:
+        with editor.span_bytes(key, start, end, read=read) as raw:
             yield raw
 
     @contextlib.contextmanager

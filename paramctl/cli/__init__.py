@@ -6,19 +6,14 @@ load inside the command, when it runs, so ``paramctl --help`` stays fast.
 """
 
 from paramctl.cli.app import app, register
-from paramctl.cli.check_cmd import check_command
-from paramctl.cli.grads_cmd import grads_command
-from paramctl.cli.init_cmd import InitHelp, init_command
-from paramctl.cli.list_cmd import list_command
-from paramctl.cli.shared_cmd import shared_command
-from paramctl.cli.show_cmd import ShowUsage, show_command
 
-# In the order --help lists them.
-register("list", list_command)
-register("shared", shared_command)
-register("show", show_command, cls=ShowUsage)
-register("check", check_command)
-register("grads", grads_command)
-register("init", init_command, cls=InitHelp)
+# In the order --help lists them; each module is imported when its command runs.
+register("list", "paramctl.cli.list_cmd:list_command")
+register("shared", "paramctl.cli.shared_cmd:shared_command")
+register("show", "paramctl.cli.show_cmd:show_command", usage="ShowUsage")
+register("check", "paramctl.cli.check_cmd:check_command")
+register("grads", "paramctl.cli.grads_cmd:grads_command")
+register("init", "paramctl.cli.init_cmd:init_command", usage="InitHelp")
+register("convert", "paramctl.cli.convert_cmd:convert_command")
 
 __all__ = ["app"]

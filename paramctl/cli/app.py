@@ -11,21 +11,58 @@ traceback instead.
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
+from typer.core import TyperGroup
+from typer.main import get_command_from_info
+from typer.models import CommandInfo
 
 from paramctl import __version__
 from paramctl.errors import ExitCode, ParamctlError
 from paramctl.render.engine import Environment
 
+if TYPE_CHECKING:
+    # The click that typer carries (typer<0.29 vendors it).
+    from typer import _click as click
+
+
+class LazyCommands(TyperGroup):
+    """The command group, each command's module imported and its options built only when
+    that command runs (or ``--help`` lists it): a command pays for itself, not for all."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *(name for name in COMMANDS if name not in self.commands)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            target, usage = COMMANDS[cmd_name]
+            module_name, _, function_name = target.partition(":")
+            module = importlib.import_module(module_name)
+            info = CommandInfo(
+                cmd_name,
+                callback=reports_errors(getattr(module, function_name)),
+                cls=getattr(module, usage) if usage else None,
+            )
+            self.commands[cmd_name] = get_command_from_info(
+                info, pretty_exceptions_short=False, rich_markup_mode=None
+            )
+        return super().get_command(ctx, cmd_name)
+
+
+# Every command: its name, ``module:function``, and the name of its click class in that
+# module (for commands with their own usage line); filled by :func:`register`.
+COMMANDS: dict[str, tuple[str, str | None]] = {}
+
 app = typer.Typer(
     name="paramctl",
-    help="Inspect and reinitialize neural-network checkpoints (PyTorch .pt/.pth/.bin/.ckpt, "
-    "safetensors) without loading them whole.",
+    cls=LazyCommands,
+    help="Inspect and reinitialize neural-network checkpoints (PyTorch, safetensors, Hugging Face "
+    "shards, torch.distributed.checkpoint, GGUF, NumPy, MXNet) without loading them whole.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -36,9 +73,10 @@ app = typer.Typer(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def register(name: str, function: Callable[..., Any], **settings: Any) -> None:
-    """Add ``function`` as the command ``name``, its errors reported by :func:`reports_errors`."""
-    app.command(name, **settings)(reports_errors(function))
+def register(name: str, target: str, *, usage: str | None = None) -> None:
+    """Add the function ``target`` (``module:function``) as the command ``name``, its errors
+    reported by :func:`reports_errors`; ``usage`` names its click class in that module."""
+    COMMANDS[name] = (target, usage)
 
 
 def reports_errors(function: F) -> F:

@@ -280,12 +280,16 @@ def _init_file(file: CheckpointFile, run: _Init, env: Environment) -> None:
     # One line will tell a big change on a terminal: its table's statistics go unmeasured.
     brief = brief_report(len(plan.tensors), run.output, run.output_format, run.full_report)
     work = sum(tensor.entry.nbytes for tensor in plan.tensors)
-    with progress(env, work, "loading torch") as bar:
-        if bar is not None:
+    from paramctl.change.constants import fills_without_torch
+
+    writing = f"writing {where.label or where.path}"
+    needs_torch = not fills_without_torch(plan)
+    with progress(env, work, "loading torch" if needs_torch else writing) as bar:
+        if bar is not None and needs_torch:
             # Filling needs torch; loading it under the bar tells the first second's wait.
             import torch  # noqa: F401
 
-            bar.describe(f"writing {where.label or where.path}")
+            bar.describe(writing)
         saved = file.save(
             target,
             to=run.to,

@@ -1,8 +1,10 @@
 """The options of ``paramctl init`` that no other command takes.
 
+>>> import typer
 >>> from typer.main import get_command
 >>> from paramctl.cli import app
->>> init = get_command(app).commands["init"]
+>>> group = get_command(app)
+>>> init = group.get_command(typer.Context(group), "init")
 >>> [param.opts for param in init.params if param.name == "set_value"]
 [['--set']]
 """

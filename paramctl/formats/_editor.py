@@ -63,13 +63,6 @@ class SpanBuffer:
             self._map = mmap.mmap(-1, max(size, 1))
         return memoryview(self._map)[:size]
 
-    def tensor(self, size: int) -> torch.Tensor:
-        import torch
-
-        if size == 0:
-            return torch.empty(0, dtype=torch.uint8)
-        return torch.frombuffer(self.view(size), dtype=torch.uint8, count=size)
-
 
 class StorageEditor:
     """A copy of ``checkpoint`` being written to ``out``, storage bytes replaceable.
@@ -213,11 +206,20 @@ class StorageEditor:
     # -- editing ---------------------------------------------------------------------------
     @contextlib.contextmanager
     def span(self, key: str, start: int, end: int, *, read: bool = True) -> Iterator[torch.Tensor]:
-        """Bytes ``[start, end)`` of storage ``key`` as a writable uint8 tensor.
+        """Bytes ``[start, end)`` of storage ``key`` as a writable uint8 tensor: the
+        :meth:`span_bytes` block, for torch's math."""
+        import torch
 
-        With ``read``, it holds the current bytes (the input's, or what an earlier span
-        wrote); without, its contents are undefined and must all be overwritten. The bytes
-        are written to the output when the block ends; the tensor must not be kept.
+        with self.span_bytes(key, start, end, read=read) as raw:
+            yield torch.frombuffer(raw, dtype=torch.uint8) if len(raw) else torch.empty(0, dtype=torch.uint8)
+
+    @contextlib.contextmanager
+    def span_bytes(self, key: str, start: int, end: int, *, read: bool = True) -> Iterator[memoryview]:
+        """Bytes ``[start, end)`` of storage ``key``, writable.
+
+        With ``read``, they are the current bytes (the input's, or what an earlier span
+        wrote); without, they are undefined and must all be overwritten. The bytes are
+        written to the output when the block ends; the view must not be kept.
         """
         storage = self.checkpoint.storages[key]
         self._check_in_source(key)
@@ -234,7 +236,7 @@ class StorageEditor:
         if pending is not None:
             pending.result()  # the buffer's previous bytes are on their way out
         buffer = self._buffers[turn]
-        raw = buffer.tensor(size)
+        raw = buffer.view(size)
         if read and size:
             # Until written here, the input holds the current bytes (the copy is of them).
             from_output = key in self._written

@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, ClassVar, Literal, Protocol
 from paramctl.errors import UsageError
 
 if TYPE_CHECKING:
+    from paramctl.atomic import FileSetWrite
     from paramctl.checkpoint import Checkpoint
     from paramctl.formats._editor import StorageEditor
 
@@ -42,6 +43,16 @@ class Writer(Protocol):
         provenance: Mapping[str, Any] | None = None,
         source_metadata: Mapping[str, str] | None = None,
     ) -> None: ...
+
+
+class SetWriter(Protocol):
+    """Writes a checkpoint of any format as a new set of files (a directory) of one format,
+    each file opened from ``files`` (committed together, its index last); returns the names
+    of the files written."""
+
+    def __call__(
+        self, checkpoint: Checkpoint, files: FileSetWrite, *, max_shard_size: int | None = None
+    ) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -114,6 +125,8 @@ class Verification:
     checked: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     records: int = 0
+    # What ``records`` counts, a singular noun: zip members read, tensors an index names.
+    record_kind: str = "zip record"
     # Whether these checks cover every reason the reader refuses a file, so that a read
     # failure needs no finding of its own once they found an error.
     covers_metadata: bool = False
@@ -188,6 +201,14 @@ class Format(ABC):
     def writer(self) -> Writer | None:
         """The function that writes a new file of this format from any checkpoint, if any."""
         return None
+
+    def set_writer(self) -> SetWriter | None:
+        """For a format of several files: the function that writes a new directory of it
+        from any checkpoint, if any (its index file is :attr:`index_name`)."""
+        return None
+
+    # The index file a new directory of this format gets (formats with a set writer).
+    index_name: ClassVar[str | None] = None
 
     @property
     def writes_new(self) -> bool:

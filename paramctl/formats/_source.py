@@ -75,6 +75,23 @@ def open_descriptor(path: Path) -> int:
     return os.dup(remote_file(url).copy.fd)
 
 
+def read_part(file: BinaryIO, size: int, offset: int) -> bytes:
+    """Up to ``size`` bytes at ``offset`` of a file :func:`open_binary` opened (fewer at its
+    end), with one ``pread`` for a local file, without moving its position."""
+    remote = getattr(file, "remote", None)
+    if remote is not None:
+        buffer = bytearray(size)
+        return bytes(buffer[: remote.read_into(memoryview(buffer), offset)])
+    parts, wanted = [], size
+    while wanted > 0:
+        part = os.pread(file.fileno(), wanted, offset + size - wanted)
+        if not part:
+            break
+        parts.append(part)
+        wanted -= len(part)
+    return b"".join(parts)
+
+
 def fetch(path: Path, start: int, end: int) -> None:
     """Have bytes ``[start, end)`` of a remote file fetched (nothing to do for a local one)."""
     url = url_of(path)

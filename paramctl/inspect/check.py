@@ -51,6 +51,7 @@ class CheckResult:
     tensors: int = 0
     value_bytes: int = 0
     records: int = 0
+    record_kind: str = "zip record"
     checked: list[str] = field(default_factory=list)
 
     @property
@@ -79,7 +80,7 @@ class CheckResult:
         read = "" if "values" in self.checked else ", not read"
         scope = f"{plural(self.tensors, 'tensor')} ({format_bytes(self.value_bytes)} of values{read})"
         if self.records:
-            scope += f", {plural(self.records, 'zip record')}"
+            scope += f", {plural(self.records, self.record_kind)}"
         return f"{', '.join(parts)} in {scope}; checked: {', '.join(self.checked) or 'nothing'}"
 
     def to_dict(self, strict: bool = False) -> dict[str, Any]:
@@ -91,7 +92,8 @@ class CheckResult:
             "warnings": self.warnings,
             "tensors": self.tensors,
             "value_bytes": self.value_bytes,
-            "zip_records": self.records,
+            "records": self.records,
+            "record_kind": self.record_kind,
             "checked": self.checked,
             "findings": [finding.to_dict() for finding in self.findings],
         }
@@ -132,7 +134,7 @@ def check_checkpoint(
     container = fmt.verify(path, checkpoint, on_progress)
     result.findings += container.findings
     result.checked += container.checked
-    result.records = container.records
+    result.records, result.record_kind = container.records, container.record_kind
     if checkpoint is None:
         if not (container.covers_metadata and container.errors):
             result.add("error", "read", "", failure)

@@ -21,9 +21,6 @@ class DTypeTotal:
     numel: int = 0
     bytes: int = 0
 
-    def add(self, entry: TensorEntry) -> DTypeTotal:
-        return DTypeTotal(self.tensors + 1, self.numel + entry.numel, self.bytes + entry.nbytes)
-
     @property
     def bits_per_weight(self) -> float:
         """Stored bits per element (8.5 for GGUF's Q8_0: bytes are not numel * itemsize)."""
@@ -42,13 +39,15 @@ class Totals:
 
     @classmethod
     def of(cls, entries: Sequence[TensorEntry]) -> Totals:
-        by_dtype: dict[str, DTypeTotal] = {}
+        sums: dict[str, list[int]] = {}
         for entry in entries:
-            by_dtype[entry.dtype] = by_dtype.get(entry.dtype, DTypeTotal()).add(entry)
+            tensors, numel, nbytes = sums.setdefault(entry.dtype, [0, 0, 0])
+            sums[entry.dtype] = [tensors + 1, numel + entry.numel, nbytes + entry.nbytes]
+        by_dtype = {name: DTypeTotal(*counts) for name, counts in sums.items()}
         return cls(
             tensors=len(entries),
-            numel=sum(entry.numel for entry in entries),
-            bytes=sum(entry.nbytes for entry in entries),
+            numel=sum(total.numel for total in by_dtype.values()),
+            bytes=sum(total.bytes for total in by_dtype.values()),
             unique_bytes=stored_bytes(entries),
             by_dtype=by_dtype,
         )

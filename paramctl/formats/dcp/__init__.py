@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from paramctl.formats._format import FileSet, Format, Holds
+from paramctl.formats._format import FileSet, Format, Holds, SetWriter
 from paramctl.formats.dcp.layout import METADATA, NAME, candidates
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ class Dcp(Format):
     name = NAME
     title = "torch.distributed.checkpoint directory (.metadata and __R_N.distcp files)"
     holds = Holds(extras=True, nesting=True, ties=False, views=False, provenance=False)
-    no_writer = "writes DCP directories only by editing one; choose another format with --to"
+    index_name = METADATA
 
     def claims(self, path: Path) -> list[Path]:
         return candidates(path)
@@ -38,6 +38,11 @@ class Dcp(Format):
         from paramctl.formats.dcp.edit import RankFileEditor
 
         return RankFileEditor
+
+    def set_writer(self) -> SetWriter:
+        from paramctl.formats.dcp.write import write_dcp
+
+        return write_dcp
 
     def file_set(self, checkpoint: Checkpoint) -> FileSet:
         ranks = sorted({storage.file.name for storage in checkpoint.storages.values() if not storage.chunked})

@@ -19,12 +19,12 @@ import io
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from paramctl.checkpoint import Checkpoint, Chunk, Storage, TensorEntry
 from paramctl.dtypes import DTYPES
 from paramctl.errors import CorruptCheckpoint, ExitCode
-from paramctl.formats._source import open_binary
+from paramctl.formats._source import open_binary, read_part
 from paramctl.formats.dcp._metadata import (
     BytesStorageMetadata,
     Metadata,
@@ -53,10 +53,23 @@ def parse_item_key(key: str) -> tuple[str, int, int]:
 
 
 class _Window(io.RawIOBase):
-    """Bytes ``[start, start + length)`` of an open file, as a file of their own."""
+    """Bytes ``[start, start + length)`` of an open file, as a file of their own.
+
+    An item is a ``torch.save`` archive whose zip reading touches only its first and last
+    few KiB (local headers, the pickle; the central directory): both are read once, in one
+    ``pread`` each, and every other read goes to the file (a thousand items, two reads each).
+    """
+
+    _EDGE = 16 << 10
 
     def __init__(self, file: BinaryIO, start: int, length: int) -> None:
         self._file, self._start, self._length, self._position = file, start, length, 0
+        self._head = self._pread(0, min(length, self._EDGE))
+        self._tail_start = max(len(self._head), length - self._EDGE)
+        self._tail = self._pread(self._tail_start, length - self._tail_start)
+
+    def _pread(self, position: int, size: int) -> bytes:
+        return read_part(self._file, size, self._start + position)
 
     def seekable(self) -> bool:
         return True
@@ -73,9 +86,14 @@ class _Window(io.RawIOBase):
         return self._position
 
     def readinto(self, buffer: Any) -> int:
-        size = max(0, min(len(buffer), self._length - self._position))
-        self._file.seek(self._start + self._position)
-        data = self._file.read(size)
+        position = self._position
+        size = max(0, min(len(buffer), self._length - position))
+        if position + size <= len(self._head):
+            data = self._head[position : position + size]
+        elif position >= self._tail_start:
+            data = self._tail[position - self._tail_start : position - self._tail_start + size]
+        else:
+            data = self._pread(position, size)
         buffer[: len(data)] = data
         self._position += len(data)
         return len(data)
@@ -106,7 +124,8 @@ def read_item(directory: Path, files: dict[str, BinaryIO], info: Any) -> Item:
         if not path.is_file():
             raise CorruptCheckpoint(f"{directory}: rank file {relative} does not exist")
         files[relative] = open_binary(path)
-    window = io.BufferedReader(_Window(files[relative], offset, length))
+    # A file object as zipfile and the zip reader use one: read, seek, tell.
+    window = cast(BinaryIO, _Window(files[relative], offset, length))
     key = item_key(relative, offset, length)
     try:
         with zipfile.ZipFile(window) as archive:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paramctl.dtypes import BY_GGML_CODE
-from paramctl.formats._format import Format, Holds, Progress, Verification
+from paramctl.formats._format import Format, Holds, Progress, Verification, Writer
 from paramctl.formats.gguf.read import NAME, SHAPE_ORDER, read, sniff
 
 if TYPE_CHECKING:
@@ -31,10 +31,6 @@ class GGUF(Format):
         provenance=False,
         dtypes=frozenset(dtype.name for dtype in BY_GGML_CODE.values()),
     )
-    no_writer = (
-        "does not write new GGUF files (their key-values describe a model paramctl cannot make up); "
-        "choose another format with --to"
-    )
 
     def sniff(self, head: bytes) -> bool:
         return sniff(head)
@@ -46,6 +42,11 @@ class GGUF(Format):
         from paramctl.formats.gguf.edit import GGUFEditor
 
         return GGUFEditor
+
+    def writer(self) -> Writer:
+        from paramctl.formats.gguf.write import write_gguf
+
+        return write_gguf
 
     def verify(self, path: Path, checkpoint: Checkpoint | None, on_progress: Progress | None) -> Verification:
         from paramctl.formats.gguf.verify import verify_layout

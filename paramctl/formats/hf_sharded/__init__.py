@@ -10,7 +10,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from paramctl.formats._format import FileSet, Format, Holds, Progress, Verification
+from paramctl.formats._format import FileSet, Format, Holds, Progress, SetWriter, Verification
 from paramctl.formats.hf_sharded.read import NAME, candidates, companions, parse_index, read
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ class HfSharded(Format):
     title = "sharded Hugging Face checkpoint (an *.index.json and its shards)"
     # Ties: save_pretrained keeps one name of tied tensors (the config says which).
     holds = Holds(extras=False, nesting=False, ties=False, views=False, provenance=True)
-    no_writer = "writes sharded checkpoints only by editing one; choose another format with --to"
+    index_name = "model.safetensors.index.json"
 
     def claims(self, path: Path) -> list[Path]:
         return candidates(path)
@@ -38,6 +38,11 @@ class HfSharded(Format):
         from paramctl.formats.hf_sharded.edit import ShardEditor
 
         return ShardEditor
+
+    def set_writer(self) -> SetWriter:
+        from paramctl.formats.hf_sharded.write import write_hf_sharded
+
+        return write_hf_sharded
 
     def file_set(self, checkpoint: Checkpoint) -> FileSet:
         index = parse_index(checkpoint.path)

@@ -13,13 +13,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
 from paramctl.checkpoint import Checkpoint
 from paramctl.formats._editor import StorageEditor
-
-if TYPE_CHECKING:
-    import torch
 
 
 def shard_key(key: str) -> tuple[str, str]:
@@ -59,8 +56,8 @@ class ShardEditor(StorageEditor):
         return inner
 
     @contextlib.contextmanager
-    def span(self, key: str, start: int, end: int, *, read: bool = True) -> Iterator[torch.Tensor]:
-        with self._inner.span(self._inner_key(key), start, end, read=read) as raw:
+    def span_bytes(self, key: str, start: int, end: int, *, read: bool = True) -> Iterator[memoryview]:
+        with self._inner.span_bytes(self._inner_key(key), start, end, read=read) as raw:
             yield raw
 
     def whole_crcs(self) -> dict[str, int | None]:

@@ -135,7 +135,7 @@ def read_shards(index: Index) -> tuple[list[TensorEntry], dict[str, Storage]]:
             continue
         part = locate(path)[1].read(path)
         for key, storage in part.storages.items():
-            storages[f"{shard}/{key}"] = replace(storage, key=f"{shard}/{key}")
+            storages[f"{shard}/{key}"] = storage.renamed(f"{shard}/{key}")
         for entry in part.entries:
             if entry.name in holder:
                 index.problems.append(
@@ -145,7 +145,7 @@ def read_shards(index: Index) -> tuple[list[TensorEntry], dict[str, Storage]]:
                 )
                 continue
             holder[entry.name] = shard
-            entries.append(replace(entry, storage_key=f"{shard}/{entry.storage_key}"))
+            entries.append(entry.in_storage(f"{shard}/{entry.storage_key}"))
             if entry.name not in index.weight_map and not entry.recorded_alias:
                 index.problems.append(
                     CorruptCheckpoint(f"{index.path}: {entry.name}: in {shard} but not in the index")

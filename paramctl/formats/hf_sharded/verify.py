@@ -19,7 +19,7 @@ from paramctl.formats.hf_sharded.read import candidates, inspect
 
 def verify_index(path: Path) -> Verification:
     """The index checks as findings: every problem, not only the first."""
-    result = Verification(checked=["index"], covers_metadata=True)
+    result = Verification(checked=["index"], record_kind="indexed tensor", covers_metadata=True)
     (index_path,) = candidates(path) if path.is_dir() else [path]
     try:
         index, _ = inspect(index_path)

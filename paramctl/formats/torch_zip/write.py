@@ -1,6 +1,7 @@
 """Writing a new torch zip from any checkpoint, in the layout ``torch.save`` writes: ``data.pkl``
 with tensors as persistent ids and one 64-byte-aligned stored record per storage, loadable with
-``torch.load(weights_only=True, mmap=True)``. Ties stay ties.
+``torch.load(weights_only=True, mmap=True)``. Ties stay ties, and torch is not imported:
+the storages' bytes are copied as they are.
 
 >>> ALIGNMENT
 64
@@ -14,7 +15,7 @@ import json
 import pickle
 import zipfile
 from collections.abc import Mapping
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar
 
 from paramctl.checkpoint import Checkpoint, Storage, TensorEntry
 from paramctl.dtypes import dtype as lookup_dtype
@@ -28,6 +29,25 @@ _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 _PADDING_FIELD_ID = b"FB"
 _ZIP64_EXTRA = 20
 _LOCAL_HEADER = 30
+
+
+class _Global:
+    """A global of torch's that the pickle names (``torch._utils._rebuild_tensor_v2``,
+    ``torch.FloatStorage``, ``torch.float32``) without importing torch: pickle would import
+    the module to check the name, so :class:`_Pickler` writes the opcode itself."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name
+
+    def __call__(self, *args: Any) -> Any:  # pickle asks that a reduce function be callable
+        raise TypeError(f"{self.module}.{self.name} is written to a pickle, not called")
+
+
+_REBUILD_V2 = _Global("torch._utils", "_rebuild_tensor_v2")
+_REBUILD_V3 = _Global("torch._utils", "_rebuild_tensor_v3")
+_REBUILD_PARAMETER = _Global("torch._utils", "_rebuild_parameter")
+_UNTYPED_STORAGE = _Global("torch.storage", "UntypedStorage")
+_DEVICE = _Global("torch", "device")
 
 
 class _StorageOut:
@@ -44,8 +64,6 @@ class _TensorOut:
         self.entry, self.storage = entry, storage
 
     def __reduce_ex__(self, protocol: Any) -> Any:
-        import torch
-
         entry = self.entry
         hooks: collections.OrderedDict[Any, Any] = collections.OrderedDict()
         args: tuple[Any, ...] = (
@@ -56,14 +74,11 @@ class _TensorOut:
             entry.requires_grad,
             hooks,
         )
-        tensor: tuple[Any, tuple[Any, ...]] = (torch._utils._rebuild_tensor_v2, args)
+        tensor: tuple[Any, tuple[Any, ...]] = (_REBUILD_V2, args)
         if lookup_dtype(self.storage.dtype).storage_class is None:
-            tensor = (torch._utils._rebuild_tensor_v3, (*args, getattr(torch, entry.dtype)))
+            tensor = (_REBUILD_V3, (*args, _Global("torch", entry.dtype)))
         if entry.is_parameter:
-            return (
-                torch._utils._rebuild_parameter,
-                (_Reduced(tensor), entry.requires_grad, collections.OrderedDict()),
-            )
+            return (_REBUILD_PARAMETER, (_Reduced(tensor), entry.requires_grad, collections.OrderedDict()))
         return tensor
 
 
@@ -75,32 +90,33 @@ class _Reduced:
         return self.reduced
 
 
-class _Pickler(pickle.Pickler):
+class _Pickler(pickle._Pickler):
+    """The pure-Python pickler, which lets :class:`_Global` be written as a ``GLOBAL``
+    opcode (the C pickler offers no such hook); ``data.pkl`` is small beside the storages."""
+
+    dispatch: ClassVar[dict[type, Any]] = dict(pickle._Pickler.dispatch)
+
     def __init__(self, file: BinaryIO) -> None:
         super().__init__(file, protocol=2)
 
+    def save_torch_global(self, obj: _Global) -> None:
+        self.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode())  # type: ignore[attr-defined]
+        self.memoize(obj)  # type: ignore[attr-defined]
+
+    dispatch[_Global] = save_torch_global
+
     def persistent_id(self, obj: Any) -> Any:
         if isinstance(obj, _StorageOut):
-            import torch
-
             info = lookup_dtype(obj.dtype)
             if info.storage_class is None:
-                return (
-                    "storage",
-                    torch.storage.UntypedStorage,
-                    obj.key,
-                    obj.storage.device,
-                    obj.storage.nbytes,
-                )
-            kind = getattr(torch, info.storage_class)
+                return ("storage", _UNTYPED_STORAGE, obj.key, obj.storage.device, obj.storage.nbytes)
+            kind = _Global("torch", info.storage_class)
             return ("storage", kind, obj.key, obj.storage.device, obj.storage.nbytes // info.itemsize)
         return None
 
 
 def _payload(checkpoint: Checkpoint) -> tuple[Any, list[_StorageOut]]:
     """The object tree to pickle, with torch's own dtype and device objects restored."""
-    import torch
-
     storages: dict[str, _StorageOut] = {}
 
     def storage_for(entry: TensorEntry) -> _StorageOut:
@@ -113,9 +129,9 @@ def _payload(checkpoint: Checkpoint) -> tuple[Any, list[_StorageOut]]:
         if isinstance(node, TensorEntry):
             return _TensorOut(node, storage_for(node))
         if isinstance(node, _DTypeName):
-            return getattr(torch, str(node))
+            return _Global("torch", str(node))
         if isinstance(node, _Device):
-            return torch.device(str(node))
+            return _Reduced((_DEVICE, (str(node),)))
         if isinstance(node, dict):
             rebuilt = type(node)() if type(node) in (dict, collections.OrderedDict) else {}
             for key, value in node.items():
