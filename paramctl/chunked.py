@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from paramctl.checkpoint import Chunk, TensorEntry
 from paramctl.formats._io import read_at
+from paramctl.formats._source import fetch
 from paramctl.formats.safetensors.read import contiguous_stride
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ def assemble(reader: ValueReader, entry: TensorEntry, stored: np.dtype[Any], ind
         storage = reader.checkpoint.storages[chunk.storage_key]
         block = bytearray(chunk.numel * stored.itemsize)
         assert storage.offset is not None
+        fetch(storage.file, storage.offset, storage.offset + len(block))  # a remote file's bytes
         read_at(reader.fileno(storage.file), memoryview(block), storage.offset)
         region = tuple(slice(o, o + s) for o, s in zip(chunk.offsets, chunk.sizes, strict=True))
         whole[region] = np.frombuffer(block, stored).reshape(chunk.sizes)

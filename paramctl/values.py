@@ -45,7 +45,8 @@ from paramctl.checkpoint import Checkpoint, Storage, TensorEntry, join_path
 from paramctl.chunked import split_array, split_chunks, split_raw_chunks, split_tensor
 from paramctl.dtypes import DTYPES, FLOAT8, float8_values
 from paramctl.errors import CorruptCheckpoint, ParamctlError, UsageError
-from paramctl.formats._io import CHUNK, read_at, read_chunks
+from paramctl.formats import _source
+from paramctl.formats._io import CHUNK, read_at
 from paramctl.torch_values import TorchValues, from_torch
 
 if TYPE_CHECKING:
@@ -158,11 +159,7 @@ class ValueReader:
     def fileno(self, path: Path) -> int:
         """A descriptor of one of the checkpoint's files, opened once."""
         if path not in self._files:
-            fd = os.open(path, os.O_RDONLY)
-            # Entries are read in file order: a wider read-ahead keeps the disk ahead of the CPU.
-            with contextlib.suppress(AttributeError, OSError):
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-            self._files[path] = fd
+            self._files[path] = _source.open_descriptor(path)
         return self._files[path]
 
     # -- what every entry is ------------------------------------------------------------
@@ -194,7 +191,11 @@ class ValueReader:
 
             assert storage.member is not None
             name, start = storage.member
-            with zipfile.ZipFile(storage.file) as archive, archive.open(name) as member:
+            with (
+                _source.open_binary(storage.file) as file,
+                zipfile.ZipFile(file) as archive,
+                archive.open(name) as member,
+            ):
                 member.read(start)
                 data = member.read(storage.nbytes)
             if len(data) != storage.nbytes:
@@ -230,6 +231,7 @@ class ValueReader:
             yield from flat_chunks(fallback.numbers, max_elements)
             return
         if DTYPES[entry.dtype].is_block_quantized:
+            _source.fetch_entry(self._storage(entry), entry)
             yield from quantized.dequantized(self._storage(entry), entry, max_elements, self.fileno)
             return
         for raw in self._pieces(entry, max_elements):
@@ -248,11 +250,17 @@ class ValueReader:
         if fallback is not None:
             return np.asarray(fallback.numbers if index is None else fallback.numbers[index])
         if DTYPES[entry.dtype].is_block_quantized:
+            _source.fetch_entry(self._storage(entry), entry)
             return quantized.array(self._storage(entry), entry, self.fileno, index)
         # An index reads a few pages: reading ahead around them would read what is not shown.
         advice = mmap.MADV_WILLNEED if index is None else mmap.MADV_RANDOM
-        view = self._view(entry, self._storage(entry), advice)
-        return decode(view if index is None else np.asarray(view[index]), entry.dtype)
+        storage = self._storage(entry)
+        view = self._view(entry, storage, advice, whole=index is None)
+        part = view if index is None else view[index]
+        if part is not view and storage.inline is None and storage.offset is not None:
+            first = storage.offset + entry.storage_offset * view.itemsize
+            _source.fetch_part(storage.file, first, view, part)  # of a remote file: only those rows
+        return decode(np.asarray(part), entry.dtype)
 
     def raw_chunks(self, entry: TensorEntry, chunk_bytes: int = CHUNK) -> Iterator[memoryview]:
         """The entry's bytes in element order, as views of one reused buffer (each valid
@@ -295,10 +303,12 @@ class ValueReader:
         elif not copy and self.checkpoint.byteorder == "little":
             assert storage.offset is not None
             mapped, offset = self._map(storage.file), storage.offset + start
+            _source.fetch(storage.file, offset, offset + end - start)
             raw = torch.frombuffer(mapped, dtype=torch.uint8, count=end - start, offset=offset)
         else:
             block = bytearray(end - start)
             assert storage.offset is not None
+            _source.fetch(storage.file, storage.offset + start, storage.offset + end)
             read_at(self.fileno(storage.file), memoryview(block), storage.offset + start)
             if self.checkpoint.byteorder != "little":
                 np.frombuffer(block, self._stored(entry)).byteswap(inplace=True)
@@ -335,7 +345,9 @@ class ValueReader:
         if buffer is None:
             buffer = self._buffers[chunk_bytes] = bytearray(chunk_bytes)
         fd = self.fileno(storage.file)
-        yield from read_chunks(fd, start, entry.nbytes, chunk_size=chunk_bytes, buffer=buffer)
+        yield from _source.read_span(
+            storage.file, fd, start, entry.nbytes, chunk_size=chunk_bytes, buffer=buffer
+        )
 
     def _decode_buffer(self, size: int) -> Array:
         if self._decoded.size < size:
@@ -347,13 +359,15 @@ class ValueReader:
             self._maps[path] = mmap.mmap(self.fileno(path), 0, access=mmap.ACCESS_COPY)
         return self._maps[path]
 
-    def _view(self, entry: TensorEntry, storage: Storage, advice: int) -> Array:
+    def _view(self, entry: TensorEntry, storage: Storage, advice: int, *, whole: bool = True) -> Array:
         """The entry's stored elements as an array viewing the mapped file (read-only), its
-        pages advised with ``advice``."""
+        pages advised with ``advice``; of a remote file, fetched first (but for a part indexed)."""
         stored = self._stored(entry)
         if entry.numel == 0:
             return np.empty(entry.shape, stored)
         assert storage.offset is not None or storage.inline is not None
+        if whole:
+            _source.fetch_entry(storage, entry)
         try:
             view = np.ndarray(
                 entry.shape,

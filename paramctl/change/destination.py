@@ -21,6 +21,7 @@ from typing import BinaryIO
 
 from paramctl.errors import UsageError
 from paramctl.formats import STDIN
+from paramctl.remote.url import check_local_output
 
 STDOUT_LABEL = "<stdout>"
 IN_PLACE_NEEDS_FILE = "--in-place rewrites a checkpoint file: give PATH and --model, or -o PATH"
@@ -75,6 +76,9 @@ def init_destination(
     """
     if in_place and output:
         raise UsageError("--in-place and --output exclude each other")
+    check_local_output(output)
+    if in_place and source is not None:
+        check_local_output(source)
     if in_place and source == STDIN:
         raise UsageError("--in-place needs a file, not standard input")
     if in_place and source is None:

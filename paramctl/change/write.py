@@ -95,6 +95,9 @@ def _edit_copy(
     on_progress: Progress | None = None,
 ) -> list[list[ChangedTensor]]:
     """The checkpoint in its own format, each step's storages rewritten, into ``out``."""
+    from paramctl.formats._source import localized
+
+    checkpoint = localized(checkpoint)
     fresh: set[str] = set().union(*(plan.fresh_storages() for plan, _ in steps))
     editor = format_named(checkpoint.format).editor(checkpoint, out, fresh=fresh, provenance=provenance)
     try:

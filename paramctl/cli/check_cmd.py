@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
@@ -44,6 +43,8 @@ def check_command(
     columns: options.ColumnsOpt = None,
     output_format: options.FormatOpt = None,
     verbose: options.VerboseOpt = False,
+    no_cache: options.NoCacheOpt = False,
+    download: options.DownloadOpt = False,
     debug: options.DebugOpt = False,
 ) -> None:
     """Verify checkpoints: zip CRCs, safetensors layout, readable metadata, NaN/Inf, constant weights.
@@ -58,6 +59,7 @@ def check_command(
         output_format=output_format,
         columns=columns,
         debug=debug,
+        remote=options.RemoteOptions(no_cache, download, verbose),
         key=key,
         strict=strict,
         values=values,
@@ -95,7 +97,6 @@ def _check_file(
 
 
 def _file_size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
+    from paramctl.formats._source import size_of
+
+    return size_of(path)

@@ -143,6 +143,8 @@ def list_command(
     seed: options.ProbeSeedOpt = None,
     eval_mode: options.EvalOpt = False,
     verbose: options.VerboseOpt = False,
+    no_cache: options.NoCacheOpt = False,
+    download: options.DownloadOpt = False,
     debug: options.DebugOpt = False,
 ) -> None:
     """List every named tensor: shape, dtype, elements, bytes, and what shares its storage.
@@ -169,6 +171,7 @@ def list_command(
         output_format=output_format,
         columns=columns,
         debug=debug,
+        remote=options.RemoteOptions(no_cache, download, verbose),
         shown=shown,
         live=live,
     )

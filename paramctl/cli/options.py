@@ -11,8 +11,11 @@ True
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import Enum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,6 +24,9 @@ from paramctl.formats import STDIN, WRITABLE
 from paramctl.live.routing import LiveRequest
 from paramctl.render.engine import OutputFormat
 from paramctl.select import Selection
+
+if TYPE_CHECKING:
+    from paramctl.render.engine import Environment
 
 # The formats --to offers come from the format registry; mypy cannot see members made at
 # run time, and no format is named here.
@@ -110,7 +116,44 @@ ColumnsOpt = Annotated[
     ),
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Say how the file was read.")]
+VerboseOpt = Annotated[
+    bool,
+    typer.Option("--verbose", "-v", help="Say how the file was read (for a URL, the requests and bytes)."),
+]
+
+# -- remote files ---------------------------------------------------------------------------------
+NoCacheOpt = Annotated[
+    bool,
+    typer.Option("--no-cache", help="For a URL: keep nothing fetched, use nothing kept from before."),
+]
+DownloadOpt = Annotated[
+    bool,
+    typer.Option("--download", help="For a URL whose server ignores Range requests: download all of it."),
+]
+
+
+@dataclass(frozen=True)
+class RemoteOptions:
+    """How URLs are read: ``--no-cache``, ``--download``, and ``--verbose``'s counts."""
+
+    no_cache: bool = False
+    download: bool = False
+    verbose: bool = False
+
+
+@contextmanager
+def remote_reading(env: Environment, remote: RemoteOptions) -> Iterator[None]:
+    """Read URLs in the block as ``remote`` says; with ``--verbose``, the requests and bytes
+    fetched are noted on stderr after it (when there were any)."""
+    from paramctl.remote import configured
+
+    with configured(cache=not remote.no_cache, download=remote.download) as session:
+        try:
+            yield
+        finally:
+            if remote.verbose and session.files:
+                env.note(session.summary())
+
 
 # -- live modules ---------------------------------------------------------------------------------
 ModelOpt = Annotated[

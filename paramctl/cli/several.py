@@ -79,11 +79,13 @@ def per_file(
     output_format: OutputFormat | None,
     columns: str | None,
     debug: bool,
+    remote: options.RemoteOptions | None = None,
     **settings: Any,
 ) -> None:
     """The frame of a command over several checkpoints: the sources, the selection
     (``picks``: --match, --regex, --exclude, --names-from), one output, then ``run`` for each
-    file with ``chosen``, ``output``, ``env`` and ``settings``; exits with the worst code."""
+    file with ``chosen``, ``output``, ``env`` and ``settings``; exits with the worst code.
+    URLs are read as ``remote`` says (``--no-cache``, ``--download``, ``--verbose``)."""
     env = Environment.current()
     sources = options.checkpoint_sources(paths)
     match, regex, exclude, names_from = picks
@@ -91,4 +93,5 @@ def per_file(
     keys = options.column_keys(columns)
     output = Output(env.resolve(output_format), env, several=len(sources) > 1, columns=keys)
     answer = functools.partial(run, chosen=chosen, output=output, env=env, **settings)
-    each_file(sources, answer, output, debug=debug)
+    with options.remote_reading(env, remote or options.RemoteOptions()):
+        each_file(sources, answer, output, debug=debug)

@@ -46,6 +46,8 @@ def shared_command(
     columns: options.ColumnsOpt = None,
     output_format: options.FormatOpt = None,
     verbose: options.VerboseOpt = False,
+    no_cache: options.NoCacheOpt = False,
+    download: options.DownloadOpt = False,
     debug: options.DebugOpt = False,
 ) -> None:
     """Group names that share storage: aliases, overlapping views, disjoint views of one storage.
@@ -62,6 +64,7 @@ def shared_command(
         output_format=output_format,
         columns=columns,
         debug=debug,
+        remote=options.RemoteOptions(no_cache, download, verbose),
         key=key,
         all_tensors=all_tensors,
         by_value=by_value,

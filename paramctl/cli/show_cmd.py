@@ -113,6 +113,8 @@ def show_command(
     all_tensors: options.AllOpt = False,
     output_format: ShowFormatOpt = ShowFormat.text,
     verbose: options.VerboseOpt = False,
+    no_cache: options.NoCacheOpt = False,
+    download: options.DownloadOpt = False,
     debug: options.DebugOpt = False,
 ) -> None:
     """Print one tensor: metadata, statistics, torch's preview of the values, and a histogram.
@@ -126,7 +128,8 @@ def show_command(
     settings = {"key": key, "all_tensors": all_tensors, "index": index, "bins": bins}
     settings.update(precision=precision, full=full)
     run = functools.partial(_show_file, name=name, settings=settings, verbose=verbose, output=output, env=env)
-    each_file(sources, run, output, debug=debug)
+    with options.remote_reading(env, options.RemoteOptions(no_cache, download, verbose)):
+        each_file(sources, run, output, debug=debug)
 
 
 def _show_file(

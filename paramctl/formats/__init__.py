@@ -36,6 +36,8 @@ from paramctl.formats import (
 )
 from paramctl.formats._format import Finding, Format, Holds, Severity, Verification
 from paramctl.formats._pickle import NeedsTorch
+from paramctl.formats._source import as_path, open_binary, open_zip
+from paramctl.remote.url import url_of
 
 # Zip formats come most specific first; torch-zip claims whatever zip the others decline.
 REGISTRY: tuple[Format, ...] = (
@@ -133,6 +135,7 @@ def detect_format(path: Path) -> Format:
 def locate(path: Path) -> tuple[Path, Format]:
     """The checkpoint at ``path`` and its format: ``path`` itself, or the one checkpoint a
     directory holds. A directory holding several is a :class:`UsageError` listing them."""
+    path = as_path(path)
     claimed = {candidate: fmt for fmt in REGISTRY for candidate in fmt.claims(path)}
     if path in claimed:
         return path, claimed[path]
@@ -167,7 +170,7 @@ def _zip_members(file: BinaryIO) -> list[str]:
     """The member names of a zip archive, or none when its directory cannot be read (the
     format that claims every zip then reports the damage)."""
     try:
-        with zipfile.ZipFile(file) as archive:
+        with open_zip(file) as archive:
             return archive.namelist()
     except (zipfile.BadZipFile, OSError, ValueError):
         return []
@@ -185,7 +188,10 @@ def read_checkpoint(
     if str(source) != STDIN:
         given = os.fspath(source)
         try:
-            return _read(Path(given), on_note)
+            checkpoint = _read(as_path(given), on_note)
+            if url_of(given) is not None:
+                checkpoint.label = given  # an hf:// file is read from the cache's copy
+            return checkpoint
         except ParamctlError as exc:
             # Path folds "https://host/m.pt" to "https:/host/m.pt": name the source as given.
             if str(Path(given)) != given:
@@ -215,6 +221,10 @@ def _read(path: Path, on_note: Callable[[str], None] | None) -> Checkpoint:
             on_note(note)
         return checkpoint
     except OSError as exc:
+        if url_of(path) is not None:  # a reader that maps or stats the whole file
+            raise CheckpointIOError(
+                f"{path}: {fmt.title} files are not read over the network; download it first"
+            ) from exc
         raise CheckpointIOError(f"{path}: {exc.strerror or exc}") from exc
     except RecursionError as exc:
         raise CorruptCheckpoint(f"{path}: nested too deeply to read") from exc
@@ -224,7 +234,7 @@ def _read(path: Path, on_note: Callable[[str], None] | None) -> Checkpoint:
 def _opened(path: Path) -> Iterator[BinaryIO]:
     """``open(path, "rb")`` whose OS errors become a one-line :class:`CheckpointIOError`."""
     try:
-        file = open(path, "rb")  # noqa: SIM115 - closed by the with below
+        file = open_binary(path)
     except IsADirectoryError as exc:
         raise CheckpointIOError(f"{path}: is a directory holding no checkpoint paramctl reads") from exc
     except OSError as exc:

@@ -16,7 +16,6 @@ A tensor in one chunk is a plain entry on that chunk's storage; a tensor in seve
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any, BinaryIO, cast
 from paramctl.checkpoint import Checkpoint, Chunk, Storage, TensorEntry
 from paramctl.dtypes import DTYPES
 from paramctl.errors import CorruptCheckpoint, ExitCode
+from paramctl.formats._source import open_binary, read_part
 from paramctl.formats.dcp._metadata import (
     BytesStorageMetadata,
     Metadata,
@@ -63,20 +63,13 @@ class _Window(io.RawIOBase):
     _EDGE = 16 << 10
 
     def __init__(self, file: BinaryIO, start: int, length: int) -> None:
-        self._fd, self._start, self._length, self._position = file.fileno(), start, length, 0
+        self._file, self._start, self._length, self._position = file, start, length, 0
         self._head = self._pread(0, min(length, self._EDGE))
         self._tail_start = max(len(self._head), length - self._EDGE)
         self._tail = self._pread(self._tail_start, length - self._tail_start)
 
     def _pread(self, position: int, size: int) -> bytes:
-        parts, wanted = [], size
-        while wanted > 0:
-            part = os.pread(self._fd, wanted, self._start + position + size - wanted)
-            if not part:
-                break
-            parts.append(part)
-            wanted -= len(part)
-        return b"".join(parts)
+        return read_part(self._file, size, self._start + position)
 
     def seekable(self) -> bool:
         return True
@@ -130,7 +123,7 @@ def read_item(directory: Path, files: dict[str, BinaryIO], info: Any) -> Item:
     if relative not in files:
         if not path.is_file():
             raise CorruptCheckpoint(f"{directory}: rank file {relative} does not exist")
-        files[relative] = open(path, "rb")  # noqa: SIM115 - closed by read()
+        files[relative] = open_binary(path)
     # A file object as zipfile and the zip reader use one: read, seek, tell.
     window = cast(BinaryIO, _Window(files[relative], offset, length))
     key = item_key(relative, offset, length)

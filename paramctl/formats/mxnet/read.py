@@ -23,6 +23,7 @@ from typing import BinaryIO
 from paramctl.checkpoint import Checkpoint, Storage, TensorEntry
 from paramctl.dtypes import DTYPES
 from paramctl.errors import CorruptCheckpoint
+from paramctl.formats._source import open_binary
 from paramctl.formats.mxnet import layout as L
 
 NAME = "mxnet"
@@ -69,7 +70,7 @@ class _Cursor:
 
 
 def read(path: Path) -> Checkpoint:
-    with open(path, "rb") as file:
+    with open_binary(path) as file:
         cursor = _Cursor(file, path)
         magic, reserved = L.HEADER.unpack(cursor.take(L.HEADER.size, "the header"))
         if magic != L.LIST_MAGIC or reserved:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from paramctl.formats._format import Format, Holds, Progress, Verification
 from paramctl.formats._io import CHUNK
+from paramctl.formats._source import open_binary
 from paramctl.formats.npy.read import NPY as NPY_NAME
 from paramctl.formats.npy.read import NPZ as NPZ_NAME
 from paramctl.formats.npy.read import NUMPY_DTYPES, read_npy, read_npz, sniff_npy, sniff_npz
@@ -76,7 +77,7 @@ class Npz(Format):
         """Every member read through :mod:`zipfile`, which checks its CRC-32."""
         result = Verification()
         try:
-            with zipfile.ZipFile(path) as archive:
+            with open_binary(path) as file, zipfile.ZipFile(file) as archive:
                 for info in archive.infolist():
                     result.records += 1
                     try:

@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from paramctl.checkpoint import Checkpoint, Storage, TensorEntry
 from paramctl.errors import CorruptCheckpoint, ExitCode, ParamctlError
+from paramctl.formats._source import open_binary
 from paramctl.formats.safetensors.read import contiguous_stride
 from paramctl.formats.torch_zip.read import record_data_offset
 
@@ -130,7 +131,7 @@ def _entry(name: str, header: ArrayHeader) -> TensorEntry:
 
 
 def read_npy(path: Path) -> Checkpoint:
-    with open(path, "rb") as file:
+    with open_binary(path) as file:
         header = read_array_header(file, str(path))
         size = file.seek(0, 2)
     name = path.stem or "array"
@@ -143,7 +144,7 @@ def read_npy(path: Path) -> Checkpoint:
 
 def read_npz(path: Path) -> Checkpoint:
     try:
-        with open(path, "rb") as file, zipfile.ZipFile(file) as archive:
+        with open_binary(path) as file, zipfile.ZipFile(file) as archive:
             return _read_npz(path, file, archive)
     except zipfile.BadZipFile as exc:
         raise CorruptCheckpoint(f"{path}: damaged or truncated zip archive ({exc})") from exc

@@ -15,6 +15,7 @@ from typing import Any
 from paramctl.checkpoint import Checkpoint, Storage, TensorEntry
 from paramctl.dtypes import BY_SAFETENSORS_CODE
 from paramctl.errors import CorruptCheckpoint
+from paramctl.formats._source import open_binary
 
 NAME = "safetensors"
 METADATA_KEY = "__metadata__"
@@ -44,7 +45,7 @@ def contiguous_stride(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 def read_header(path: Path) -> tuple[dict[str, Any], int, int]:
     """Return the parsed header, the offset where data starts, and the data length."""
-    with open(path, "rb") as file:
+    with open_binary(path) as file:
         prefix = file.read(8)
         if len(prefix) != 8:
             raise CorruptCheckpoint(f"{path}: too short to be a safetensors file")

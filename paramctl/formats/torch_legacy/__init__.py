@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from paramctl.formats._format import Format, Holds
+from paramctl.formats._source import open_binary
 from paramctl.formats.torch_legacy.read import NAME, PICKLES, read, sniff
 from paramctl.formats.torch_zip import TORCH_SUFFIXES
 
@@ -45,7 +46,7 @@ class TorchLegacy(Format):
 
     def pickles(self, path: Path) -> Iterator[IO[bytes]]:
         # The pickles follow one another: each is read to its STOP before the next is asked for.
-        with open(path, "rb") as file:
+        with open_binary(path) as file:
             for _ in range(PICKLES):
                 yield file
 

@@ -16,6 +16,7 @@ from paramctl.dtypes import dtype as lookup_dtype
 from paramctl.errors import CorruptCheckpoint
 from paramctl.formats._numpy_pickle import inline_storages
 from paramctl.formats._pickle import StorageRef, restricted_load, storage_ref_from_pid
+from paramctl.formats._source import open_binary
 from paramctl.formats._torch_pickle import check_entry_fits, name_tensors
 
 NAME = "torch-legacy"
@@ -39,7 +40,7 @@ def sniff(head: bytes) -> bool:
 
 
 def read(path: Path) -> Checkpoint:
-    with open(path, "rb") as file:
+    with open_binary(path) as file:
         return _read(path, file)
 
 

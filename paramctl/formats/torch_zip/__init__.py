@@ -13,6 +13,7 @@ from typing import IO, TYPE_CHECKING
 
 from paramctl.errors import CorruptCheckpoint
 from paramctl.formats._format import Format, Holds, Progress, Verification, Writer
+from paramctl.formats._source import open_binary
 from paramctl.formats.torch_zip.read import MAGIC, NAME, find_root, read
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class TorchZip(Format):
 
     def pickles(self, path: Path) -> Iterator[IO[bytes]]:
         try:
-            with zipfile.ZipFile(path) as archive:
+            with open_binary(path) as file, zipfile.ZipFile(file) as archive:
                 root = find_root(archive.namelist())
                 with archive.open(f"{root}data.pkl") as pickle:
                     yield pickle

@@ -18,6 +18,7 @@ from paramctl.dtypes import dtype as lookup_dtype
 from paramctl.errors import CorruptCheckpoint
 from paramctl.formats._numpy_pickle import inline_storages
 from paramctl.formats._pickle import StorageRef, restricted_load, storage_ref_from_pid
+from paramctl.formats._source import open_binary
 from paramctl.formats._torch_pickle import check_entry_fits, name_tensors
 
 NAME = "torch-zip"
@@ -55,7 +56,7 @@ def find_root(names: list[str]) -> str:
 def read_zip(path: Path, read_archive: Callable[[Path, BinaryIO, zipfile.ZipFile], Checkpoint]) -> Checkpoint:
     """``read_archive(path, file, archive)`` on the opened zip; a damaged zip is invalid input."""
     try:
-        with open(path, "rb") as file, zipfile.ZipFile(file) as archive:
+        with open_binary(path) as file, zipfile.ZipFile(file) as archive:
             return read_archive(path, file, archive)
     except zipfile.BadZipFile as exc:
         raise CorruptCheckpoint(f"{path}: damaged or truncated zip archive ({exc})") from exc

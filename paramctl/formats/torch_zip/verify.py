@@ -19,6 +19,7 @@ from pathlib import Path
 from paramctl.checkpoint import Checkpoint
 from paramctl.errors import CorruptCheckpoint
 from paramctl.formats._format import Progress, Verification
+from paramctl.formats._source import open_binary
 from paramctl.formats.torch_zip.read import find_root
 
 _READ_CHUNK = 1 << 20
@@ -29,7 +30,7 @@ def verify_zip(path: Path, checkpoint: Checkpoint | None, on_progress: Progress 
     result = Verification()
     owners = _record_owners(checkpoint)
     try:
-        archive = zipfile.ZipFile(path)
+        archive = zipfile.ZipFile(open_binary(path))
     except zipfile.BadZipFile as exc:
         result.add("error", "zip", "", f"the archive is damaged or truncated ({exc})")
         return result

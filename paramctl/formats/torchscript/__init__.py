@@ -13,6 +13,7 @@ from typing import IO, TYPE_CHECKING
 
 from paramctl.errors import CorruptCheckpoint
 from paramctl.formats._format import Format, Holds, Progress, Verification
+from paramctl.formats._source import open_binary
 from paramctl.formats.torch_zip.read import MAGIC, find_root
 from paramctl.formats.torchscript.read import NAME, is_torchscript, read
 
@@ -48,7 +49,7 @@ class TorchScript(Format):
     def pickles(self, path: Path) -> Iterator[IO[bytes]]:
         # torch.load hands a TorchScript archive to torch.jit.load, which unpickles both.
         try:
-            with zipfile.ZipFile(path) as archive:
+            with open_binary(path) as file, zipfile.ZipFile(file) as archive:
                 root = find_root(archive.namelist())
                 for name in ("data.pkl", "constants.pkl"):
                     with archive.open(f"{root}{name}") as pickle:
