@@ -41,9 +41,11 @@ def main() -> None:
         result = compare("1 GiB .pt → .safetensors", ours, plain, repeat=args.repeat)
         print(result.row(), flush=True)
         ours_peak = max(m.peak_mib for m in result.ours)
+        ratio_met = "met" if result.ratio <= 0.5 else "NOT met"
+        peak_met = "met" if ours_peak < 128 else "NOT met"
         print(
-            f"\nratio {result.ratio:.3f} (target 0.5 or less): {'met' if result.ratio <= 0.5 else 'NOT met'}; "
-            f"paramctl peak {ours_peak:.0f} MiB (target under 128 MiB): {'met' if ours_peak < 128 else 'NOT met'}"
+            f"\nratio {result.ratio:.3f} (target 0.5 or less): {ratio_met}; "
+            f"paramctl peak {ours_peak:.0f} MiB (target under 128 MiB): {peak_met}"
         )
         same = (scratch / "ours.safetensors").stat().st_size, (scratch / "plain.safetensors").stat().st_size
         print(f"output sizes: paramctl {same[0]:,} bytes, plain {same[1]:,} bytes")
