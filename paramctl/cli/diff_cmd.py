@@ -76,6 +76,8 @@ def diff_command(
     columns: options.ColumnsOpt = None,
     output_format: options.FormatOpt = None,
     verbose: options.VerboseOpt = False,
+    no_cache: options.NoCacheOpt = False,
+    download: options.DownloadOpt = False,
     debug: options.DebugOpt = False,
 ) -> None:
     """Compare two checkpoints of any formats: names only in A or B, shapes, dtypes, values, ties.
@@ -108,8 +110,9 @@ def diff_command(
     sources = options.checkpoint_sources([first or "-", second])
     chosen = options.selection(match, regex, exclude, options.names_from(names_from, sources))
     on_note = env.note if verbose else None
-    a, b = (read_checkpoint(source, on_note=on_note) for source in sources)
-    found = _compare(a, b, chosen, names, key, all_tensors, (atol, rtol), names_only, env)
+    with options.remote_reading(env, options.RemoteOptions(no_cache, download, verbose)):
+        a, b = (read_checkpoint(source, on_note=on_note) for source in sources)
+        found = _compare(a, b, chosen, names, key, all_tensors, (atol, rtol), names_only, env)
     from paramctl.render.diff import diff_report
 
     output.add(sources[0], diff_report(found, output.fmt))

@@ -206,3 +206,13 @@ def test_init_reads_a_remote_checkpoint_and_writes_a_local_one(nginx: Nginx, tmp
     assert code == 0, err
     written = torch.load(out, weights_only=True)
     assert torch.equal(written["b"], torch.zeros(3)) and torch.equal(written["w"], torch.ones(3, 3))
+
+
+def test_diff_names_only_of_two_remote_files_reads_their_headers(
+    nginx: Nginx, big_safetensors: str, big_torch_zip: str
+) -> None:
+    nginx.mark()
+    code, out, _ = run("diff", "--names-only", "--no-cache", big_safetensors, big_torch_zip, "-f", "json")
+    assert code == 0, out
+    assert json.loads(out)["equal"] is True
+    assert len(nginx.requests()) <= 2 + 4 and nginx.fetched() < 2 * MiB
