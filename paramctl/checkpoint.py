@@ -8,11 +8,12 @@ the file. Values are read on demand, one tensor at a time, by :mod:`paramctl.val
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar, overload
+from typing import Any, ClassVar
 
+from paramctl._records import changed, derived
 from paramctl.dtypes import DTYPES
 from paramctl.errors import UsageError
 
@@ -58,41 +59,7 @@ class Storage:
 
     def renamed(self, key: str) -> Storage:
         """This storage under another key (a shard's storages in the whole checkpoint)."""
-        return _changed(self, key=key)
-
-
-T = TypeVar("T")
-
-
-class derived(Generic[T]):
-    """A property computed once per (frozen) record and then kept in it:
-    ``functools.cached_property`` without the lock Python 3.11 takes on each first use,
-    which costs more than the value at a hundred thousand tensors."""
-
-    def __init__(self, compute: Callable[[Any], T]) -> None:
-        self.compute = compute
-        self.__doc__ = compute.__doc__
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    @overload
-    def __get__(self, record: None, owner: type | None = None) -> derived[T]: ...
-    @overload
-    def __get__(self, record: object, owner: type | None = None) -> T: ...
-    def __get__(self, record: object | None, owner: type | None = None) -> T | derived[T]:
-        if record is None:
-            return self
-        value = record.__dict__[self.name] = self.compute(record)
-        return value
-
-
-def _changed(record: T, **fields: Any) -> T:
-    """``dataclasses.replace`` for fields nothing derived depends on, without its
-    introspection and checks: a thousand shards ask for it a hundred thousand times."""
-    copy: T = object.__new__(type(record))
-    copy.__dict__.update(record.__dict__, **fields)
-    return copy
+        return changed(self, key=key)
 
 
 @dataclass(frozen=True)
@@ -184,7 +151,7 @@ class TensorEntry:
 
     def in_storage(self, key: str) -> TensorEntry:
         """This entry viewing the same bytes under another storage key."""
-        return _changed(self, storage_key=key)
+        return changed(self, storage_key=key)
 
     def to_dict(self) -> dict[str, Any]:
         return {
