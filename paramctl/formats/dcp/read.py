@@ -60,7 +60,7 @@ class _Window(io.RawIOBase):
     ``pread`` each, and every other read goes to the file (a thousand items, two reads each).
     """
 
-    _EDGE = 16 << 10
+    _EDGE = 4 << 10
 
     def __init__(self, file: BinaryIO, start: int, length: int) -> None:
         self._file, self._start, self._length, self._position = file, start, length, 0
