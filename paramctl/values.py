@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from paramctl.checkpoint import Checkpoint, Storage, TensorEntry, join_path
 from paramctl.errors import CorruptCheckpoint, UsageError
 from paramctl.formats._io import read_at
+from paramctl.formats._limits import check_readable, check_storage_in_file
 
 if TYPE_CHECKING:
     import torch
@@ -88,6 +89,7 @@ class ValueReader:
             raise CorruptCheckpoint(f"{self.checkpoint.path}: big-endian tensor data is not supported")
         if storage.nbytes == 0:
             return torch.empty(0, dtype=torch_dtype(storage.dtype))
+        check_storage_in_file(self.checkpoint, storage)
         if storage.offset is None:
             raise CorruptCheckpoint(
                 f"{self.checkpoint.path}: storage {storage.key} is compressed; cannot map it"
@@ -100,6 +102,7 @@ class ValueReader:
         if self.checkpoint.fallback_tensors is not None:
             loaded: torch.Tensor = self.checkpoint.fallback_tensors[join_path(entry.path)]
             return loaded
+        check_readable(self.checkpoint, entry)
         flat = self.storage(self.checkpoint.storage_of(entry))
         if entry.dtype != self.checkpoint.storage_of(entry).dtype:
             flat = flat.view(torch_dtype(entry.dtype))
@@ -141,6 +144,7 @@ class SpanReader:
         if self.checkpoint.fallback_tensors is not None:
             loaded: torch.Tensor = self.checkpoint.fallback_tensors[join_path(entry.path)]
             return loaded
+        check_readable(self.checkpoint, entry)
         storage = self.checkpoint.storage_of(entry)
         if storage.offset is None and storage.nbytes:
             raise UsageError(f"{self.checkpoint.label}: storage {storage.key} is compressed; cannot read it")

@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 from paramctl.checkpoint import Checkpoint
 from paramctl.errors import CheckpointIOError, CorruptCheckpoint, ParamctlError, UsageError
 from paramctl.formats import safetensors, torch_legacy, torch_zip
+from paramctl.formats._allowlist import collection_paused
 from paramctl.formats._format import Finding, Format, Holds, Severity, Verification
 from paramctl.formats._pickle import NeedsTorch
 
@@ -133,7 +134,8 @@ def read_checkpoint(
 def _read(path: Path, on_note: Callable[[str], None] | None) -> Checkpoint:
     fmt = detect_format(path)
     try:
-        return fmt.read(path)
+        with collection_paused():
+            return fmt.read(path)
     except NeedsTorch as needs:
         from paramctl.formats._fallback import load_with_torch
 

@@ -9,12 +9,13 @@ True
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from paramctl.formats._format import Format, Holds
-from paramctl.formats.torch_legacy.read import NAME, PICKLES, read, sniff
+from paramctl.formats.torch_legacy.read import NAME, mapped, pickle_spans, read, sniff
 from paramctl.formats.torch_zip import TORCH_SUFFIXES
 
 if TYPE_CHECKING:
@@ -42,10 +43,11 @@ class TorchLegacy(Format):
         return LegacyEditor
 
     def pickles(self, path: Path) -> Iterator[IO[bytes]]:
-        # The pickles follow one another: each is read to its STOP before the next is asked for.
-        with open(path, "rb") as file:
-            for _ in range(PICKLES):
-                yield file
+        # Each pickle on its own, ending where its STOP is, as torch's loader reads them.
+        with mapped(path) as data:
+            spans = pickle_spans(path, data)
+            for start, end in spans:
+                yield io.BytesIO(data[start:end])
 
 
 FORMAT = TorchLegacy()

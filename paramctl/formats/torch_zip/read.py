@@ -2,90 +2,70 @@
 
 The archive holds ``<root>/data.pkl`` (the object tree, tensors as persistent ids) and one
 record ``<root>/data/<key>`` per storage. Records are stored uncompressed, so each
-storage's bytes sit at a fixed offset that the local file header gives.
+storage's bytes sit at a fixed offset that the local file header gives. The file is read
+once, in one way: :mod:`~paramctl.formats.torch_zip.archive` refuses zips that readers
+could read differently, before the pickle is unpickled.
 """
 
 from __future__ import annotations
 
-import struct
 import zipfile
 from pathlib import Path
-from typing import Any, BinaryIO
 
 from paramctl.checkpoint import Checkpoint, Storage
 from paramctl.dtypes import dtype as lookup_dtype
 from paramctl.errors import CorruptCheckpoint
-from paramctl.formats._pickle import StorageRef, restricted_load, storage_ref_from_pid
-from paramctl.formats._torch_pickle import check_entry_fits, name_tensors
+from paramctl.formats._limits import LIMITS, Limits
+from paramctl.formats._pickle import restricted_load
+from paramctl.formats._torch_pickle import check_entry_fits, name_tensors, storage_collector
+from paramctl.formats.torch_zip.archive import TorchArchive, open_torch_zip
 
 NAME = "torch-zip"
 MAGIC = b"PK\x03\x04"
-_LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 
 
 def sniff(head: bytes) -> bool:
     return head.startswith(MAGIC)
 
 
-def record_data_offset(file: BinaryIO, info: zipfile.ZipInfo) -> int:
-    """Where a stored record's bytes start: after its local header, name and extra field."""
-    file.seek(info.header_offset)
-    header = file.read(_LOCAL_HEADER.size)
-    if len(header) != _LOCAL_HEADER.size or header[:4] != MAGIC:
-        raise CorruptCheckpoint(f"zip record {info.filename!r} has a damaged local header")
-    name_length: int = _LOCAL_HEADER.unpack(header)[-2]
-    extra_length: int = _LOCAL_HEADER.unpack(header)[-1]
-    return info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
-
-
 def find_root(names: list[str]) -> str:
-    """The archive's top folder (``archive`` now, the file's stem in older torch).
+    """The archive's top folder, as torch finds it: the first record's (``archive`` now,
+    the file's stem in older torch).
 
     >>> find_root(["model/data.pkl", "model/data/0", "model/version"])
     'model/'
     """
-    pickles = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
-    if len(pickles) != 1:
-        raise CorruptCheckpoint("a zip file, but not a PyTorch checkpoint (no <root>/data.pkl)")
-    return pickles[0][: -len("data.pkl")]
+    if not names or "/" not in names[0]:
+        raise CorruptCheckpoint("a zip file, but not a PyTorch checkpoint (its first record is in no folder)")
+    return names[0].partition("/")[0] + "/"
 
 
-def read(path: Path) -> Checkpoint:
-    try:
-        with open(path, "rb") as file, zipfile.ZipFile(file) as archive:
-            return _read(path, file, archive)
-    except zipfile.BadZipFile as exc:
-        raise CorruptCheckpoint(f"{path}: damaged or truncated zip archive ({exc})") from exc
+def read(path: Path, limits: Limits = LIMITS) -> Checkpoint:
+    with open_torch_zip(path, limits) as archive:
+        archive.refuse_problems()
+        return _read(path, archive, limits)
 
 
-def _read(path: Path, file: BinaryIO, archive: zipfile.ZipFile) -> Checkpoint:
-    infos = {info.filename: info for info in archive.infolist()}
-    root = find_root(list(infos))
-    byteorder = "little"
-    if f"{root}byteorder" in infos:
-        byteorder = archive.read(f"{root}byteorder").decode().strip() or "little"
-
-    refs: dict[str, StorageRef] = {}
-
-    def storage_ref(pid: tuple[Any, ...]) -> StorageRef:
-        ref = storage_ref_from_pid(pid)
-        refs.setdefault(ref.key, ref)
-        return ref
-
-    payload = restricted_load(archive.read(f"{root}data.pkl"), storage_ref)
+def _read(path: Path, archive: TorchArchive, limits: Limits) -> Checkpoint:
+    refs, storage_ref = storage_collector()
+    data = archive.member("data.pkl", limits.pickle_bytes)
+    payload, _ = restricted_load(data, storage_ref, limits=limits, what=f"{path}: data.pkl")
     storages: dict[str, Storage] = {}
     for key, ref in refs.items():
-        info = infos.get(f"{root}data/{key}")
-        if info is None:
+        record = archive.record(f"data/{key}")
+        if record is None:
             raise CorruptCheckpoint(f"{path}: storage record data/{key} is missing")
         expected = ref.numel * lookup_dtype(ref.dtype).itemsize
-        if info.file_size < expected:
+        if record.info.file_size != expected:
             raise CorruptCheckpoint(
-                f"{path}: storage data/{key} holds {info.file_size} bytes, needs {expected}"
+                f"{path}: storage data/{key} holds {record.info.file_size:,} bytes, its storage is "
+                f"{expected:,} (torch.load refuses any other size)"
             )
-        offset = record_data_offset(file, info) if info.compress_type == zipfile.ZIP_STORED else None
-        storages[key] = Storage(key, path, ref.dtype, expected, offset, ref.location)
-    payload, entries = name_tensors(payload)
+        stored = record.info.compress_type == zipfile.ZIP_STORED
+        storages[key] = Storage(
+            key, path, ref.dtype, expected, record.data_offset if stored else None, ref.location
+        )
+    payload, entries = name_tensors(payload, limits=limits)
     for entry in entries:
         check_entry_fits(entry, storages[entry.storage_key].nbytes)
     return Checkpoint(
@@ -94,5 +74,5 @@ def _read(path: Path, file: BinaryIO, archive: zipfile.ZipFile) -> Checkpoint:
         entries=entries,
         storages=storages,
         payload=payload,
-        byteorder=byteorder,
+        byteorder=archive.byteorder(),
     )

@@ -1,0 +1,111 @@
+"""The limits every reader holds a file to, so that a hostile or broken input stops at once
+with :class:`~paramctl.errors.LimitExceeded` (exit code 3) instead of hanging or exhausting
+memory.
+
+Each limit sits far above what real checkpoints need (a 100,000-tensor state_dict reads in
+a few seconds, well inside all of them); the README's "Limits" section lists them, and
+``tests/test_limits.py`` measures real files against them. Readers of every format share
+one :data:`LIMITS`; a reader that needs other numbers passes its own :class:`Limits`.
+
+>>> LIMITS.tensors
+500000
+>>> check_count("the header", "tensors", 600_000, LIMITS.tensors)
+Traceback (most recent call last):
+paramctl.errors.LimitExceeded: the header is too large or too complex to read: 600,000 tensors; ...
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from paramctl.errors import CheckpointIOError, CorruptCheckpoint, LimitExceeded
+
+if TYPE_CHECKING:
+    from paramctl.checkpoint import Checkpoint, Storage, TensorEntry
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much work reading one file may take."""
+
+    # A pickle (``data.pkl``, a legacy file's object pickle, a DCP ``.metadata``), as
+    # stored or once inflated: this bounds its opcodes too, one byte at least each.
+    pickle_bytes: int = 64 << 20
+    # Memo slots a pickle may name. pickle numbers them from 0, so an index past the
+    # pickle's own length is never real; this caps the table for large pickles too
+    # (the C unpickler allocates two slots per index asked for).
+    memo_entries: int = 1 << 23
+    # Objects in the unpickled tree counted once per path that reaches them: a memo
+    # entry referenced from many places ("billion laughs") multiplies paths, not bytes.
+    paths: int = 10_000_000
+    # Containers inside containers, in a pickle's tree or a JSON header.
+    depth: int = 100
+    # Named tensors in one checkpoint (of any format).
+    tensors: int = 500_000
+    # Bytes of one integer in a pickle (LONG1/LONG4): beyond this, Python cannot even
+    # print it (sys.int_info's 4,300 digits).
+    integer_bytes: int = 1024
+    # Elements an allowlisted constructor (set, frozenset, bytearray, OrderedDict,
+    # Counter...) may be handed in one call.
+    constructor_items: int = 10_000_000
+    # A safetensors header, as the reference implementation limits it.
+    header_bytes: int = 100_000_000
+    # JSON values (arrays, objects, numbers, strings) in one safetensors header.
+    json_values: int = 8_000_000
+    # Bytes of values a tensor may claim beyond the bytes it views (a stride-0 view that
+    # repeats one stored element across a huge shape), for the commands that read values.
+    repeated_value_bytes: int = 1 << 30
+    # Bytes a compressed zip record may inflate to before `check` refuses to inflate it.
+    inflated_bytes: int = 1 << 30
+
+
+LIMITS = Limits()
+
+
+def _count(number: int) -> str:
+    return f"{number:,}"
+
+
+def check_count(what: str, unit: str, found: int, limit: int) -> None:
+    """Raise :class:`LimitExceeded` when ``found`` ``unit`` exceed ``limit``."""
+    if found > limit:
+        raise LimitExceeded(what, f"{_count(found)} {unit}", f"paramctl reads at most {_count(limit)}")
+
+
+def check_readable(checkpoint: Checkpoint, entry: TensorEntry, limits: Limits = LIMITS) -> None:
+    """What a value command checks before it allocates anything for ``entry``.
+
+    The tensor's storage must still lie inside its file (a file truncated since its
+    metadata was read would fault the memory map instead of failing), and the tensor may
+    not claim more values than it views by more than ``limits.repeated_value_bytes`` (a
+    stride-0 view repeating four stored bytes across a shape of terabytes).
+    """
+    if checkpoint.fallback_tensors is not None:
+        return
+    check_storage_in_file(checkpoint, checkpoint.storage_of(entry))
+    start, end = entry.byte_span
+    repeated = entry.nbytes - (end - start)
+    if repeated > limits.repeated_value_bytes:
+        raise LimitExceeded(
+            f"{checkpoint.label}: {entry.name}",
+            f"a view of {end - start:,} stored bytes claims {entry.nbytes:,} bytes of values "
+            f"(shape {list(entry.shape)}, stride {list(entry.stride)})",
+            f"value commands expand at most {limits.repeated_value_bytes:,} bytes of repeated values",
+        )
+
+
+def check_storage_in_file(checkpoint: Checkpoint, storage: Storage) -> None:
+    """A storage's bytes lie inside its file as the file is now."""
+    if storage.offset is None or storage.nbytes == 0:
+        return
+    try:
+        size = os.stat(storage.file).st_size
+    except OSError as exc:
+        raise CheckpointIOError(f"{storage.file}: {exc.strerror or exc}") from exc
+    if storage.offset + storage.nbytes > size:
+        raise CorruptCheckpoint(
+            f"{checkpoint.label}: storage {storage.key} ends at byte {storage.offset + storage.nbytes:,}, "
+            f"past the end of the file ({size:,} bytes): it changed or was cut short since it was read"
+        )
