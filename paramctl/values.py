@@ -99,10 +99,10 @@ class ValueReader:
 
     def tensor(self, entry: TensorEntry) -> torch.Tensor:
         """The tensor ``entry`` describes, a view of the mapped file (copy-on-write)."""
+        check_readable(self.checkpoint, entry)
         if self.checkpoint.fallback_tensors is not None:
             loaded: torch.Tensor = self.checkpoint.fallback_tensors[join_path(entry.path)]
             return loaded
-        check_readable(self.checkpoint, entry)
         flat = self.storage(self.checkpoint.storage_of(entry))
         if entry.dtype != self.checkpoint.storage_of(entry).dtype:
             flat = flat.view(torch_dtype(entry.dtype))
@@ -141,10 +141,10 @@ class SpanReader:
         """A tensor with ``entry``'s dtype, shape and strides, owning a copy of its bytes."""
         import torch
 
+        check_readable(self.checkpoint, entry)
         if self.checkpoint.fallback_tensors is not None:
             loaded: torch.Tensor = self.checkpoint.fallback_tensors[join_path(entry.path)]
             return loaded
-        check_readable(self.checkpoint, entry)
         storage = self.checkpoint.storage_of(entry)
         if storage.offset is None and storage.nbytes:
             raise UsageError(f"{self.checkpoint.label}: storage {storage.key} is compressed; cannot read it")

@@ -154,6 +154,7 @@ def apply_plan(
     """
     import torch
 
+    from paramctl.formats._limits import check_readable
     from paramctl.values import SpanReader, torch_dtype
 
     copy = plan.change.copy
@@ -167,6 +168,7 @@ def apply_plan(
             torch.manual_seed(generator.initial_seed())
         for planned in plan.tensors:
             entry = planned.entry
+            check_readable(plan.checkpoint, entry)  # before anything is allocated for it
             start, end = entry.byte_span
             fills = planned.scheme is not None or planned.source is not None
             read = stats or not fills or not fills_span(entry)

@@ -77,13 +77,22 @@ def check_count(what: str, unit: str, found: int, limit: int) -> None:
 def check_readable(checkpoint: Checkpoint, entry: TensorEntry, limits: Limits = LIMITS) -> None:
     """What a value command checks before it allocates anything for ``entry``.
 
-    The tensor's storage must still lie inside its file (a file truncated since its
-    metadata was read would fault the memory map instead of failing), and the tensor may
-    not claim more values than it views by more than ``limits.repeated_value_bytes`` (a
-    stride-0 view repeating four stored bytes across a shape of terabytes).
+    A tensor only torch reads must be dense; otherwise the data must be little-endian, the
+    tensor's storage must still lie inside its file (a file cut short since its metadata
+    was read would fault the memory map instead of failing), and the tensor may not claim
+    more values than it views by more than ``limits.repeated_value_bytes`` (a stride-0 view
+    repeating four stored bytes across a shape of terabytes).
     """
     if checkpoint.fallback_tensors is not None:
+        loaded = checkpoint.fallback_tensors.get(".".join(map(str, entry.path)))
+        if loaded is not None and (loaded.is_quantized or str(loaded.layout) != "torch.strided"):
+            kind = "quantized" if loaded.is_quantized else str(loaded.layout).removeprefix("torch.")
+            where = f"{checkpoint.label}: {entry.name}"
+            raise CorruptCheckpoint(f"{where}: a {kind} tensor; paramctl reads values of dense tensors only")
         return
+    if checkpoint.byteorder != "little":
+        # Values would be read, and written, in this machine's order.
+        raise CorruptCheckpoint(f"{checkpoint.label}: big-endian tensor data is not supported")
     check_storage_in_file(checkpoint, checkpoint.storage_of(entry))
     start, end = entry.byte_span
     repeated = entry.nbytes - (end - start)

@@ -11,6 +11,7 @@ loader.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -202,14 +203,19 @@ def _torch_globals() -> dict[str, Any]:
 
 ALLOWED_GLOBALS: dict[str, Any] = {**PLAIN_GLOBALS, **_torch_globals()}
 
-# Modules whose globals torch's own weights-only loader may still accept (sparse, quantized
-# and subclass tensors): for those, paramctl falls back to torch.load(weights_only=True).
-_TORCH_MODULES = ("torch._utils", "torch._tensor", "torch.serialization", "torch", "torch.storage")
+# The globals torch's own weights-only loader accepts beyond this table (its rebuild
+# functions for sparse, quantized, nested and subclass tensors, tensor classes, quantization
+# schemes, layouts): for those, paramctl falls back to torch.load(weights_only=True). Any
+# other torch global (torch.load, torch.hub.load, ...) is refused like any global.
+_TORCH_FEATURES = re.compile(
+    r"torch\._utils\._rebuild_\w+|torch\._tensor\._rebuild_from_type_v2|torch\.serialization\._get_layout"
+    r"|torch\.nn\.parameter\.Parameter|torch\.Tensor|torch\.\w*Tensor|torch\.per_\w+"
+)
 
 
 def _refuse(module: str, name: str) -> Exception:
     qualified = f"{module}.{name}"
-    return NeedsTorch(qualified) if module in _TORCH_MODULES else UnsafePickle(qualified)
+    return NeedsTorch(qualified) if _TORCH_FEATURES.fullmatch(qualified) else UnsafePickle(qualified)
 
 
 def refuses(module: str, name: str) -> bool:

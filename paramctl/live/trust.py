@@ -15,8 +15,9 @@ from typing import IO, Any
 
 from paramctl.errors import CheckpointIOError, ModelCodeError, UnsafePickle
 from paramctl.formats import STDIN, STDIN_LABEL, detect_format, spool_stdin
-from paramctl.formats._allowlist import list_globals
+from paramctl.formats._allowlist import global_pairs, list_globals
 from paramctl.formats._limits import LIMITS
+from paramctl.formats._pickle import refuses
 
 
 def pickle_globals(data: bytes | IO[bytes]) -> list[str]:
@@ -40,13 +41,18 @@ def pickle_globals(data: bytes | IO[bytes]) -> list[str]:
 
 def checkpoint_globals(path: Path) -> list[str]:
     """The globals ``torch.load(path, weights_only=False)`` would import, in first-use order."""
-    names: dict[str, None] = {}
+    return [f"{module}.{name}" if module else name for module, name in _global_pairs(path)]
+
+
+def _global_pairs(path: Path) -> list[tuple[str, str]]:
+    found: dict[tuple[str, str], None] = {}
     try:
         for pickle in detect_format(path).pickles(path):
-            names.update(dict.fromkeys(pickle_globals(pickle)))
+            raw = pickle.read(LIMITS.pickle_bytes + 1)
+            found.update(dict.fromkeys(global_pairs(raw)))
     except OSError as exc:
         raise CheckpointIOError(f"{path}: {exc.strerror or exc}") from exc
-    return list(names)
+    return list(found)
 
 
 def load_trusted(path: Path, *, on_globals: Callable[[list[str]], None] | None = None) -> Any:
@@ -74,12 +80,14 @@ def load_trusted(path: Path, *, on_globals: Callable[[list[str]], None] | None =
 
 
 def refusal(path: Path, label: str) -> UnsafePickle:
-    """The error for a full pickle met without ``--trust``: what it would import, and the way
-    to load it anyway. Scanning the opcodes executes nothing.
+    """The error for a full pickle met without ``--trust``: what it would import that the
+    allowlist refuses, and the way to load it anyway. Listing them executes nothing.
     """
-    names = checkpoint_globals(path)
-    plain = ("torch._utils.", "collections.", "builtins.", "torch.Size", "torch.device")
-    foreign = [name for name in names if not name.startswith(plain) and not name.endswith("Storage")]
+    foreign = [
+        f"{module}.{name}" if module else name
+        for module, name in _global_pairs(path)
+        if refuses(module, name)
+    ]
     shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
     return UnsafePickle(
         foreign[0] if foreign else "a global outside the allowlist",

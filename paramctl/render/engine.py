@@ -212,13 +212,17 @@ def _emit_delimited(report: Report, env: Environment, delimiter: str) -> None:
 
 
 def _emit_table(report: Report, env: Environment) -> None:
+    from rich.text import Text
+
     console = env.console()
     if report.human is not None:
         console.print(report.human())
     else:
         from rich.table import Table
 
-        table = Table(title=report.title, caption=report.caption, caption_justify="left")
+        # The title names the file: its path is escaped like names, and never read as markup.
+        title = Text(escape_control(report.title)) if report.title is not None else None
+        table = Table(title=title, caption=report.caption, caption_justify="left")
         for column in report.columns:
             table.add_column(column.header, justify=column.justify, style=column.style)  # type: ignore[arg-type]
         for row in report.rows:

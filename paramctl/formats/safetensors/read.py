@@ -100,6 +100,8 @@ def parse_header(raw: bytes, limits: Limits = LIMITS) -> dict[str, Any]:
     # in C before any is built: a header of many tiny values cannot fill memory.
     values = raw.count(b",") + raw.count(b"[") + raw.count(b"{") + 1
     check_count("the safetensors header", "JSON values", values, limits.json_values)
+    # The key every entry has, spelled as writers spell it (the hook below counts exactly).
+    check_count("the safetensors header", "tensors", raw.count(b'"data_offsets"'), limits.tensors)
     try:
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_pairs(limits), parse_constant=_constant)
     except UnicodeDecodeError as exc:
@@ -131,7 +133,8 @@ def read_header(path: Path, limits: Limits = LIMITS) -> tuple[dict[str, Any], in
     try:
         header = parse_header(raw, limits)
     except CorruptCheckpoint as exc:
-        raise type(exc)(f"{path}: {exc}") from exc
+        exc.args = (f"{path}: {exc}",)
+        raise
     return header, 8 + length, file_size - 8 - length
 
 

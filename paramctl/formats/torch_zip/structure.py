@@ -46,6 +46,8 @@ _ENCRYPTED, _DESCRIPTOR, _UTF8 = 0x1, 0x8, 0x800
 _ZIP64_MARK = 0xFFFFFFFF
 # CRC and two sizes of 4 or 8 bytes, with or without the optional signature.
 _DESCRIPTOR_SIZES = {12, 16, 20, 24}
+# A compression ratio no real tensor reaches (weights deflate to about 1.1:1).
+_BOMB_RATIO = 100
 # torch's zip reader (miniz) inflates stored and deflated records only.
 READABLE_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
 
@@ -72,6 +74,7 @@ class EndRecord:
     directory_offset: int
     comment_length: int
     directory_end: int  # where the directory must end: the zip64 record or the end record
+    zip64_problem: str = ""
 
 
 @dataclass(frozen=True)
@@ -122,19 +125,27 @@ def find_end_record(fd: int, size: int) -> EndRecord | None:
     fields = _END.unpack_from(tail, position)
     entries, directory_size, directory_offset, comment_length = fields[4], fields[5], fields[6], fields[7]
     absolute = tail_start + position
-    directory_end = absolute
+    directory_end, zip64 = absolute, ""
     locator = pread_exact(fd, _END64_LOCATOR.size, absolute - _END64_LOCATOR.size)
     if len(locator) == _END64_LOCATOR.size and locator[:4] == _LOCATOR_SIGNATURE:
+        # zipfile looks for the zip64 record just before the locator, miniz where the
+        # locator says: both must find it.
         record_offset = _END64_LOCATOR.unpack(locator)[2]
         record = pread_exact(fd, _END64.size, record_offset)
-        if len(record) == _END64.size and record[:4] == _END64_SIGNATURE:
+        if record_offset != absolute - _END64_LOCATOR.size - _END64.size or record[:4] != _END64_SIGNATURE:
+            zip64 = f"its zip64 locator points at byte {record_offset:,}, where no zip64 end record is"
+        else:
             entries, directory_size, directory_offset = _END64.unpack(record)[7:10]
             directory_end = record_offset
-    return EndRecord(absolute, entries, directory_size, directory_offset, comment_length, directory_end)
+    return EndRecord(
+        absolute, entries, directory_size, directory_offset, comment_length, directory_end, zip64
+    )
 
 
 def check_end(end: EndRecord, size: int, archive: zipfile.ZipFile, layout: Layout) -> None:
     """The directory sits where the end record says, and nothing follows the end record."""
+    if end.zip64_problem:
+        layout.add("", end.zip64_problem, ambiguous=True)
     after = size - (end.position + _END.size + end.comment_length)
     if after > 0:
         layout.add("", f"{after:,} bytes follow the zip's end record", ambiguous=True)
@@ -217,13 +228,24 @@ def check_records(fd: int, archive: zipfile.ZipFile, layout: Layout, limits: Lim
                 name, f"it is compressed with method {info.compress_type}, which torch.load cannot read"
             )
         elif info.compress_type != zipfile.ZIP_STORED and info.file_size > limits.inflated_bytes:
-            layout.add(name, f"it inflates to {info.file_size:,} bytes", blocks=False, severity="warning")
+            _large_compressed(info, layout)
         record = locate(fd, info, layout, archive.start_dir)
         if record is not None:
             placed.append(record)
             layout.records.setdefault(name, record)
             layout.placed[id(info)] = record
     _check_overlaps(placed, layout)
+
+
+def _large_compressed(info: zipfile.ZipInfo, layout: Layout) -> None:
+    """A compressed record beyond what ``check`` inflates: a bomb when it claims far more
+    than DEFLATE gives real tensors (about 1.1:1), else only left unchecked."""
+    ratio = info.file_size / max(info.compress_size, 1)
+    if ratio > _BOMB_RATIO:
+        layout.add(info.filename, f"it inflates {ratio:,.0f}:1 to {info.file_size:,} bytes: a zip bomb")
+    else:
+        message = f"it inflates to {info.file_size:,} bytes, more than check inflates"
+        layout.add(info.filename, message, blocks=False, severity="warning")
 
 
 def _check_overlaps(placed: list[Record], layout: Layout) -> None:
