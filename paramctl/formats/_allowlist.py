@@ -8,15 +8,19 @@ scan_pickle`) so that no number in the pickle makes the C unpickler allocate pas
 :class:`~paramctl.formats._limits.Limits`, then unpickles with the table.
 
 A table is made of :class:`Constructor` (a callable whose arguments are checked, and
-counted against the load's budget, before it runs) and :class:`Sealed` stand-ins (which
-a pickle may build but never change); :data:`PLAIN_GLOBALS` are the plain containers.
-:func:`list_globals` names every global a pickle would import, running nothing.
+counted against the load's budget, before it runs), :class:`Sealed` stand-ins (which a
+pickle may build but never change) and :class:`PickledRecord` types (for classes a pickle
+builds with NEWOBJ and BUILD, each field typed); :data:`PLAIN_GLOBALS` are the plain
+containers. :mod:`~paramctl.formats._pickle_tree` holds what was built to the limits before
+anything walks it path by path; :mod:`~paramctl.formats._pickle_names` names every global a
+pickle would import, running nothing.
 
 >>> import collections, os, pickle
 >>> restricted_load(pickle.dumps(collections.OrderedDict(a=1)), PLAIN_GLOBALS)[0]
 OrderedDict([('a', 1)])
->>> list_globals(pickle.dumps([os.system, collections.Counter()]))
-['posix.system', 'collections.Counter']
+>>> restricted_load(pickle.dumps(os.system), PLAIN_GLOBALS)
+Traceback (most recent call last):
+paramctl.errors.UnsafePickle: refusing to load: the pickle references 'posix.system', ...
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import pickle
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from paramctl.errors import CorruptCheckpoint, LimitExceeded, UnsafePickle
 from paramctl.formats._limits import LIMITS, Limits
@@ -48,6 +52,41 @@ class Sealed:
 
     def __setstate__(self, state: Any) -> None:
         raise CorruptCheckpoint(f"the pickle changes a {type(self).__name__.lstrip('_')} after building it")
+
+
+class PickledRecord:
+    """A stand-in for a class a pickle builds with ``NEWOBJ`` and fills with ``BUILD`` (a
+    dataclass such as DCP's ``Metadata``): a subclass names its ``fields`` and their types;
+    ``BUILD`` may set exactly those, once, each of its type.
+
+    >>> class Chunk(PickledRecord):
+    ...     fields = {"offsets": tuple, "sizes": tuple}
+    >>> chunk = Chunk.__new__(Chunk)
+    >>> chunk.__setstate__({"offsets": (0,), "sizes": (4,)})
+    >>> chunk.sizes
+    (4,)
+    >>> chunk.__setstate__({"sizes": "huge"})
+    Traceback (most recent call last):
+    paramctl.errors.CorruptCheckpoint: the pickle builds a Chunk twice
+    """
+
+    fields: ClassVar[Mapping[str, type | tuple[type, ...]]] = {}
+
+    def __setstate__(self, state: Any) -> None:
+        name = type(self).__name__
+        if "_built" in self.__dict__:
+            raise CorruptCheckpoint(f"the pickle builds a {name} twice")
+        if isinstance(state, tuple) and len(state) == 2 and state[0] is None:
+            state = state[1]  # (None, slots): a dataclass with __slots__
+        if not isinstance(state, dict) or not all(isinstance(key, str) for key in state):
+            raise CorruptCheckpoint(f"the pickle builds a {name} from {type(state).__name__}")
+        for key, value in state.items():
+            kind = self.fields.get(key)
+            if kind is None or not isinstance(value, kind):
+                raise CorruptCheckpoint(
+                    f"the pickle gives a {name} the field {key!r:.40} as {type(value).__name__}"
+                )
+        self.__dict__.update(state, _built=True)
 
 
 @dataclass
@@ -274,155 +313,3 @@ def restricted_load(
             return unpickler.load(), end
     finally:
         _BUDGET.reset(token)
-
-
-def _ignore(*args: Any, **kwargs: Any) -> None:
-    return None
-
-
-class _Placeholder(type):
-    """The type of :data:`_ANYTHING`: calling, filling or building it does nothing."""
-
-    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        return cls
-
-    def __setitem__(cls, key: Any, value: Any) -> None:
-        pass
-
-
-# What every global (and persistent id) stands for while only names are wanted: one class,
-# so that NEWOBJ accepts it, which returns itself when called or instantiated, and whose
-# BUILD, append, extend and add do nothing.
-_ANYTHING = _Placeholder(
-    "placeholder",
-    (),
-    {
-        "__new__": lambda cls, *args, **kwargs: cls,
-        "__setstate__": _ignore,
-        "append": _ignore,
-        "extend": _ignore,
-        "add": _ignore,
-    },
-)
-
-
-class _Lister(pickle.Unpickler):
-    def __init__(self, file: io.BytesIO) -> None:
-        super().__init__(file)
-        self.found: dict[tuple[str, str], None] = {}
-
-    def find_class(self, module: str, name: str) -> Any:
-        self.found[python3_name(module, name)] = None
-        return _ANYTHING
-
-    def persistent_load(self, pid: Any) -> Any:
-        # A legacy file's ('module', class, ...) id yields its class, as torch's loader does.
-        return _ANYTHING
-
-
-def list_globals(data: Buffer, start: int = 0, *, limits: Limits = LIMITS) -> list[str]:
-    """:func:`global_pairs` as dotted names."""
-    return [
-        f"{module}.{name}" if module else name for module, name in global_pairs(data, start, limits=limits)
-    ]
-
-
-def global_pairs(data: Buffer, start: int = 0, *, limits: Limits = LIMITS) -> list[tuple[str, str]]:
-    """Every global one pickle would import, in first-use order, without running any.
-
-    The C unpickler itself reads the opcodes (so ``STACK_GLOBAL`` names taken from the
-    stack or the memo are exactly what a load would import), with every global standing
-    for a placeholder that does nothing. Python 2 spellings come out as Python 3 imports
-    them (``__builtin__.set`` is ``builtins.set``). A pickle that cannot be followed to its
-    end raises :class:`CorruptCheckpoint`.
-    """
-    try:
-        end = scan_pickle(data, start, limits=limits)
-    except UnsafePickle as exc:  # a copyreg extension code: named as such
-        return [("", exc.global_name)]
-    lister = _Lister(io.BytesIO(data[start:end]))
-    with pickle_errors("the pickle"), collection_paused():
-        lister.load()
-    return list(lister.found)
-
-
-def _branches(node: Any) -> list[Any] | None:
-    """What a container of an unpickled tree holds (attributes of a dict subclass too:
-    a state_dict's ``_metadata``); ``None`` for a leaf."""
-    if isinstance(node, dict):
-        held = [*node.keys(), *node.values()]
-        attributes = getattr(node, "__dict__", None)
-        return [*held, *attributes.values()] if attributes else held
-    if isinstance(node, list | tuple | set | frozenset):
-        return list(node)
-    return None
-
-
-def check_tree(
-    root: Any,
-    *,
-    limits: Limits = LIMITS,
-    what: str = "the pickle",
-    is_tensor: Callable[[Any], bool] | None = None,
-) -> None:
-    """Refuse an unpickled tree past the limits before anything walks it path by path.
-
-    A pickle builds a graph: one memo entry may be reached from many places. Walks that
-    name things by path (tensors, extras) visit it once per path, so a small pickle whose
-    entries each refer twice to the next ("billion laughs") would take forever. Here every
-    object is visited once, counting the paths below it (and the tensors, by
-    ``is_tensor``), its depth, and cycles, which no path walk ends.
-    """
-    paths: dict[int, int] = {}
-    tensors: dict[int, int] = {}
-    depths: dict[int, int] = {}
-    stack: list[tuple[Any, list[Any] | None]] = [(root, None)]
-    while stack:
-        node, held = stack.pop()
-        key = id(node)
-        if held is not None:  # every branch is measured: measure the node
-            _measure(node, held, paths, tensors, depths, is_tensor)
-            if paths[key] > limits.paths or depths[key] > limits.depth or tensors[key] > limits.tensors:
-                _refuse_tree(what, paths[key], depths[key], tensors[key], limits)
-            continue
-        if key in paths:
-            continue
-        branches = _branches(node)
-        if branches is None:
-            continue
-        if key in depths:
-            raise CorruptCheckpoint(f"{what} is damaged: a container holds itself (a cycle)")
-        depths[key] = -1  # on the current path until measured
-        stack.append((node, branches))
-        stack.extend((branch, None) for branch in branches if _branches(branch) is not None)
-
-
-def _measure(
-    node: Any,
-    held: list[Any],
-    paths: dict[int, int],
-    tensors: dict[int, int],
-    depths: dict[int, int],
-    is_tensor: Callable[[Any], bool] | None,
-) -> None:
-    key = id(node)
-    paths[key] = 1 + sum(paths.get(id(branch), 1) for branch in held)
-    depths[key] = 1 + max((depths.get(id(branch), 0) for branch in held), default=0)
-    if is_tensor is None:
-        tensors[key] = 0
-    else:
-        tensors[key] = sum(tensors.get(id(branch), 1 if is_tensor(branch) else 0) for branch in held)
-
-
-def _refuse_tree(what: str, paths: int, depth: int, tensors: int, limits: Limits) -> None:
-    if depth > limits.depth:
-        raise LimitExceeded(
-            what, f"containers nested {depth:,} deep", f"paramctl reads at most {limits.depth}"
-        )
-    if tensors > limits.tensors:
-        raise LimitExceeded(what, f"{tensors:,} tensors", f"paramctl reads at most {limits.tensors:,}")
-    raise LimitExceeded(
-        what,
-        f"{paths:,} paths through its objects (shared entries multiply them)",
-        f"paramctl follows at most {limits.paths:,}",
-    )

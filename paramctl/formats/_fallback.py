@@ -18,7 +18,7 @@ from typing import Any
 
 from paramctl.checkpoint import Checkpoint, PathPart, Storage, TensorEntry, join_path
 from paramctl.errors import CorruptCheckpoint, UnsafePickle
-from paramctl.formats._allowlist import check_tree
+from paramctl.formats._pickle_tree import check_tree
 
 
 def load_with_torch(path: Path, format_name: str, *, mmap: bool) -> Checkpoint:

@@ -8,9 +8,9 @@ from typing import Any
 
 from paramctl.checkpoint import PathPart, TensorEntry, join_path
 from paramctl.errors import CorruptCheckpoint
-from paramctl.formats._allowlist import check_tree
 from paramctl.formats._limits import LIMITS, Limits
 from paramctl.formats._pickle import StorageRef, TensorRecord, storage_ref_from_pid
+from paramctl.formats._pickle_tree import check_tree
 
 
 def name_tensors(payload: Any, *, limits: Limits = LIMITS) -> tuple[Any, list[TensorEntry]]:

@@ -15,9 +15,9 @@ from typing import IO, Any
 
 from paramctl.errors import CheckpointIOError, ModelCodeError, UnsafePickle
 from paramctl.formats import STDIN, STDIN_LABEL, detect_format, spool_stdin
-from paramctl.formats._allowlist import global_pairs, list_globals
 from paramctl.formats._limits import LIMITS
 from paramctl.formats._pickle import refuses
+from paramctl.formats._pickle_names import global_pairs, list_globals
 
 
 def pickle_globals(data: bytes | IO[bytes]) -> list[str]:

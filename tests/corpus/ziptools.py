@@ -17,6 +17,8 @@ STORED, DEFLATED = 0, 8
 _LOCAL = struct.Struct("<4s5H3L2H")
 _CENTRAL = struct.Struct("<4s6H3L5H2L")
 _END = struct.Struct("<4s4H2LH")
+_END64 = struct.Struct("<4sQ2H2L4Q")
+_LOCATOR = struct.Struct("<4sLQL")
 
 
 @dataclass
@@ -114,18 +116,15 @@ def build_zip(members: list[Member], layout: Layout | None = None) -> bytes:
         out += name
     directory_size = len(out) - directory_start
     count = layout.entries if layout.entries is not None else len(order) + len(layout.extra_entries)
-    out += _END.pack(
-        b"PK\x05\x06",
-        0,
-        0,
-        count,
-        count,
-        layout.directory_size if layout.directory_size is not None else directory_size,
-        layout.directory_offset
-        if layout.directory_offset is not None
-        else directory_start - len(layout.before),
-        len(layout.comment),
-    )
+    size = layout.directory_size if layout.directory_size is not None else directory_size
+    offset = directory_start - len(layout.before)
+    offset = layout.directory_offset if layout.directory_offset is not None else offset
+    if count > 0xFFFF:  # the zip64 end record and its locator carry the count
+        record = len(out) - len(layout.before)
+        out += _END64.pack(b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, size, offset)
+        out += _LOCATOR.pack(b"PK\x06\x07", 0, record, 1)
+        count = 0xFFFF
+    out += _END.pack(b"PK\x05\x06", 0, 0, count, count, size, offset, len(layout.comment))
     out += layout.comment + layout.after
     return bytes(out)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,9 +28,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from paramctl.errors import AmbiguousFile, CorruptCheckpoint, UnsafePickle
-from paramctl.formats._allowlist import global_pairs
 from paramctl.formats._limits import LIMITS, Limits, check_count
 from paramctl.formats._pickle import refuses
+from paramctl.formats._pickle_names import global_pairs
 from paramctl.formats.torch_zip.structure import (
     Layout,
     Record,
@@ -41,6 +42,8 @@ from paramctl.formats.torch_zip.structure import (
 
 # The newest zip layout version torch 2.13's reader accepts (inline_container.cc).
 NEWEST_VERSION = 10
+# A decimal number, in ASCII, with the spaces and line ends writers leave around it.
+_VERSION = re.compile(r"[ \t\r\n]*([0-9]{1,9})[ \t\r\n]*")
 # Records a zip may hold: one per storage, and a few more.
 _RECORDS_BEYOND_TENSORS = 1000
 
@@ -107,10 +110,11 @@ def _torch_rules(archive: TorchArchive) -> None:
         layout.add("", "no version record: torch.load refuses the file")
     else:
         text = _small(archive, version)
-        if not text.strip().isdigit() or int(text) < 1:
+        number = _VERSION.fullmatch(text)
+        if number is None or int(number.group(1)) < 1:
             layout.add(version.info.filename, f"version {text[:20]!r} is not a number torch reads")
-        elif int(text) > NEWEST_VERSION:
-            message = f"version {int(text)}: newer than torch.load reads (up to {NEWEST_VERSION})"
+        elif int(number.group(1)) > NEWEST_VERSION:
+            message = f"version {int(number.group(1))}: newer than torch.load reads (up to {NEWEST_VERSION})"
             layout.add(version.info.filename, message, blocks=False)
     if archive.record("constants.pkl") is not None:
         layout.add(

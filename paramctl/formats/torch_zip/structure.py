@@ -44,6 +44,8 @@ _END_SIGNATURE, _END64_SIGNATURE, _LOCATOR_SIGNATURE = b"PK\x05\x06", b"PK\x06\x
 _LOCAL_SIGNATURE = b"PK\x03\x04"
 _ENCRYPTED, _DESCRIPTOR, _UTF8 = 0x1, 0x8, 0x800
 _ZIP64_MARK = 0xFFFFFFFF
+# Past any file (and past what pread takes).
+_FAR = 1 << 62
 # CRC and two sizes of 4 or 8 bytes, with or without the optional signature.
 _DESCRIPTOR_SIZES = {12, 16, 20, 24}
 # A compression ratio no real tensor reaches (weights deflate to about 1.1:1).
@@ -111,8 +113,9 @@ class Layout:
 
 
 def pread_exact(fd: int, size: int, offset: int) -> bytes:
-    """``size`` bytes at ``offset``, or fewer where the file ends."""
-    return os.pread(fd, size, offset) if offset >= 0 and size >= 0 else b""
+    """``size`` bytes at ``offset``, or fewer where the file ends (none at an offset no
+    file reaches: a zip's 64-bit fields may say anything)."""
+    return os.pread(fd, size, offset) if 0 <= offset < _FAR and 0 <= size < _FAR else b""
 
 
 def find_end_record(fd: int, size: int) -> EndRecord | None:
