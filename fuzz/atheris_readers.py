@@ -47,7 +47,7 @@ def consistent_or_refused(path: Path) -> None:
 def unpickled_or_refused(data: bytes) -> None:
     _, storage_ref = storage_collector()
     try:
-        payload, _ = restricted_load(data, storage_ref)
+        payload = restricted_load(data, storage_ref)
         name_tensors(payload)
     except (ParamctlError, NeedsTorch):
         return

@@ -7,10 +7,9 @@ Importing paramctl never imports torch; only reading tensor values does.
 <ExitCode.UNSAFE: 4>
 """
 
-from __future__ import annotations
-
-import os
-from typing import TYPE_CHECKING, Any
+from os import PathLike as _PathLike
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 from paramctl.checkpoint import Checkpoint, Extra, ModelView, Storage, TensorEntry, model_view
 from paramctl.errors import (
@@ -27,7 +26,7 @@ from paramctl.errors import (
 from paramctl.formats import FORMATS, read_checkpoint
 from paramctl.select import Selection
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from paramctl.api import CheckpointFile, TensorSelection
     from paramctl.live.collection import ParameterCollection
 
@@ -35,8 +34,8 @@ __version__ = "0.1.0"
 
 
 def open(
-    source: str | os.PathLike[str], *, key: str | None = None, all_tensors: bool = False
-) -> CheckpointFile:
+    source: str | _PathLike[str], *, key: str | None = None, all_tensors: bool = False
+) -> "CheckpointFile":
     """Open a checkpoint file (``-`` is standard input): see :class:`paramctl.api.CheckpointFile`.
 
     The API loads on first use, so commands that never call it do not pay for importing it.
@@ -46,7 +45,7 @@ def open(
     return _open(source, key=key, all_tensors=all_tensors)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     # The API's classes load with it, on first use.
     if name in ("CheckpointFile", "TensorSelection"):
         from paramctl import api
@@ -55,7 +54,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'paramctl' has no attribute {name!r}")
 
 
-def collect(module: Any, regex: str | None = None, **options: Any) -> ParameterCollection:
+def collect(module: _Any, regex: str | None = None, **options: _Any) -> "ParameterCollection":
     """Gluon's ``collect_params``: the named parameters of a live module a regex selects.
 
     See :func:`paramctl.live.collection.collect`; imported on use, so ``import paramctl`` stays
@@ -91,3 +90,8 @@ __all__ = [
     "open",
     "read_checkpoint",
 ]
+
+
+def __dir__() -> list[str]:
+    # The API's classes load on first use (above); dir() lists them all the same.
+    return sorted({*globals(), "CheckpointFile", "TensorSelection"})

@@ -134,14 +134,14 @@ class CheckpointFile:
 
     def stats(
         self, selection: Selection = Selection(), *, on_progress: Callable[[int], None] | None = None
-    ) -> Listing:
-        """What ``paramctl list --stats`` shows: the listing, each row with its value
-        statistics (mean, std, min, max, max |x|, L2 norm, zeros, NaN, Inf), read one tensor
-        at a time by :func:`paramctl.stats.with_stats`.
+    ) -> list[ListedTensor]:
+        """The rows of ``paramctl list --stats``: each record of :meth:`entries` with its value
+        statistics in ``stats`` (mean, std, min, max, absmax, norm, zeros, nan, inf), read one
+        tensor at a time by :func:`paramctl.stats.with_stats`.
         """
         from paramctl.stats import with_stats
 
-        return with_stats(self.listing(selection), self.checkpoint, on_progress=on_progress)
+        return with_stats(self.listing(selection), self.checkpoint, on_progress=on_progress).rows
 
     def shared(self) -> list[tuple[str, ...]]:
         """Groups of names whose tensors live in one storage (ties, a layer used twice).
@@ -191,21 +191,24 @@ class CheckpointFile:
         backup: str | os.PathLike[str] | None = None,
         stats: bool = True,
         output_label: str | None = None,
+        on_progress: Callable[[int], None] | None = None,
     ) -> SaveResult:
         """Write the checkpoint with the pending changes, in one pass, atomically.
 
         The format comes from ``to``, else the destination's extension, else the input's.
         Saving over the source file itself is allowed (the write is atomic); the object
         then describes the new file. With no pending change, the output is a copy.
+        ``on_progress`` hears the bytes of each changed tensor once written.
         """
-        from paramctl.change import InitResult, save_changes, write_record
+        from paramctl.change import InitResult, write_record
+        from paramctl.change.write import save_changes_reporting
         from paramctl.formats import format_named, output_format
 
         path = destination if isinstance(destination, str | os.PathLike) else None
         target = output_format(path, to, self.checkpoint.format)
         plans = [step.plan for step in self._steps]
         seeds = [step.seed for step in self._steps]
-        results = save_changes(
+        results, written = save_changes_reporting(
             self.checkpoint,
             [(step.plan, step.generator or step.seed) for step in self._steps],
             destination,
@@ -213,11 +216,12 @@ class CheckpointFile:
             stats=stats,
             provenance=write_record(plans, seeds),
             backup=backup,
+            on_progress=on_progress,
         )
         label = output_label or (str(path) if path is not None else "<stream>")
         recorded = format_named(target).holds.provenance
         changes = [
-            InitResult(self.label, label, target, plan, changed, seed, recorded)
+            InitResult(self.label, label, target, plan, changed, seed, recorded, written)
             for plan, changed, seed in zip(plans, results, seeds, strict=True)
         ]
         self._steps.clear()

@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from paramctl.dtypes import DTYPES
 from paramctl.errors import UsageError
@@ -47,6 +47,39 @@ class Storage:
     nbytes: int
     offset: int | None
     device: str = "cpu"
+    # The bytes themselves, for a storage that is not a byte range of any file (a numpy
+    # array pickled inside a torch.save pickle, whose bytes the pickle spells as text).
+    inline: bytes | None = None
+    # A tensor assembled from chunks held in other storages (a DCP tensor): no bytes of its own.
+    chunked: bool = False
+    # Bytes inside a compressed zip member: the member's name and where they start in its
+    # inflated bytes (an ``np.savez_compressed`` array); read by inflating, never in place.
+    member: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One piece of a tensor split across storages (a DCP shard): the storage holding it,
+    contiguous, and where it lies in the whole tensor.
+
+    >>> Chunk("__0_0.distcp/0", (4, 0), (4, 8)).selects(((0, 4), (0, 8)))
+    False
+    """
+
+    storage_key: str
+    offsets: tuple[int, ...]
+    sizes: tuple[int, ...]
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.sizes)
+
+    def selects(self, bounds: Sequence[tuple[int, int]]) -> bool:
+        """Whether the chunk meets the box ``bounds`` (half-open ``(start, stop)`` per dim)."""
+        return all(
+            start < offset + size and offset < stop
+            for (start, stop), offset, size in zip(bounds, self.offsets, self.sizes, strict=True)
+        )
 
 
 @dataclass(frozen=True)
@@ -64,6 +97,8 @@ class TensorEntry:
     is_parameter: bool = False
     # A name the file records only as another tensor's alias (safetensors' save_model).
     recorded_alias: bool = False
+    # The pieces of a tensor split across storages; empty for a tensor in one storage.
+    chunks: tuple[Chunk, ...] = ()
 
     @property
     def numel(self) -> int:
@@ -75,7 +110,7 @@ class TensorEntry:
 
     @property
     def nbytes(self) -> int:
-        return self.numel * self.itemsize
+        return DTYPES[self.dtype].nbytes_for(self.numel)
 
     @property
     def byte_span(self) -> tuple[int, int]:
@@ -84,8 +119,8 @@ class TensorEntry:
         >>> TensorEntry("w", ("w",), (2, 3), "float32", (3, 1), "0", 4).byte_span
         (16, 40)
         """
-        itemsize = DTYPES[self.dtype].itemsize
-        start = self.storage_offset * itemsize
+        element = DTYPES[self.dtype]
+        start = element.nbytes_for(self.storage_offset)
         if len(self.stride) != len(self.shape):  # sparse and other non-strided layouts
             return (start, start)
         extent = 1
@@ -93,10 +128,13 @@ class TensorEntry:
             if size == 0:
                 return (start, start)
             extent += (size - 1) * abs(step)
-        return (start, start + extent * itemsize)
+        # Block-quantized elements come in whole blocks: a span is their bytes.
+        return (start, start + element.nbytes_for(extent))
 
     @property
     def is_contiguous(self) -> bool:
+        if len(self.stride) != len(self.shape):  # sparse and other non-strided layouts
+            return False
         expected = 1
         for size, step in zip(reversed(self.shape), reversed(self.stride), strict=True):
             if size != 1 and step != expected:
@@ -126,7 +164,32 @@ class Extra:
         value = self.value
         if not isinstance(value, str | int | float | bool | type(None)):
             value = repr(value)
-        return {"name": self.name, "value": value, "type": type(self.value).__name__}
+        kind = "list" if isinstance(self.value, LongArray) else type(self.value).__name__
+        return {"name": self.name, "value": value, "type": kind}
+
+
+@dataclass(frozen=True)
+class LongArray:
+    """An array value (a GGUF vocabulary of 151,936 strings) that listings summarize unless
+    asked for in full; it pickles as the plain list it is.
+
+    >>> LongArray(tuple(f"t{i}" for i in range(151936)), "strings"), LongArray((1, 2), "int32")
+    ([151936 strings], [1, 2])
+    """
+
+    items: tuple[Any, ...]
+    kind: str
+
+    # Arrays up to this long are shown as they are.
+    SHOWN: ClassVar[int] = 8
+
+    def __repr__(self) -> str:
+        if len(self.items) > self.SHOWN:
+            return f"[{len(self.items)} {self.kind}]"
+        return repr(list(self.items))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (list, (list(self.items),))
 
 
 def join_path(parts: Sequence[PathPart]) -> str:
@@ -180,10 +243,15 @@ class Checkpoint:
     def storage_of(self, entry: TensorEntry) -> Storage:
         return self.storages[entry.storage_key]
 
+    def storage_keys(self, entry: TensorEntry) -> tuple[str, ...]:
+        """The storages holding the entry's bytes: its chunks' for a split tensor."""
+        return tuple(chunk.storage_key for chunk in entry.chunks) or (entry.storage_key,)
+
     @property
     def files(self) -> list[Path]:
         """The files holding this checkpoint's storages, in the order storages name them."""
-        return list(dict.fromkeys(storage.file for storage in self.storages.values())) or [self.path]
+        held = (storage.file for storage in self.storages.values() if not storage.chunked)
+        return list(dict.fromkeys(held)) or [self.path]
 
     def extras(self) -> list[Extra]:
         """Every non-tensor leaf of the payload, named by its path."""

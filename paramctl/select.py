@@ -17,6 +17,7 @@ from typing import Protocol, TypeVar
 
 from paramctl.errors import CheckpointIOError, NothingSelected, UsageError
 from paramctl.formats import STDIN
+from paramctl.units import plural
 
 
 class _Named(Protocol):
@@ -61,7 +62,7 @@ class Selection:
         """A short text of the criteria, for reports and provenance."""
         parts = [f"--match {p}" for p in self.match] + [f"--regex {p}" for p in self.regex]
         if self.names is not None:
-            parts.append(f"{len(self.names)} listed names")
+            parts.append(f"{len(self.names)} listed name{'s' * (len(self.names) != 1)}")
         parts += [f"--exclude {p}" for p in self.exclude]
         return " ".join(parts) or "everything"
 
@@ -120,23 +121,45 @@ def read_name_file(path: str, *, stdin_taken: bool = False) -> frozenset[str]:
         raise CheckpointIOError(f"--names-from {path}: {exc.strerror or exc}") from exc
 
 
+def did_you_mean(word: str, choices: Sequence[str]) -> str:
+    """``"; did you mean X?"`` when one of ``choices`` is close to ``word``, else ``""``.
+
+    >>> did_you_mean("nromal", ["uniform", "normal"]), did_you_mean("zzz", ["normal"])
+    ('; did you mean normal?', '')
+    """
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
 def check_listed(selection: Selection, available: Iterable[str], label: str) -> None:
     """Every name ``--names-from`` lists must be in the checkpoint called ``label``: a
     misspelt name would otherwise leave its tensor unchanged without a word.
 
     >>> check_listed(Selection(names=frozenset({"0.weight", "0.wieght"})), ["0.weight"], "m.pt")
     Traceback (most recent call last):
-    paramctl.errors.NothingSelected: --names-from lists 1 names not in m.pt: 0.wieght
+    paramctl.errors.NothingSelected: --names-from lists 1 name not in m.pt: 0.wieght; did you mean 0.weight?
     """
-    unknown = unknown_names(selection, available)
+    present = list(available)
+    unknown = unknown_names(selection, present)
     if unknown:
-        raise NothingSelected(
-            f"--names-from lists {len(unknown)} names not in {label}: {', '.join(unknown[:5])}"
-        )
+        hint = did_you_mean(unknown[0], present) if len(unknown) == 1 else ""
+        listed = plural(len(unknown), "name")
+        raise NothingSelected(f"--names-from lists {listed} not in {label}: {', '.join(unknown[:5])}{hint}")
 
 
 def nothing_selected(selection: Selection, available: Sequence[str]) -> NothingSelected:
-    """The error for an empty selection, naming a few close names to help."""
+    """The error for an empty selection, naming a few close names to help; one name asked
+    for by itself (``show NAME``) is answered with the name closest to it.
+
+    >>> nothing_selected(Selection(names=frozenset({"0.wieght"})), ["0.weight", "0.bias"])
+    NothingSelected("no tensor named '0.wieght'; did you mean 0.weight?")
+    """
+    if selection.names is not None and len(selection.names) == 1 and not (selection.match or selection.regex):
+        (name,) = selection.names
+        hint = did_you_mean(name, available)
+        if not hint and available:
+            hint = f"; names look like: {', '.join(available[:3])}"
+        return NothingSelected(f"no tensor named {name!r}{hint}")
     probes = [*selection.match, *selection.regex, *(selection.names or ())]
     close: list[str] = []
     for probe in probes:

@@ -46,23 +46,40 @@ def is_file_spec(where: str) -> bool:
 def load_object(spec: str, *, option: str = "--model") -> Any:
     """The object ``spec`` names, importing its module or executing its file.
 
+    A name the code does not define is a usage error (exit 2), said in the user's own
+    words (the file or module as given), with the closest name it does define.
+
     >>> load_object("collections:OrderedDict")
     <class 'collections.OrderedDict'>
-    >>> load_object("collections:Nope")
+    >>> load_object("collections:OrderDict")
     Traceback (most recent call last):
     ...
-    paramctl.errors.ModelCodeError: --model 'collections:Nope': module 'collections' has no attribute 'Nope'
+    paramctl.errors.UsageError: --model 'collections:OrderDict': collections has no attribute 'OrderDict'; ...
     """
     where, attr = split_spec(spec, option=option)
     target: Any = load_module(where, spec=spec, option=option)
+    found = where
     for part in attr.split("."):
         try:
             target = getattr(target, part)
         except AttributeError:
-            raise ModelCodeError(
-                f"{option} {spec!r}: {_describe(target)} has no attribute {part!r}"
+            raise UsageError(
+                f"{option} {spec!r}: {found} has no attribute {part!r}{_defined(target, part)}"
             ) from None
+        found = f"{where}:{part}" if found == where else f"{found}.{part}"
     return target
+
+
+def _defined(target: Any, missing: str) -> str:
+    """The closest public name ``target`` defines, else a few of them."""
+    from paramctl.select import did_you_mean
+
+    names = [name for name in dir(target) if not name.startswith("_")]
+    hint = did_you_mean(missing, names)
+    if hint or not isinstance(target, ModuleType):
+        return hint
+    own = [name for name in names if getattr(getattr(target, name), "__module__", None) == target.__name__]
+    return f"; it defines {', '.join(own[:6])}" if own else ""
 
 
 def load_module(
@@ -81,12 +98,6 @@ def load_module(
     if is_file_spec(where):
         return _load_file(where, spec, option, error)
     return _import(where, spec, option, error)
-
-
-def _describe(target: Any) -> str:
-    if isinstance(target, ModuleType):
-        return f"module {target.__name__!r}"
-    return repr(target)
 
 
 def _import(name: str, spec: str, option: str, error: type[ParamctlError]) -> ModuleType:

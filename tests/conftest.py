@@ -57,10 +57,11 @@ class CliResult:
 
 @pytest.fixture
 def cli() -> Callable[..., CliResult]:
-    """``cli("list", path, "--format", "json", input=b"...")`` runs the app in-process."""
+    """``cli("list", path, "--format", "json", input=b"...", env={"COLUMNS": "80"})`` runs
+    the app in-process."""
     runner = CliRunner()
 
-    def run(*args: Any, input: bytes | str | None = None) -> CliResult:
-        return CliResult(runner.invoke(app, [str(a) for a in args], input=input))
+    def run(*args: Any, input: bytes | str | None = None, env: dict[str, str] | None = None) -> CliResult:
+        return CliResult(runner.invoke(app, [str(a) for a in args], input=input, env=env))
 
     return run

@@ -168,8 +168,8 @@ def test_unselected_tensors_keep_their_values(tmp_path_factory, picks):
 
 def test_stats_are_what_list_stats_prints(cli, samples):
     pytest.importorskip("paramctl.stats", reason="the statistics of list --stats live in paramctl.stats")
-    listing = paramctl.open(samples / "mlp.pt").stats()
+    rows = paramctl.open(samples / "mlp.pt").stats()
     document = json.loads(cli("list", samples / "mlp.pt", "--stats", "-f", "json").stdout)
-    assert [row.to_dict() for row in listing.rows] == document["tensors"]
+    assert [row.to_dict() for row in rows] == document["tensors"]
     weight = torch.load(samples / "mlp.pt", weights_only=True)["0.weight"]
-    assert listing.rows[0].stats["mean"] == pytest.approx(float(weight.mean()))
+    assert rows[0].name == "0.weight" and rows[0].stats["mean"] == pytest.approx(float(weight.mean()))

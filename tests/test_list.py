@@ -147,9 +147,10 @@ def test_sort_by_size_puts_the_largest_first(cli, samples):
 
 def test_tree_groups_by_module_with_subtotals(cli, samples):
     lines = cli("list", samples / "cnn.safetensors", "--tree", "-f", "tsv").stdout.splitlines()
-    assert lines[0] == "module\ttensors\tnumel\tbytes"
-    assert ".\t8\t2570\t10280" in lines
-    assert "fc1\t2\t2064\t8256" in lines
+    assert lines[0] == "module\tkind\ttensors\tshape\tdtype\tnumel\tbytes\tstored_bytes\tshared_with"
+    assert ".\tmodule\t8\t\tfloat32\t2570\t10280\t10280\t" in lines
+    assert "fc1\tmodule\t2\t\tfloat32\t2064\t8256\t8256\t" in lines
+    assert "fc1.weight\ttensor\t1\t[16, 128]\tfloat32\t2048\t8192\t8192\t" in lines
 
 
 def test_tree_csv_quotes_names_with_commas_and_quotes(cli, save_pt):
@@ -160,20 +161,30 @@ def test_tree_csv_quotes_names_with_commas_and_quotes(cli, save_pt):
     result = cli("list", path, "--tree", "-f", "csv")
     assert result.exit_code == 0, result.stderr
     rows = list(csv.reader(io.StringIO(result.stdout)))
-    assert rows[0] == ["module", "tensors", "numel", "bytes"]
-    assert rows[1:] == [
-        [".", "2", "8", "32"],
-        ['enc,"odd"', "2", "8", "32"],
-        ['enc,"odd".weight', "1", "6", "24"],
-        ['enc,"odd".bias', "1", "2", "8"],
+    assert [row[:3] + row[5:8] for row in rows] == [
+        ["module", "kind", "tensors", "numel", "bytes", "stored_bytes"],
+        [".", "module", "2", "8", "32", "32"],
+        ['enc,"odd"', "module", "2", "8", "32", "32"],
+        ['enc,"odd".weight', "tensor", "1", "6", "24", "24"],
+        ['enc,"odd".bias', "tensor", "1", "2", "8", "8"],
     ]
-    assert result.stdout.splitlines()[2] == '"enc,""odd""",2,8,32'
+    assert result.stdout.splitlines()[2].startswith('"enc,""odd""",module,2,')
 
 
 def test_tree_jsonl_is_a_module_per_line(cli, samples):
     lines = cli("list", samples / "mlp.pt", "--tree", "-f", "jsonl").stdout.splitlines()
     modules = [json.loads(line) for line in lines]
-    assert modules[0] == {"module": "", "tensors": 4, "numel": 19, "bytes": 76}
+    assert modules[0] == {
+        "module": "",
+        "kind": "module",
+        "tensors": 4,
+        "numel": 19,
+        "bytes": 76,
+        "stored_bytes": 76,
+        "shape": None,
+        "dtype": "float32",
+        "shared_with": [],
+    }
     assert [m["module"] for m in modules[1:3]] == ["0", "0.weight"]
 
 

@@ -109,7 +109,7 @@ plain = st.recursive(
 def unpickle(data: bytes) -> None:
     _, storage_ref = storage_collector()
     try:
-        payload, _ = restricted_load(data, storage_ref)
+        payload = restricted_load(data, storage_ref)
         name_tensors(payload)
     except (ParamctlError, NeedsTorch):
         return

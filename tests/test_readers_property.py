@@ -1,17 +1,19 @@
 """Property: for any tensors torch can save, the metadata reader agrees with torch.load,
-and the lazily read values equal what torch loads."""
+and the lazily read values (numpy numbers, chunks and torch tensors) equal what torch loads."""
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from paramctl import read_checkpoint
+from paramctl.torch_values import from_torch
 from paramctl.values import ValueReader
 
 DTYPES = [
@@ -78,6 +80,12 @@ def test_reader_agrees_with_torch(sd, legacy, nested, protocol):
                     tuple(tensor.stride()),
                 )
                 assert torch.equal(values.tensor(entry), tensor)
+                expected = from_torch(tensor).numbers
+                assert np.array_equal(values.array(entry), expected)
+                chunks = [chunk.copy() for chunk in values.chunks(entry, max_elements=4)]
+                assert np.array_equal(
+                    np.concatenate([np.empty(0, expected.dtype), *chunks]), expected.reshape(-1)
+                )
         tied = [n for n in sd if sd[n] is sd[next(iter(sd))]]
         if len(tied) > 1:
             assert len({entries[n].storage_key for n in tied}) == 1

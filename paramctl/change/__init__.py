@@ -25,42 +25,75 @@ Importing this package does not import torch; filling values does.
 
 from __future__ import annotations
 
-from paramctl.change.fill import (
-    ChangedTensor,
-    Randomness,
-    apply_plan,
-    draw_seed,
-    edit_,
-    fill_,
-    generator_for,
-    mean_std,
-)
-from paramctl.change.plan import (
-    Plan,
-    PlannedTensor,
-    Refusals,
-    Skipped,
-    incompatibility,
-    plan_change,
-    value_kind,
-)
-from paramctl.change.vocabulary import (
-    Change,
-    CopySource,
-    Edit,
-    copy_source,
-    parse_rename,
-    rename,
-    some_names,
-)
-from paramctl.change.write import (
-    InitResult,
-    provenance_record,
-    reinit,
-    save_changes,
-    write_changes,
-    write_record,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from paramctl.change.fill import (
+        ChangedTensor,
+        Randomness,
+        apply_plan,
+        draw_seed,
+        edit_,
+        fill_,
+        generator_for,
+        mean_std,
+    )
+    from paramctl.change.plan import (
+        Plan,
+        PlannedTensor,
+        Refusals,
+        Skipped,
+        incompatibility,
+        plan_change,
+        value_kind,
+    )
+    from paramctl.change.vocabulary import (
+        Change,
+        CopySource,
+        Edit,
+        copy_source,
+        parse_rename,
+        rename,
+        some_names,
+    )
+    from paramctl.change.write import (
+        InitResult,
+        provenance_record,
+        reinit,
+        save_changes,
+        write_changes,
+        write_record,
+    )
+
+# Each name loads its module on first use: `paramctl list` imports change.destination,
+# which must not pay for the planning and scheme machinery.
+_HOMES = {
+    "fill": (
+        "ChangedTensor",
+        "Randomness",
+        "apply_plan",
+        "draw_seed",
+        "edit_",
+        "fill_",
+        "generator_for",
+        "mean_std",
+    ),
+    "plan": ("Plan", "PlannedTensor", "Refusals", "Skipped", "incompatibility", "plan_change", "value_kind"),
+    "vocabulary": ("Change", "CopySource", "Edit", "copy_source", "parse_rename", "rename", "some_names"),
+    "write": ("InitResult", "provenance_record", "reinit", "save_changes", "write_changes", "write_record"),
+}
+_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'paramctl.change' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"paramctl.change.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Change",

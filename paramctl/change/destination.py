@@ -4,8 +4,9 @@ The checkpoint goes to ``-o PATH``, over the input with ``--in-place``, or to st
 output when that is not a terminal; with ``--dry-run`` it goes nowhere. Standard output can
 carry one thing: when it carries the checkpoint, the report moves to standard error.
 
-A file destination must be a regular file or a new path (never a device, FIFO or
-directory) and writable; this is checked before anything is read. Rewriting the input
+A file destination must be a regular file or a new path (never a device or FIFO) and
+writable; this is checked before anything is read. A directory is the destination of a
+checkpoint of several files, each of them checked as it is written. Rewriting the input
 (``--in-place``, or ``-o`` naming the input itself) takes the file's :class:`WriteLock`
 first, so that two such runs on one file follow each other instead of one undoing the other.
 
@@ -96,7 +97,8 @@ def init_destination(
     if in_place or output:
         path = source if in_place else output
         assert path is not None
-        check_target(path)
+        if not os.path.isdir(path):  # a directory holds a set of files, each checked as written
+            check_target(path)
         lock = WriteLock(path).acquire() if in_place or _same_file(source, path) else None
         return Destination(path=path, backup=kept, in_place=in_place, lock=lock)
     if stdout_isatty:

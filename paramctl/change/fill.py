@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -146,19 +147,21 @@ def apply_plan(
     *,
     generator: torch.Generator | None = None,
     stats: bool = True,
+    on_progress: Callable[[int], None] | None = None,
 ) -> list[ChangedTensor]:
     """Write the plan's new values through ``editor``, one tensor at a time, in file order.
 
     One ``generator`` serves every random tensor in turn; a storage shared by several
     selected names is filled once. With ``stats``, mean/std before and after are measured.
+    ``on_progress`` hears each tensor's bytes once it is written.
     """
     import torch
 
     from paramctl.formats._limits import check_readable
-    from paramctl.values import SpanReader, torch_dtype
+    from paramctl.values import ValueReader, torch_dtype
 
     copy = plan.change.copy
-    reader = SpanReader(copy.checkpoint) if copy is not None else None
+    reader = ValueReader(copy.checkpoint) if copy is not None else None
     changed = []
     # torch.nn.init.sparse_ (and many custom functions) also draw from torch's global
     # generator, which generator= does not reach: seed it alike, and restore it after.
@@ -168,7 +171,7 @@ def apply_plan(
             torch.manual_seed(generator.initial_seed())
         for planned in plan.tensors:
             entry = planned.entry
-            check_readable(plan.checkpoint, entry)  # before anything is allocated for it
+            check_readable(plan.checkpoint, entry, writing=True)  # before anything is allocated for it
             start, end = entry.byte_span
             fills = planned.scheme is not None or planned.source is not None
             read = stats or not fills or not fills_span(entry)
@@ -185,6 +188,8 @@ def apply_plan(
                     edit_(values, planned.edit)
                 after = mean_std(values) if stats else None
             changed.append(ChangedTensor(planned, before, after))
+            if on_progress:
+                on_progress(entry.nbytes)
     return changed
 
 

@@ -266,6 +266,12 @@ def incompatibility(
 ) -> str | None:
     """Why ``entry`` cannot take new values from ``scheme`` (or a copy of ``source``), then
     ``edit``; ``None`` when it can."""
+    element = lookup_dtype(entry.dtype)
+    if element.is_block_quantized:
+        return (
+            f"{entry.dtype} is block-quantized ({element.bits_per_weight:g} bits per weight): paramctl "
+            "writes new values into float tensors only and does not quantize them back"
+        )
     kind = value_kind(entry.dtype)
     if scheme is not None:
         reason = _scheme_incompatibility(entry, kind, scheme)

@@ -22,9 +22,11 @@ from typing import Any, BinaryIO
 from paramctl import __version__
 from paramctl.change.fill import ChangedTensor, Randomness, apply_plan, draw_seed, generator_for
 from paramctl.change.plan import Plan
+from paramctl.change.write_set import SetWrite, save_file_set
 from paramctl.checkpoint import Checkpoint
 from paramctl.errors import UsageError
 from paramctl.formats import format_named, output_format
+from paramctl.formats._format import Progress
 
 Steps = Sequence[tuple[Plan, Randomness]]
 
@@ -51,6 +53,7 @@ def write_changes(
     stats: bool = True,
     provenance: Mapping[str, Any] | None = None,
     scratch_dir: str | os.PathLike[str] | None = None,
+    on_progress: Progress | None = None,
 ) -> list[list[ChangedTensor]]:
     """Apply ``steps`` (plans, each with its generator) in order and write the result to ``out``.
 
@@ -61,18 +64,20 @@ def write_changes(
     to a scratch file (in ``scratch_dir``) and is then converted.
 
     A checkpoint whose storages span several files is refused (:class:`UsageError`):
-    ``out`` is one file.
+    ``out`` is one file. ``on_progress`` hears the bytes of each changed tensor written.
     """
     from paramctl.atomic import scratch_file
 
     _refuse_several_files(checkpoint, steps)
     target = to or checkpoint.format
     if target == checkpoint.format:
-        return _edit_copy(checkpoint, steps, out, stats=stats, provenance=provenance)
+        return _edit_copy(checkpoint, steps, out, stats=stats, provenance=provenance, on_progress=on_progress)
     from paramctl.formats import read_checkpoint
 
     with scratch_file(scratch_dir) as (scratch, scratch_path):
-        results = _edit_copy(checkpoint, steps, scratch, stats=stats, provenance=None)
+        results = _edit_copy(
+            checkpoint, steps, scratch, stats=stats, provenance=None, on_progress=on_progress
+        )
         scratch.flush()
         edited = read_checkpoint(scratch_path)
         edited.label = checkpoint.label
@@ -81,13 +86,22 @@ def write_changes(
 
 
 def _edit_copy(
-    checkpoint: Checkpoint, steps: Steps, out: BinaryIO, *, stats: bool, provenance: Mapping[str, Any] | None
+    checkpoint: Checkpoint,
+    steps: Steps,
+    out: BinaryIO,
+    *,
+    stats: bool,
+    provenance: Mapping[str, Any] | None,
+    on_progress: Progress | None = None,
 ) -> list[list[ChangedTensor]]:
     """The checkpoint in its own format, each step's storages rewritten, into ``out``."""
     fresh: set[str] = set().union(*(plan.fresh_storages() for plan, _ in steps))
     editor = format_named(checkpoint.format).editor(checkpoint, out, fresh=fresh, provenance=provenance)
     try:
-        results = [apply_plan(plan, editor, generator=generator_for(g), stats=stats) for plan, g in steps]
+        results = [
+            apply_plan(plan, editor, generator=generator_for(g), stats=stats, on_progress=on_progress)
+            for plan, g in steps
+        ]
         editor.finish()
     finally:
         editor.close()
@@ -103,6 +117,7 @@ def _refuse_several_files(checkpoint: Checkpoint, steps: Steps) -> None:
     raise UsageError(
         f"{checkpoint.label}: the checkpoint spans {len(files)} files{reached}; "
         "paramctl writes only checkpoints of one file so far"
+        + (" into a stream or another format" if format_named(checkpoint.format).file_set(checkpoint) else "")
     )
 
 
@@ -115,21 +130,63 @@ def save_changes(
     stats: bool = True,
     provenance: Mapping[str, Any] | None = None,
     backup: str | os.PathLike[str] | None = None,
+    on_progress: Progress | None = None,
 ) -> list[list[ChangedTensor]]:
     """:func:`write_changes` to a path (replaced atomically, optionally keeping a backup)
     or to a binary stream such as ``sys.stdout.buffer`` (via a temporary file)."""
+    return save_changes_reporting(
+        checkpoint,
+        steps,
+        destination,
+        to=to,
+        stats=stats,
+        provenance=provenance,
+        backup=backup,
+        on_progress=on_progress,
+    )[0]
+
+
+def save_changes_reporting(
+    checkpoint: Checkpoint,
+    steps: Steps,
+    destination: str | os.PathLike[str] | BinaryIO,
+    *,
+    to: str | None,
+    stats: bool,
+    provenance: Mapping[str, Any] | None,
+    backup: str | os.PathLike[str] | None,
+    on_progress: Progress | None = None,
+) -> tuple[list[list[ChangedTensor]], SetWrite | None]:
+    """:func:`save_changes`, and for a checkpoint of several files which files it wrote and
+    how many bytes (``None`` for one file)."""
     from paramctl.atomic import atomic_file, copy_to_stream, scratch_file
 
+    several = format_named(checkpoint.format).file_set(checkpoint)
+    if several is not None and isinstance(destination, str | os.PathLike) and to in (None, checkpoint.format):
+        if backup is not None:
+            raise UsageError(f"{checkpoint.label}: --backup keeps one file; copy the directory instead")
+        return save_file_set(
+            checkpoint, steps, Path(destination), stats=stats, provenance=provenance, on_progress=on_progress
+        )
     if isinstance(destination, str | os.PathLike):
         target = Path(destination)
         with atomic_file(target, backup=backup) as out:
             return write_changes(
-                checkpoint, steps, out, to=to, stats=stats, provenance=provenance, scratch_dir=target.parent
-            )
+                checkpoint,
+                steps,
+                out,
+                to=to,
+                stats=stats,
+                provenance=provenance,
+                scratch_dir=target.parent,
+                on_progress=on_progress,
+            ), None
     with scratch_file() as (out, _):
-        results = write_changes(checkpoint, steps, out, to=to, stats=stats, provenance=provenance)
+        results = write_changes(
+            checkpoint, steps, out, to=to, stats=stats, provenance=provenance, on_progress=on_progress
+        )
         copy_to_stream(out, destination)
-    return results
+    return results, None
 
 
 @dataclass
@@ -143,9 +200,12 @@ class InitResult:
     changed: list[ChangedTensor]
     seed: int | None = None
     provenance_recorded: bool = True
+    # For a checkpoint of several files: which were rewritten, and the bytes written.
+    written: SetWrite | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **(self.written.to_dict() if self.written is not None else {}),
             "file": self.source,
             "output": self.output,
             "format": self.format,
@@ -177,7 +237,7 @@ def reinit(
     used_seed = draw_seed(seed) if plan.uses_generator else None
     path = destination if isinstance(destination, str | os.PathLike) else None
     target = output_format(path, to, checkpoint.format)
-    (changed,) = save_changes(
+    (changed,), written = save_changes_reporting(
         checkpoint,
         [(plan, used_seed)],
         destination,
@@ -194,4 +254,5 @@ def reinit(
         changed=changed,
         seed=used_seed,
         provenance_recorded=format_named(target).holds.provenance,
+        written=written,
     )

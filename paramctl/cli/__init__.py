@@ -11,12 +11,12 @@ from paramctl.cli.grads_cmd import grads_command
 from paramctl.cli.init_cmd import InitHelp, init_command
 from paramctl.cli.list_cmd import list_command
 from paramctl.cli.shared_cmd import shared_command
-from paramctl.cli.show_cmd import show_command
+from paramctl.cli.show_cmd import ShowUsage, show_command
 
 # In the order --help lists them.
 register("list", list_command)
 register("shared", shared_command)
-register("show", show_command)
+register("show", show_command, cls=ShowUsage)
 register("check", check_command)
 register("grads", grads_command)
 register("init", init_command, cls=InitHelp)

@@ -16,27 +16,29 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from paramctl.cli import options
+from paramctl.cli.several import each_file
 from paramctl.live.routing import ProbeRequest
-from paramctl.render.engine import Environment, OutputFormat, emit
+from paramctl.render.engine import Environment, Report
+from paramctl.render.several import Output
 from paramctl.select import Selection
 
 if TYPE_CHECKING:
     from paramctl.live.inputs import InputSpec
     from paramctl.live.model import ModelSource
 
-ModulePathArg = Annotated[
-    str | None,
+ModulePathsArg = Annotated[
+    list[str] | None,
     typer.Argument(
-        help="Checkpoint to load into --model, or a full pickled module (with --trust); "
-        "- reads standard input.",
+        help="Checkpoints to load into --model (one probe each), or full pickled modules (with "
+        "--trust); - reads standard input.",
         show_default=False,
-        metavar="[PATH]",
+        metavar="[PATH]...",
     ),
 ]
 
 
 def grads_command(
-    path: ModulePathArg = None,
+    paths: ModulePathsArg = None,
     model: options.ModelOpt = None,
     model_arg: options.ModelArgOpt = None,
     trust: options.TrustOpt = False,
@@ -50,6 +52,8 @@ def grads_command(
     match: options.MatchOpt = None,
     regex: options.RegexOpt = None,
     exclude: options.ExcludeOpt = None,
+    names_from: options.NamesFromOpt = None,
+    columns: options.ColumnsOpt = None,
     output_format: options.FormatOpt = None,
     debug: options.DebugOpt = False,
 ) -> None:
@@ -59,29 +63,31 @@ def grads_command(
     parameters no gradient reached (unused in forward) and frozen ones. A parameter used
     twice shows its accumulated gradient once, under all its names.
     """
+    env = Environment.current()
     live = options.live_request(model, model_arg, trust, key, input_shape, input_file, input_value)
-    show_grads(
-        live.model_source(options.given_source(path)),
-        live.input_spec(),
-        options.selection(match, regex, exclude),
-        ProbeRequest(grads=True, loss=loss, eval_mode=eval_mode, seed=seed),
-        output_format,
+    sources = [options.given_source(path) for path in (list(paths) if paths else [None])]
+    given = [source for source in sources if source is not None]
+    chosen = options.selection(match, regex, exclude, options.names_from(names_from, given))
+    probe = ProbeRequest(grads=True, loss=loss, eval_mode=eval_mode, seed=seed)
+    output = Output(
+        env.resolve(output_format), env, several=len(sources) > 1, columns=options.column_keys(columns)
     )
 
+    def answer(source: str | None) -> None:
+        report = grads_of(live.model_source(source), live.input_spec(), chosen, probe, env)
+        output.add(source or "", report)
 
-def show_grads(
-    source: ModelSource,
-    inputs: InputSpec,
-    chosen: Selection,
-    probe: ProbeRequest,
-    output_format: OutputFormat | None,
-) -> None:
-    """Probe the module and show its gradients (``grads``, and ``list --grads``)."""
+    each_file(sources, answer, output, debug=debug)
+
+
+def grads_of(
+    source: ModelSource, inputs: InputSpec, chosen: Selection, probe: ProbeRequest, env: Environment
+) -> Report:
+    """Probe the module: the report of its gradients (``grads``, and ``list --grads``)."""
     from paramctl.change import draw_seed
     from paramctl.live.probe import probe_model
     from paramctl.render.live import announce_globals, grads_report
 
-    env = Environment.current()
     result = probe_model(
         source,
         inputs,
@@ -91,4 +97,4 @@ def show_grads(
         selection=chosen,
         on_globals=functools.partial(announce_globals, env),
     )
-    emit(grads_report(result), env.resolve(output_format), env)
+    return grads_report(result)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from typer.core import TyperCommand
@@ -31,21 +31,23 @@ from paramctl.cli.init_options import (
     DryRunOpt,
     FromOpt,
     InPlaceOpt,
-    NamesFromOpt,
     OutputOpt,
     QuietOpt,
     RenameOpt,
+    ReportOpt,
     ScaleOpt,
     SchemeOpt,
     SeedOpt,
     SetOpt,
     SkipIncompatibleOpt,
 )
+from paramctl.cli.several import each_file
 from paramctl.errors import NothingSelected, UsageError
-from paramctl.formats import STDIN, read_checkpoint
+from paramctl.formats import read_checkpoint
 from paramctl.live.routing import LiveRequest, TrustedPickle, check_live_change, open_or_trusted
-from paramctl.render.engine import Environment, OutputFormat, emit
-from paramctl.select import Selection, check_listed, read_name_file
+from paramctl.render.engine import Environment, OutputFormat
+from paramctl.render.several import Output
+from paramctl.select import Selection, check_listed
 
 if TYPE_CHECKING:
     from paramctl.api import CheckpointFile, TensorSelection
@@ -102,19 +104,22 @@ class _Change:
 
 @dataclass(frozen=True)
 class _Init:
-    """One run of ``init``: the change, the tensors it goes to, where the result goes."""
+    """One run of ``init`` on one file: the change, the tensors it goes to, where the result
+    and the report go."""
 
     change: _Change
     selection: Selection
     destination: Destination
+    output: Output
     to: str | None = None
     all_tensors: bool = False
     quiet: bool = False
     output_format: OutputFormat | None = None
+    full_report: bool = False
 
 
 def init_command(
-    path: options.PathArg = None,
+    paths: options.PathsArg = None,
     scheme: SchemeOpt = None,
     set_value: SetOpt = None,
     from_path: FromOpt = None,
@@ -125,7 +130,7 @@ def init_command(
     match: options.MatchOpt = None,
     regex: options.RegexOpt = None,
     exclude: options.ExcludeOpt = None,
-    names_from: NamesFromOpt = None,
+    names_from: options.NamesFromOpt = None,
     key: options.KeyOpt = None,
     all_tensors: options.AllOpt = False,
     skip_incompatible: SkipIncompatibleOpt = False,
@@ -135,6 +140,8 @@ def init_command(
     backup: BackupOpt = False,
     dry_run: DryRunOpt = False,
     quiet: QuietOpt = False,
+    report: ReportOpt = False,
+    columns: options.ColumnsOpt = None,
     output_format: options.FormatOpt = None,
     model: options.ModelOpt = None,
     model_arg: options.ModelArgOpt = None,
@@ -150,24 +157,90 @@ def init_command(
     Everything not selected comes out byte-identical. The checkpoint goes to -o PATH, \
 over the input with --in-place, or to standard output when that is not a terminal; the \
 report (mean/std before and after) goes to stdout, or to stderr when stdout carries the \
-checkpoint.
+checkpoint. On a terminal, a change of more than 20 tensors is told in one line \
+(--report shows the table). Several PATHs take --in-place or --dry-run.
     """
     env = Environment.current()
     live = options.live_request(model, model_arg, trust, key, input_shape, input_file, input_value)
-    # A live module needs no file: only a PATH actually given is read.
-    source = options.given_source(path) if live.builds_module else options.checkpoint_source(path)
-    where = init_destination(
-        source, output, in_place, backup, dry_run=dry_run, stdout_isatty=env.stdout_isatty
-    )
+    targets = _Targets(output, in_place, backup, dry_run)
+    sources = targets.sources(paths, live)
     change = _Change(scheme, set_value, from_path, tuple(rename or ()), scale, add, seed, skip_incompatible)
-    names = read_name_file(names_from, stdin_taken=source == STDIN) if names_from else None
-    chosen = options.selection(match, regex, exclude, names)
-    run = _Init(change, chosen, where, to.value if to else None, all_tensors, quiet, output_format)
+    chosen = options.selection(
+        match, regex, exclude, options.names_from(names_from, [s for s in sources if s])
+    )
+    several = len(sources) > 1
+    shared = Output(env.resolve(output_format), env, several=several, columns=options.column_keys(columns))
+    to_format = to.value if to else None
+    settings = _Init(
+        change, chosen, Destination(), shared, to_format, all_tensors, quiet, output_format, report
+    )
+    run = functools.partial(
+        _init_path, settings=settings, targets=targets, live=live, env=env, verbose=verbose
+    )
+    each_file(sources, run, shared, debug=debug)
+
+
+@dataclass(frozen=True)
+class _Targets:
+    """Where the options send each file's result: ``-o``, ``--in-place`` (``--backup``), or
+    nowhere (``--dry-run``)."""
+
+    output: str | None
+    in_place: bool
+    backup: bool
+    dry_run: bool
+
+    def sources(self, paths: list[str] | None, live: LiveRequest) -> list[str | None]:
+        """The files to change (``None``: a live module built from nothing). A live module
+        needs no file, so only a PATH actually given is read; several take ``--in-place``."""
+        if (
+            paths
+            and len(paths) > 1
+            and (live.builds_module or self.output or not (self.in_place or self.dry_run))
+        ):
+            raise UsageError(
+                "several PATHs are changed with --in-place (or shown with --dry-run), not -o or a model"
+            )
+        if live.builds_module:
+            given: list[str | None] = list(paths) if paths else [None]
+            return [options.given_source(path) for path in given]
+        return list(options.checkpoint_sources(paths))
+
+
+def _init_path(
+    source: str | None,
+    *,
+    settings: _Init,
+    targets: _Targets,
+    live: LiveRequest,
+    env: Environment,
+    verbose: bool,
+) -> None:
+    where = init_destination(
+        source,
+        targets.output,
+        targets.in_place,
+        targets.backup,
+        dry_run=targets.dry_run,
+        stdout_isatty=env.stdout_isatty,
+    )
+    shown = settings.output
+    if where.report_on_stderr:  # one file only: stdout carries the checkpoint
+        on_stderr = env.on_stderr()
+        shown = Output(
+            on_stderr.resolve(settings.output_format), on_stderr, several=False, columns=shown.columns
+        )
+    _init_one(source, live, replace(settings, destination=where, output=shown), env, verbose)
+
+
+def _init_one(source: str | None, live: LiveRequest, run: _Init, env: Environment, verbose: bool) -> None:
     if source is None or live.builds_module:
         _init_live(live, source, run, env)
         return
     on_note = env.note if verbose else None
-    opened = open_or_trusted(lambda: _open(source, key, all_tensors, on_note), source, trust=trust)
+    opened = open_or_trusted(
+        lambda: _open(source, live.key, run.all_tensors, on_note), source, trust=live.trust
+    )
     if isinstance(opened, TrustedPickle):
         _init_live(live, opened.source, run, env)
     else:
@@ -185,38 +258,57 @@ def _open(
 def _init_file(file: CheckpointFile, run: _Init, env: Environment) -> None:
     """The change made on the file's own bytes, by the library's :class:`CheckpointFile`."""
     from paramctl.change import Change
-    from paramctl.render.init import emit_init, plan_report
+    from paramctl.render.init import brief_report, emit_init, plan_report
+    from paramctl.render.progress import progress
 
     check_listed(run.selection, file.names(), file.label)
     chosen = run.selection
     targets = file.select(chosen.match, chosen.regex, exclude=chosen.exclude, names=chosen.names)
     change = run.change
-    copy = None
-    if change.from_path:
-        copy = _copy_source(targets, change.from_path, change.rename, run.quiet, env)
+    copy = _copy_source(targets, change.from_path, change.rename) if change.from_path else None
     targets.apply_(
         Change(scheme=change.new_values(), copy=copy, edit=change.edit()),
         seed=change.seed,
         skip_incompatible=change.skip_incompatible,
     )
     where = run.destination
+    (plan,) = file.pending()
     if where.dry_run:
-        emit(plan_report(file.pending()[0]), env.resolve(run.output_format), env)
+        run.output.add(file.label, plan_report(plan))
         return
     target = where.target(sys.stdout.buffer)
-    saved = file.save(target, to=run.to, backup=where.backup, stats=not run.quiet, output_label=where.label)
+    # One line will tell a big change on a terminal: its table's statistics go unmeasured.
+    brief = brief_report(len(plan.tensors), run.output, run.output_format, run.full_report)
+    work = sum(tensor.entry.nbytes for tensor in plan.tensors)
+    with progress(env, work, "loading torch") as bar:
+        if bar is not None:
+            # Filling needs torch; loading it under the bar tells the first second's wait.
+            import torch  # noqa: F401
+
+            bar.describe(f"writing {where.label or where.path}")
+        saved = file.save(
+            target,
+            to=run.to,
+            backup=where.backup,
+            stats=not (run.quiet or brief),
+            output_label=where.label,
+            on_progress=bar,
+        )
     if not run.quiet:
         (result,) = saved.changes
-        seed_given = change.seed is not None
         emit_init(
-            result, run.output_format, env, seed_given=seed_given, report_on_stderr=where.report_on_stderr
+            result,
+            run.output,
+            env,
+            requested=run.output_format,
+            seed_given=change.seed is not None,
+            full_report=run.full_report,
         )
 
 
-def _copy_source(
-    targets: TensorSelection, from_path: str, rename: tuple[str, ...], quiet: bool, env: Environment
-) -> CopySource:
-    """``--from``: the same-named tensors of another checkpoint, after ``--rename``."""
+def _copy_source(targets: TensorSelection, from_path: str, rename: tuple[str, ...]) -> CopySource:
+    """``--from``: the same-named tensors of another checkpoint, after ``--rename``. Those
+    it lacks are skipped, and the report says so once."""
     from paramctl.change import copy_source, parse_rename
 
     other = read_checkpoint(from_path)
@@ -226,8 +318,6 @@ def _copy_source(
             f"none of the {len(targets)} selected tensors is in {other.label} "
             f"(its names look like: {', '.join(other.names()[:3])}); --rename FROM=TO maps names"
         )
-    if copy.missing and not quiet:
-        env.note(f"not in {other.label}, left unchanged: {', '.join(copy.missing[:8])}")
     return copy
 
 
@@ -256,14 +346,15 @@ def _init_live(live: LiveRequest, source: str | None, run: _Init, env: Environme
         output_label=where.label,
     )
     if isinstance(result, LivePlan):
-        emit(plan_report(result.plan), env.resolve(run.output_format), env)
+        run.output.add(str(source), plan_report(result.plan))
     elif not run.quiet:
         emit_init(
             result,
-            run.output_format,
+            run.output,
             env,
+            requested=run.output_format,
             seed_given=change.seed is not None,
-            report_on_stderr=where.report_on_stderr,
             as_built=not values.changes_values,
             materialized=result.materialized,
+            full_report=run.full_report,
         )

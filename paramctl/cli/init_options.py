@@ -48,15 +48,6 @@ SeedOpt = Annotated[
     int | None,
     typer.Option("--seed", help="Seed of the torch.Generator shared by the tensors, in file order."),
 ]
-NamesFromOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--names-from",
-        help="Select the names listed in FILE, one a line (- reads standard input).",
-        show_default=False,
-        metavar="FILE",
-    ),
-]
 SkipIncompatibleOpt = Annotated[
     bool,
     typer.Option(
@@ -76,3 +67,11 @@ DryRunOpt = Annotated[
     typer.Option("--dry-run", "-n", help="Show what would change (and the inferred layers); write nothing."),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")]
+ReportOpt = Annotated[
+    bool,
+    typer.Option(
+        "--report",
+        help="Show the table of every changed tensor, also on a terminal when more than 20 change "
+        "(there one line says what changed).",
+    ),
+]

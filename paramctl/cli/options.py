@@ -40,6 +40,14 @@ PathArg = Annotated[
         help="Checkpoint file; - or nothing reads standard input.", show_default=False, metavar="[PATH]"
     ),
 ]
+PathsArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Checkpoint files, one block of output each; - or nothing reads standard input.",
+        show_default=False,
+        metavar="[PATH]...",
+    ),
+]
 KeyOpt = Annotated[
     str | None,
     typer.Option(
@@ -71,6 +79,15 @@ ExcludeOpt = Annotated[
         "--exclude", "-x", help="Shell glob of names to leave out (repeatable).", show_default=False
     ),
 ]
+NamesFromOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--names-from",
+        help="Select the names listed in FILE, one a line (- reads standard input).",
+        show_default=False,
+        metavar="FILE",
+    ),
+]
 
 # -- output and diagnostics ----------------------------------------------------------------------
 FormatOpt = Annotated[
@@ -80,6 +97,16 @@ FormatOpt = Annotated[
         "-f",
         help="Output format [default: table on a terminal, tsv in a pipe].",
         show_default=False,
+    ),
+]
+ColumnsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--columns",
+        help="Show these columns, in this order, in every format (comma-separated keys, "
+        "as the TSV header names them).",
+        show_default=False,
+        metavar="A,B,...",
     ),
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
@@ -198,6 +225,37 @@ def checkpoint_source(path: str | None) -> str:
     if source == STDIN and _stdin_isatty():
         raise UsageError("no checkpoint given: pass a path, or pipe one into standard input")
     return source
+
+
+def checkpoint_sources(paths: list[str] | None) -> list[str]:
+    """The paths to read, in order; none means standard input, which only one may be."""
+    given: list[str | None] = list(paths) if paths else [None]
+    sources = [checkpoint_source(path) for path in given]
+    if sources.count(STDIN) > 1:
+        raise UsageError("standard input (-) can be read once: give it as one PATH")
+    return sources
+
+
+def names_from(path: str | None, sources: list[str]) -> frozenset[str] | None:
+    """The names ``--names-from`` lists (``-`` is standard input, unless a checkpoint comes
+    from there)."""
+    from paramctl.select import read_name_file
+
+    return read_name_file(path, stdin_taken=STDIN in sources) if path else None
+
+
+def column_keys(text: str | None) -> list[str] | None:
+    """``--columns a,b,c`` as keys (spaces around them ignored).
+
+    >>> column_keys("name, shape,mean")
+    ['name', 'shape', 'mean']
+    """
+    if text is None:
+        return None
+    keys = [key.strip() for key in text.split(",") if key.strip()]
+    if not keys:
+        raise UsageError("--columns: give one or more column keys, e.g. name,shape,mean")
+    return keys
 
 
 def given_source(path: str | None) -> str | None:

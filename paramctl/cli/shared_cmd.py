@@ -19,8 +19,11 @@ from typing import Annotated
 import typer
 
 from paramctl.cli import options
+from paramctl.cli.several import per_file
 from paramctl.formats import read_checkpoint
-from paramctl.render.engine import Environment, emit
+from paramctl.render.engine import Environment
+from paramctl.render.several import Output
+from paramctl.select import Selection, check_listed
 
 ByValueOpt = Annotated[
     bool,
@@ -32,13 +35,15 @@ ByValueOpt = Annotated[
 
 
 def shared_command(
-    path: options.PathArg = None,
+    paths: options.PathsArg = None,
     match: options.MatchOpt = None,
     regex: options.RegexOpt = None,
     exclude: options.ExcludeOpt = None,
+    names_from: options.NamesFromOpt = None,
     key: options.KeyOpt = None,
     all_tensors: options.AllOpt = False,
     by_value: ByValueOpt = False,
+    columns: options.ColumnsOpt = None,
     output_format: options.FormatOpt = None,
     verbose: options.VerboseOpt = False,
     debug: options.DebugOpt = False,
@@ -46,22 +51,46 @@ def shared_command(
     """Group names that share storage: aliases, overlapping views, disjoint views of one storage.
 
     Reads the file's own storage identity and byte ranges; values only with --by-value.
+    Several files give one block each.
 
     Exits 0 whether or not anything is shared.
     """
+    per_file(
+        paths,
+        _shared_file,
+        picks=(match, regex, exclude, names_from),
+        output_format=output_format,
+        columns=columns,
+        debug=debug,
+        key=key,
+        all_tensors=all_tensors,
+        by_value=by_value,
+        verbose=verbose,
+    )
+
+
+def _shared_file(
+    source: str,
+    *,
+    chosen: Selection,
+    key: str | None,
+    all_tensors: bool,
+    by_value: bool,
+    verbose: bool,
+    output: Output,
+    env: Environment,
+) -> None:
     from paramctl.checkpoint import model_view
     from paramctl.inspect.sharing import find_shared, value_work
     from paramctl.render.progress import progress
     from paramctl.render.shared import shared_report
 
-    env = Environment.current()
-    checkpoint = read_checkpoint(options.checkpoint_source(path), on_note=env.note if verbose else None)
-    chosen = options.selection(match, regex, exclude)
-    total = 0
-    if by_value:
-        total = value_work(checkpoint, model_view(checkpoint, key=key, all_tensors=all_tensors).entries)
+    checkpoint = read_checkpoint(source, on_note=env.note if verbose else None)
+    view = model_view(checkpoint, key=key, all_tensors=all_tensors)
+    check_listed(chosen, [entry.name for entry in view.entries], checkpoint.label)
+    total = value_work(checkpoint, view.entries) if by_value else 0
     with progress(env, total, "hashing") as on_progress:
         report = find_shared(
             checkpoint, chosen, key=key, all_tensors=all_tensors, by_value=by_value, on_progress=on_progress
         )
-    emit(shared_report(report), env.resolve(output_format), env)
+    output.add(source, shared_report(report))

@@ -14,6 +14,7 @@ import shutil
 import sys
 import tempfile
 import weakref
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,12 +22,36 @@ from typing import Any, BinaryIO
 
 from paramctl.checkpoint import Checkpoint
 from paramctl.errors import CheckpointIOError, CorruptCheckpoint, ParamctlError, UsageError
-from paramctl.formats import safetensors, torch_legacy, torch_zip
+from paramctl.formats import (
+    dcp,
+    gguf,
+    hf_sharded,
+    mxnet,
+    npy,
+    safetensors,
+    torch_export,
+    torch_legacy,
+    torch_zip,
+    torchscript,
+)
 from paramctl.formats._allowlist import collection_paused
 from paramctl.formats._format import Finding, Format, Holds, Severity, Verification
 from paramctl.formats._pickle import NeedsTorch
 
-REGISTRY: tuple[Format, ...] = (torch_zip.FORMAT, torch_legacy.FORMAT, safetensors.FORMAT)
+# Zip formats come most specific first; torch-zip claims whatever zip the others decline.
+REGISTRY: tuple[Format, ...] = (
+    torchscript.FORMAT,
+    torch_export.FORMAT,
+    npy.NPZ,
+    torch_zip.FORMAT,
+    torch_legacy.FORMAT,
+    safetensors.FORMAT,
+    hf_sharded.FORMAT,
+    dcp.FORMAT,
+    gguf.FORMAT,
+    npy.NPY,
+    mxnet.FORMAT,
+)
 FORMATS = tuple(fmt.name for fmt in REGISTRY)
 FORMATS_BY_NAME = {fmt.name: fmt for fmt in REGISTRY}
 # Every format can be written back in its own layout; --to may name any of them.
@@ -34,6 +59,7 @@ WRITABLE = FORMATS
 STDIN = "-"
 STDIN_LABEL = "<stdin>"
 _SNIFF_BYTES = 64
+_ZIP_MAGIC = b"PK\x03\x04"
 
 
 def format_named(name: str) -> Format:
@@ -83,6 +109,8 @@ def output_format(path: str | os.PathLike[str] | None, requested: str | None, in
     for fmt in claimants:
         if fmt.writes_new:
             return fmt.name
+    if claimants:
+        raise UsageError(f"-o {path}: paramctl {claimants[0].no_writer}")
     raise UsageError(
         f"-o {path}: no format claims the suffix {suffix!r} (known: {', '.join(known_suffixes())}); "
         "give --to FORMAT to write it anyway"
@@ -90,7 +118,8 @@ def output_format(path: str | os.PathLike[str] | None, requested: str | None, in
 
 
 def detect_format(path: Path) -> Format:
-    """The format of ``path``, chosen by its first bytes (the extension is ignored).
+    """The format of ``path``: a format that claims it by name or layout (a directory, an
+    index file), else the one its first bytes show (the extension is ignored).
 
     >>> import os, tempfile
     >>> path = os.path.join(tempfile.mkdtemp(), "weights.bin")
@@ -99,15 +128,50 @@ def detect_format(path: Path) -> Format:
     >>> detect_format(Path(path)).name
     'torch-zip'
     """
+    return locate(path)[1]
+
+
+def locate(path: Path) -> tuple[Path, Format]:
+    """The checkpoint at ``path`` and its format: ``path`` itself, or the one checkpoint a
+    directory holds. A directory holding several is a :class:`UsageError` listing them."""
+    claimed = {candidate: fmt for fmt in REGISTRY for candidate in fmt.claims(path)}
+    if path in claimed:
+        return path, claimed[path]
+    if len(claimed) > 1:
+        listed = ", ".join(sorted(str(candidate) for candidate in claimed))
+        raise UsageError(f"{path}: holds several checkpoints; give one of {listed}")
+    if claimed:
+        (candidate,) = claimed
+        return locate(candidate)
+    return path, _sniffed(path)
+
+
+def _sniffed(path: Path) -> Format:
     with _opened(path) as file:
         head = file.read(_SNIFF_BYTES)
-    for fmt in REGISTRY:
-        if fmt.sniff(head):
+        members: list[str] | None = None
+        for fmt in REGISTRY:
+            if not fmt.sniff(head):
+                continue
+            if head.startswith(_ZIP_MAGIC):
+                members = _zip_members(file) if members is None else members
+                if not fmt.sniff_zip(members):
+                    continue
             return fmt
     if not head:
         raise CorruptCheckpoint(f"{path}: the file is empty")
     titles = ", ".join(fmt.title for fmt in REGISTRY)
     raise CorruptCheckpoint(f"{path}: not a checkpoint paramctl reads (it reads {titles})")
+
+
+def _zip_members(file: BinaryIO) -> list[str]:
+    """The member names of a zip archive, or none when its directory cannot be read (the
+    format that claims every zip then reports the damage)."""
+    try:
+        with zipfile.ZipFile(file) as archive:
+            return archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return []
 
 
 def read_checkpoint(
@@ -120,7 +184,14 @@ def read_checkpoint(
     mmap=True)`` instead, which is still safe; ``on_note`` hears about it.
     """
     if str(source) != STDIN:
-        return _read(Path(source), on_note)
+        given = os.fspath(source)
+        try:
+            return _read(Path(given), on_note)
+        except ParamctlError as exc:
+            # Path folds "https://host/m.pt" to "https:/host/m.pt": name the source as given.
+            if str(Path(given)) != given:
+                exc.args = (str(exc).replace(str(Path(given)), given),)
+            raise
     path = spool_stdin()
     try:
         checkpoint = _read(path, on_note)
@@ -132,7 +203,7 @@ def read_checkpoint(
 
 
 def _read(path: Path, on_note: Callable[[str], None] | None) -> Checkpoint:
-    fmt = detect_format(path)
+    path, fmt = locate(path)
     try:
         with collection_paused():
             return fmt.read(path)
@@ -157,7 +228,7 @@ def _opened(path: Path) -> Iterator[BinaryIO]:
     try:
         file = open(path, "rb")  # noqa: SIM115 - closed by the with below
     except IsADirectoryError as exc:
-        raise CheckpointIOError(f"{path}: is a directory") from exc
+        raise CheckpointIOError(f"{path}: is a directory holding no checkpoint paramctl reads") from exc
     except OSError as exc:
         raise CheckpointIOError(f"{path}: {exc.strerror or exc}") from exc
     with file:
@@ -200,6 +271,7 @@ __all__ = [
     "format_named",
     "format_of",
     "known_suffixes",
+    "locate",
     "output_format",
     "read_checkpoint",
     "spool_stdin",

@@ -299,17 +299,19 @@ def restricted_load(
     whole: bool = True,
     what: str = "the pickle",
     passing: tuple[type[BaseException], ...] = (),
+    unpickler: type[RestrictedUnpickler] = RestrictedUnpickler,
 ) -> tuple[Any, int]:
     """Unpickle the pickle at ``start`` of ``data`` with the ``allowed`` table; return the
     object and where the pickle ends. With ``whole``, nothing may follow its STOP.
-    Exceptions of the ``passing`` types (raised by stand-ins) pass through unchanged."""
+    Exceptions of the ``passing`` types (raised by stand-ins) pass through unchanged;
+    ``unpickler`` may be a subclass that resolves more names (a format's own stand-ins)."""
     end = scan_pickle(data, start, limits=limits, what=what)
     if whole and end != len(data):
         raise CorruptCheckpoint(f"{what} is damaged: {len(data) - end:,} bytes follow its STOP")
-    unpickler = RestrictedUnpickler(io.BytesIO(data[start:end]), allowed, persistent, refuse)
+    loader = unpickler(io.BytesIO(data[start:end]), allowed, persistent, refuse)
     token = _BUDGET.set(_Budget(limits))
     try:
         with pickle_errors(what, passing), collection_paused():
-            return unpickler.load(), end
+            return loader.load(), end
     finally:
         _BUDGET.reset(token)

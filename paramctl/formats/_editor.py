@@ -83,8 +83,6 @@ class StorageEditor:
     CPU overlap, and memory stays at two spans.
     """
 
-    records_provenance = True
-
     def __init__(
         self,
         checkpoint: Checkpoint,
@@ -151,6 +149,11 @@ class StorageEditor:
 
     # -- the copy ------------------------------------------------------------------------
     def _check_plain(self, storage: Storage) -> None:
+        if storage.inline is not None:
+            raise UsageError(
+                f"{self.checkpoint.label}: {storage.key} is a numpy array inside the checkpoint's pickle; "
+                "paramctl rewrites tensor records only, never the pickle: convert it to a tensor to edit it"
+            )
         if storage.offset is None and storage.nbytes:
             raise UsageError(
                 f"{self.checkpoint.label}: storage {storage.key} is compressed in the archive; "

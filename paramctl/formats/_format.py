@@ -16,7 +16,7 @@ can hold).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, ClassVar, Literal, Protocol
@@ -51,7 +51,8 @@ class Holds:
     ``extras``: non-tensor values (an epoch, optimizer hyper-parameters); ``nesting``: tensors
     in nested dicts and lists; ``ties``: two names on one tensor; ``views``: tensors viewing
     overlapping parts of one storage; ``provenance``: a place to record what paramctl
-    changed; ``dtypes``: the dtypes it stores (``None``: every dtype paramctl knows).
+    changed; ``dtypes``: the dtypes it stores (``None``: every dtype paramctl knows);
+    ``single_tensor``: a file holds one tensor, named by the file (``.npy``).
     """
 
     extras: bool
@@ -60,6 +61,28 @@ class Holds:
     views: bool
     provenance: bool
     dtypes: frozenset[str] | None = None
+    single_tensor: bool = False
+
+
+@dataclass(frozen=True)
+class FileSet:
+    """The files of a checkpoint that spans several, for writing them as one set.
+
+    ``root`` is the directory; ``members`` every file of the checkpoint relative to it (an
+    output directory receives them all); ``index`` the member that names the others, written
+    last so that it commits the set (``None``: no such file).
+
+    >>> FileSet(Path("ckpt"), ("a.safetensors", "index.json"), "index.json").data_files
+    ('a.safetensors',)
+    """
+
+    root: Path
+    members: tuple[str, ...]
+    index: str | None = None
+
+    @property
+    def data_files(self) -> tuple[str, ...]:
+        return tuple(name for name in self.members if name != self.index)
 
 
 @dataclass(frozen=True)
@@ -114,12 +137,42 @@ class Format(ABC):
     holds: ClassVar[Holds]
     # Whether torch's fallback reader may memory-map the file.
     torch_mmap: ClassVar[bool] = False
+    # How listed shapes relate to the file's, when the file stores dimensions otherwise.
+    shape_order: ClassVar[str] = ""
     # What paramctl says when asked to convert to a format with no :meth:`writer`.
     no_writer: ClassVar[str] = "does not write new files of this format; choose another with --to"
+
+    def claims(self, path: Path) -> list[Path]:
+        """The checkpoints this format finds at ``path`` by its name or directory layout,
+        consulted before any file's bytes are sniffed: ``[path]`` for a file or directory
+        that is one of its checkpoints (an index file, a DCP directory), the candidates
+        inside a directory, ``[]`` otherwise. May raise :class:`UsageError` for a path that
+        is part of a checkpoint, naming the whole one."""
+        return []
+
+    def file_set(self, checkpoint: Checkpoint) -> FileSet | None:
+        """The files of a checkpoint that spans several (written as one atomic set), or
+        ``None`` for a checkpoint of one file."""
+        return None
+
+    def new_index(self, checkpoint: Checkpoint, changed: Collection[Path]) -> bytes | None:
+        """The index's new content once the files in ``changed`` are rewritten, or
+        ``None`` when the index stays byte for byte as it is."""
+        return None
 
     @abstractmethod
     def sniff(self, head: bytes) -> bool:
         """Whether a file starting with ``head`` (its first 64 bytes) is in this format."""
+
+    def sniff_zip(self, members: Sequence[str]) -> bool:
+        """For a format whose :meth:`sniff` matched a zip archive: whether the archive's
+        member names (empty when the directory cannot be read) mark it as this format.
+
+        Zip formats are told apart by their members (``constants.pkl`` and ``code/`` for
+        TorchScript, ``archive_format`` for torch.export); the registry asks the most
+        specific first, and the one that claims every zip comes last.
+        """
+        return True
 
     @abstractmethod
     def read(self, path: Path) -> Checkpoint:
@@ -166,6 +219,7 @@ class Format(ABC):
         writer = self.writer()
         if writer is None:
             raise UsageError(f"paramctl {self.no_writer}")
+        _refuse_block_quantized(self, checkpoint)
         writer(checkpoint, out, provenance=provenance, source_metadata=source_metadata)
 
     def verify(self, path: Path, checkpoint: Checkpoint | None, on_progress: Progress | None) -> Verification:
@@ -179,3 +233,17 @@ class Format(ABC):
 
     def __repr__(self) -> str:
         return f"<format {self.name}>"
+
+
+def _refuse_block_quantized(fmt: Format, checkpoint: Checkpoint) -> None:
+    """GGUF's block-quantized tensors (``Q4_K``) are no dtype other formats store."""
+    from paramctl.dtypes import DTYPES
+
+    held = fmt.holds.dtypes or frozenset()
+    quantized = [e for e in checkpoint.entries if DTYPES[e.dtype].is_block_quantized and e.dtype not in held]
+    if quantized:
+        kinds = ", ".join(sorted({e.dtype for e in quantized}))
+        raise UsageError(
+            f"{checkpoint.label}: {len(quantized)} tensors are block-quantized ({kinds}, e.g. "
+            f"{quantized[0].name}), which {fmt.title} cannot store"
+        )

@@ -57,6 +57,9 @@ class Limits:
     # Bytes of values a tensor may claim beyond the bytes it views (a stride-0 view that
     # repeats one stored element across a huge shape), for the commands that read values.
     repeated_value_bytes: int = 1 << 30
+    # Elements of the arrays in one GGUF header (a tokenizer's tokens, scores, types and
+    # merges: about a million in the largest vocabularies).
+    metadata_elements: int = 4_000_000
     # Bytes a compressed zip record may inflate to before `check` refuses to inflate it.
     inflated_bytes: int = 1 << 30
 
@@ -74,26 +77,29 @@ def check_count(what: str, unit: str, found: int, limit: int) -> None:
         raise LimitExceeded(what, f"{_count(found)} {unit}", f"paramctl reads at most {_count(limit)}")
 
 
-def check_readable(checkpoint: Checkpoint, entry: TensorEntry, limits: Limits = LIMITS) -> None:
+def check_readable(
+    checkpoint: Checkpoint, entry: TensorEntry, limits: Limits = LIMITS, *, writing: bool = False
+) -> None:
     """What a value command checks before it allocates anything for ``entry``.
 
-    A tensor only torch reads must be dense; otherwise the data must be little-endian, the
-    tensor's storage must still lie inside its file (a file cut short since its metadata
-    was read would fault the memory map instead of failing), and the tensor may not claim
-    more values than it views by more than ``limits.repeated_value_bytes`` (a stride-0 view
-    repeating four stored bytes across a shape of terabytes).
+    Each storage holding the entry must still lie inside its file (a file cut short since
+    its metadata was read would fault the memory map instead of failing), and the tensor
+    may not claim more values than it views by more than ``limits.repeated_value_bytes``
+    (a stride-0 view repeating four stored bytes across a shape of terabytes). ``writing``
+    adds what an edit in place needs: a dense tensor, in this machine's byte order.
     """
     if checkpoint.fallback_tensors is not None:
         loaded = checkpoint.fallback_tensors.get(".".join(map(str, entry.path)))
-        if loaded is not None and (loaded.is_quantized or str(loaded.layout) != "torch.strided"):
+        if writing and loaded is not None and (loaded.is_quantized or str(loaded.layout) != "torch.strided"):
             kind = "quantized" if loaded.is_quantized else str(loaded.layout).removeprefix("torch.")
             where = f"{checkpoint.label}: {entry.name}"
-            raise CorruptCheckpoint(f"{where}: a {kind} tensor; paramctl reads values of dense tensors only")
+            raise CorruptCheckpoint(f"{where}: a {kind} tensor; paramctl writes values of dense tensors only")
         return
-    if checkpoint.byteorder != "little":
-        # Values would be read, and written, in this machine's order.
-        raise CorruptCheckpoint(f"{checkpoint.label}: big-endian tensor data is not supported")
-    check_storage_in_file(checkpoint, checkpoint.storage_of(entry))
+    if writing and checkpoint.byteorder != "little":
+        # Values would be written in this machine's order.
+        raise CorruptCheckpoint(f"{checkpoint.label}: big-endian tensor data is not written in place")
+    for key in checkpoint.storage_keys(entry):
+        check_storage_in_file(checkpoint, checkpoint.storages[key])
     start, end = entry.byte_span
     repeated = entry.nbytes - (end - start)
     if repeated > limits.repeated_value_bytes:
@@ -107,7 +113,7 @@ def check_readable(checkpoint: Checkpoint, entry: TensorEntry, limits: Limits = 
 
 def check_storage_in_file(checkpoint: Checkpoint, storage: Storage) -> None:
     """A storage's bytes lie inside its file as the file is now."""
-    if storage.offset is None or storage.nbytes == 0:
+    if storage.offset is None or storage.nbytes == 0 or storage.chunked or storage.inline is not None:
         return
     try:
         size = os.stat(storage.file).st_size

@@ -12,14 +12,15 @@ loader.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections import ChainMap
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from paramctl.dtypes import BY_STORAGE_CLASS, DTYPES, UNTYPED
 from paramctl.errors import CorruptCheckpoint, UnsafePickle
 from paramctl.formats import _allowlist
-from paramctl.formats._allowlist import PLAIN_GLOBALS, Constructor, Sealed, wrong_call
+from paramctl.formats._allowlist import PLAIN_GLOBALS, Constructor, RestrictedUnpickler, Sealed, wrong_call
 from paramctl.formats._limits import LIMITS, Limits
 from paramctl.formats._pickle_scan import Buffer
 
@@ -253,26 +254,57 @@ def storage_ref_from_pid(pid: Any) -> StorageRef:
 
 
 def restricted_load(
-    data: Buffer,
+    data: Buffer | IO[bytes],
     storage_ref: Callable[[Any], Any] | None = None,
     *,
+    unpickler: type[RestrictedUnpickler] = RestrictedUnpickler,
+    extra_globals: Mapping[str, Any] | None = None,
     limits: Limits = LIMITS,
-    start: int = 0,
-    whole: bool = True,
     what: str = "the pickle",
-) -> tuple[Any, int]:
-    """Unpickle one of torch's pickles with the allowlist; return it and where it ends.
+) -> Any:
+    """Unpickle one of torch's pickles (the whole of ``data``) with the allowlist.
+
+    ``unpickler`` may be a subclass that allows more (a format's own stand-ins);
+    ``extra_globals`` adds stand-ins a format's own pickles need (qualified name to the
+    stand-in), for this load only: the shared table is never changed.
 
     >>> import os, pickle
     >>> restricted_load(pickle.dumps({"epoch": 3}, protocol=2))
-    ({'epoch': 3}, 21)
+    {'epoch': 3}
     >>> restricted_load(pickle.dumps(os.system))
     Traceback (most recent call last):
     paramctl.errors.UnsafePickle: refusing to load: the pickle references 'posix.system', ...
     """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        data = data.read(limits.pickle_bytes + 1)
+    loaded, _ = restricted_load_at(
+        data, 0, storage_ref, unpickler=unpickler, extra_globals=extra_globals, limits=limits, what=what
+    )
+    return loaded
+
+
+def restricted_load_at(
+    data: Buffer,
+    start: int,
+    storage_ref: Callable[[Any], Any] | None = None,
+    *,
+    unpickler: type[RestrictedUnpickler] = RestrictedUnpickler,
+    extra_globals: Mapping[str, Any] | None = None,
+    limits: Limits = LIMITS,
+    whole: bool = True,
+    what: str = "the pickle",
+) -> tuple[Any, int]:
+    """Unpickle the pickle at ``start`` of ``data``; return it and where it ends (with
+    ``whole``, nothing may follow its STOP).
+
+    >>> import pickle
+    >>> restricted_load_at(pickle.dumps(1, protocol=2) + pickle.dumps(2, protocol=2), 5, whole=False)
+    (2, 10)
+    """
+    allowed = ChainMap(dict(extra_globals), ALLOWED_GLOBALS) if extra_globals else ALLOWED_GLOBALS
     return _allowlist.restricted_load(
         data,
-        ALLOWED_GLOBALS,
+        allowed,
         persistent=storage_ref,
         refuse=_refuse,
         limits=limits,
@@ -280,4 +312,5 @@ def restricted_load(
         whole=whole,
         what=what,
         passing=(NeedsTorch,),
+        unpickler=unpickler,
     )

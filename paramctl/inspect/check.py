@@ -32,12 +32,13 @@ from paramctl.formats import (
     STDIN_LABEL,
     Finding,
     Severity,
-    detect_format,
+    locate,
     read_checkpoint,
     spool_stdin,
 )
-from paramctl.select import Selection, select
+from paramctl.select import Selection, check_listed, select
 from paramctl.stats import checkpoint_stats, work_bytes
+from paramctl.units import plural
 
 
 @dataclass
@@ -67,13 +68,18 @@ class CheckResult:
         self.findings.append(Finding(severity, check, name, message))
 
     def summary(self) -> str:
-        from paramctl.units import format_bytes
+        """The verdict's counts: findings, what was looked at, which checks ran.
 
-        parts = [f"{self.errors} error{'s' * (self.errors != 1)}"]
-        parts.append(f"{self.warnings} warning{'s' * (self.warnings != 1)}")
-        scope = f"{self.tensors} tensors ({format_bytes(self.value_bytes)} of values)"
+        >>> CheckResult("m.pt", "zip", tensors=1, value_bytes=4, checked=["metadata"]).summary()
+        '0 errors, 0 warnings in 1 tensor (4 B of values, not read); checked: metadata'
+        """
+        from paramctl.units import format_bytes, plural
+
+        parts = [plural(self.errors, "error"), plural(self.warnings, "warning")]
+        read = "" if "values" in self.checked else ", not read"
+        scope = f"{plural(self.tensors, 'tensor')} ({format_bytes(self.value_bytes)} of values{read})"
         if self.records:
-            scope += f", {self.records} zip records"
+            scope += f", {plural(self.records, 'zip record')}"
         return f"{', '.join(parts)} in {scope}; checked: {', '.join(self.checked) or 'nothing'}"
 
     def to_dict(self, strict: bool = False) -> dict[str, Any]:
@@ -114,7 +120,7 @@ def check_checkpoint(
     """
     label = STDIN_LABEL if str(source) == STDIN else str(source)
     path = spool_stdin() if str(source) == STDIN else Path(source)
-    fmt = detect_format(path)
+    path, fmt = locate(path)
     result = CheckResult(label, fmt.name)
     checkpoint: Checkpoint | None = None
     failure = ""
@@ -132,8 +138,13 @@ def check_checkpoint(
             result.add("error", "read", "", failure)
         return result
     result.checked.append("metadata")
+    view = model_view(checkpoint, key=key, all_tensors=key is None).entries
+    check_listed(selection, [entry.name for entry in view], label)
+    entries = select(view, selection)
+    result.tensors = len(entries)
+    result.value_bytes = work_bytes(entries)
     if values:
-        _check_values(checkpoint, result, selection, key, on_progress)
+        _check_values(checkpoint, result, entries, key, on_progress)
     return result
 
 
@@ -146,13 +157,10 @@ def check_checkpoint(
 def _check_values(
     checkpoint: Checkpoint,
     result: CheckResult,
-    selection: Selection,
+    entries: list[TensorEntry],
     key: str | None,
     on_progress: Callable[[int], None] | None,
 ) -> None:
-    entries = select(model_view(checkpoint, key=key, all_tensors=key is None).entries, selection)
-    result.tensors = len(entries)
-    result.value_bytes = work_bytes(entries)
     try:
         all_stats = checkpoint_stats(checkpoint, entries, on_progress=on_progress)
     except CorruptCheckpoint as exc:
@@ -166,7 +174,8 @@ def _check_values(
         if not stats.finite:
             counts = [f"{n:,} {label}" for n, label in ((stats.nan, "NaN"), (stats.inf, "Inf")) if n]
             check = "nan" if stats.nan else "inf"
-            result.add("error", check, entry.name, f"{' and '.join(counts)} among {stats.numel:,} values")
+            among = plural(stats.numel or 0, "value")
+            result.add("error", check, entry.name, f"{' and '.join(counts)} among {among}")
         elif _is_matrix(entry) and stats.constant and join_path(entry.path) in weights:
             if stats.max == 0:
                 result.add("warning", "zeros", entry.name, f"all {stats.numel:,} values are zero")

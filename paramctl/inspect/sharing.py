@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from paramctl.checkpoint import Checkpoint, TensorEntry, model_view
@@ -37,8 +36,6 @@ if TYPE_CHECKING:
     from paramctl.values import ValueReader
 
 GroupRelation = Literal[Relation, "equal"]
-# Bytes hashed per read: enough to keep the disk busy, small against any tensor.
-_HASH_CHUNK = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -100,6 +97,8 @@ class SharingReport:
     tensors: int
     by_value: bool = False
     prefix: str = ""
+    # Set for formats that store every tensor apart (no storage identity to share).
+    identity_note: str = ""
 
     @property
     def names(self) -> int:
@@ -110,13 +109,19 @@ class SharingReport:
         return sum(group.saved_bytes for group in self.groups)
 
     def summary(self) -> str:
-        from paramctl.units import format_bytes
+        """One line: the groups, the names in them, the bytes sharing saves.
+
+        >>> SharingReport("m.pt", "zip", [], tensors=1).summary()
+        'no shared storages among 1 tensor'
+        """
+        from paramctl.units import format_bytes, plural
 
         kinds = "shared storages" + (" or equal values" if self.by_value else "")
+        note = f" ({self.identity_note})" if self.identity_note else ""
         if not self.groups:
-            return f"no {kinds} among {self.tensors} tensors"
-        groups = f"{len(self.groups)} group{'s' * (len(self.groups) != 1)}"
-        return f"{groups}, {self.names} names, sharing saves {format_bytes(self.saved_bytes)}"
+            return f"no {kinds} among {plural(self.tensors, 'tensor')}{note}"
+        groups, names = plural(len(self.groups), "group"), plural(self.names, "name")
+        return f"{groups}, {names}, sharing saves {format_bytes(self.saved_bytes)}{note}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -124,6 +129,7 @@ class SharingReport:
             "format": self.format,
             "prefix": self.prefix,
             "by_value": self.by_value,
+            "identity_note": self.identity_note,
             "groups": [group.to_dict() for group in self.groups],
             "summary": {
                 "groups": len(self.groups),
@@ -228,6 +234,8 @@ def value_groups(
     Only tensors of equal dtype and shape are candidates; one digest per distinct location
     is streamed in chunks, so memory stays bounded whatever the tensor size.
     """
+    from paramctl.values import ValueReader
+
     located, _ = _locate(checkpoint, entries)
     # One representative per distinct place and layout: aliases need no hashing.
     places: dict[tuple[Any, ...], list[_Located]] = {}
@@ -238,14 +246,14 @@ def value_groups(
     for place in places:
         candidates.setdefault((place[4], place[3]), []).append(place)
     groups = []
-    with _Hasher(checkpoint) as hasher:
+    with ValueReader(checkpoint) as reader:
         for (_, _), same_kind in candidates.items():
             if len(same_kind) < 2:
                 continue
             by_digest: dict[str, list[tuple[Any, ...]]] = {}
             for place in same_kind:
                 entry = places[place][0].entry
-                by_digest.setdefault(hasher.digest(entry), []).append(place)
+                by_digest.setdefault(_digest(reader, entry), []).append(place)
                 if on_progress:
                     on_progress(entry.nbytes)
             for digest, equal in by_digest.items():
@@ -273,68 +281,12 @@ def value_work(checkpoint: Checkpoint, entries: Sequence[TensorEntry]) -> int:
     return sum(e.nbytes for e in entries if e.numel and shapes[(e.dtype, e.shape)] > 1)
 
 
-class _Hasher:
-    """Digests of tensors' bytes: read straight from the file when they lie there in
-    order, else (strided views, compressed records) through torch, chunk by chunk."""
-
-    def __init__(self, checkpoint: Checkpoint) -> None:
-        self.checkpoint = checkpoint
-        self._file: Any = None
-        self._reader: ValueReader | None = None
-        self._buffer = bytearray(_HASH_CHUNK)
-
-    def __enter__(self) -> _Hasher:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._file is not None:
-            self._file.close()
-        if self._reader is not None:
-            self._reader.close()
-
-    def digest(self, entry: TensorEntry) -> str:
-        hasher = hashlib.blake2b(digest_size=16)
-        storage = self.checkpoint.storages.get(entry.storage_key)
-        plain = (
-            self.checkpoint.fallback_tensors is None
-            and storage is not None
-            and storage.offset is not None
-            and entry.is_contiguous
-        )
-        if plain:
-            assert storage is not None and storage.offset is not None
-            self._hash_file(hasher, storage.offset + entry.byte_span[0], entry.nbytes)
-        else:
-            self._hash_values(hasher, entry)
-        return hasher.hexdigest()
-
-    def _hash_file(self, hasher: Any, offset: int, length: int) -> None:
-        if self._file is None:
-            self._file = open(Path(self.checkpoint.path), "rb")  # noqa: SIM115 - closed on exit
-        self._file.seek(offset)
-        view = memoryview(self._buffer)
-        while length > 0:
-            got = self._file.readinto(view[: min(length, len(view))])
-            if not got:
-                break  # a short file: the reader already refused truncated storages
-            hasher.update(view[:got])
-            length -= got
-
-    def _hash_values(self, hasher: Any, entry: TensorEntry) -> None:
-        import torch
-
-        from paramctl.stats import flat_chunks
-        from paramctl.values import ValueReader
-
-        if self._reader is None:
-            self._reader = ValueReader(self.checkpoint)
-        tensor = self._reader.tensor(entry)
-        per_chunk = max(1, _HASH_CHUNK // max(entry.itemsize, 1))
-        for chunk in flat_chunks(tensor, per_chunk):
-            raw = chunk.contiguous().view(torch.uint8)
-            view = memoryview(self._buffer)[: raw.numel()]
-            torch.frombuffer(view, dtype=torch.uint8).copy_(raw)
-            hasher.update(view)
+def _digest(reader: ValueReader, entry: TensorEntry) -> str:
+    """A BLAKE2b digest of an entry's bytes in element order, streamed in chunks."""
+    hasher = hashlib.blake2b(digest_size=16)
+    for chunk in reader.raw_chunks(entry):
+        hasher.update(chunk)
+    return hasher.hexdigest()
 
 
 def find_shared(
@@ -361,4 +313,21 @@ def find_shared(
     groups = storage_groups(checkpoint, chosen)
     if by_value:
         groups += value_groups(checkpoint, chosen, on_progress=on_progress)
-    return SharingReport(checkpoint.label, checkpoint.format, groups, len(chosen), by_value, view.prefix_name)
+    note = _identity_note(checkpoint.format, by_value)
+    return SharingReport(
+        checkpoint.label, checkpoint.format, groups, len(chosen), by_value, view.prefix_name, note
+    )
+
+
+def _identity_note(format_name: str, by_value: bool) -> str:
+    """What to say when the format cannot record shared storage at all."""
+    from paramctl.formats import FORMATS_BY_NAME
+
+    fmt = FORMATS_BY_NAME.get(format_name)
+    if fmt is None or fmt.holds.ties:
+        return ""
+    if by_value:
+        return f"{format_name} files store every tensor apart: groups are equal copies, found by value"
+    return (
+        f"{format_name} files store every tensor apart and record no sharing; --by-value finds equal copies"
+    )

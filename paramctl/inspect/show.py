@@ -1,16 +1,17 @@
 """``paramctl show``: one tensor's metadata, statistics, values and distribution.
 
-The tensor is a view of the mapped file, and ``--slice`` indexes that view before anything
-is read, so only the pages of the part shown are touched. The preview is torch's own
-``repr`` under the requested print options: edges with ``...`` for big tensors, every
-value with ``full``.
+The tensor is a numpy view of the mapped file, and ``--slice`` indexes that view before
+anything is read, so only the pages of the part shown are touched. The preview is the text
+torch's ``repr`` prints under the requested print options (edges with ``...`` for big
+tensors, every value with ``full``), produced by :mod:`paramctl.inspect.preview` without
+importing torch.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from paramctl.checkpoint import Checkpoint, Storage, TensorEntry, join_path, model_view
@@ -92,7 +93,8 @@ class TensorReport:
             "numel": entry.numel,
             "bytes": entry.nbytes,
             "stride": list(entry.stride),
-            "contiguous": entry.is_contiguous,
+            # a sparse tensor has no strides, so no layout to be contiguous in
+            "contiguous": len(entry.stride) == len(entry.shape) and entry.is_contiguous,
             "storage": storage,
             "storage_offset": entry.storage_offset,
             "requires_grad": entry.requires_grad,
@@ -120,6 +122,19 @@ def find_entry(
     raise nothing_selected(Selection(names=frozenset([name])), names)
 
 
+def _preview(values: Any, dtype: str, options: dict[str, Any], *, max_lines: int | None) -> str:
+    """torch's ``repr`` under print ``options``; one taller than ``max_lines`` is summarised
+    to its edges, as few as it takes."""
+    from paramctl.inspect.preview import tensor_repr
+
+    preview = tensor_repr(values, dtype, **options)
+    for edges in (3, 2, 1):
+        if max_lines is None or preview.count("\n") < max_lines:
+            break
+        preview = tensor_repr(values, dtype, **{**options, "threshold": 0, "edgeitems": edges})
+    return preview
+
+
 def show_tensor(
     checkpoint: Checkpoint,
     name: str,
@@ -131,8 +146,11 @@ def show_tensor(
     precision: int = 4,
     full: bool = False,
     linewidth: int = 80,
+    max_lines: int | None = None,
 ) -> TensorReport:
     """Read one tensor (or the ``index`` part of it) and describe it.
+
+    A preview longer than ``max_lines`` is summarised to its edges (unless ``full``).
 
     >>> import torch, tempfile, os
     >>> from paramctl import read_checkpoint
@@ -142,8 +160,6 @@ def show_tensor(
     >>> report.preview, report.stats.mean
     ('tensor([4., 5.])', 4.5)
     """
-    import torch
-
     from paramctl.values import ValueReader
 
     if bins < 1:
@@ -153,25 +169,16 @@ def show_tensor(
     entry = find_entry(checkpoint, name, key=key, all_tensors=all_tensors)
     parts = parse_index(index) if index else None
     partners = shared_names(checkpoint.entries, by=lambda e: join_path(e.path))
-    with ValueReader(checkpoint) as values:
-        tensor = values.tensor(entry)
-        if parts is not None:
-            try:
-                tensor = tensor[parts]
-            except (IndexError, ValueError, TypeError) as exc:
-                raise UsageError(f"--slice {index!r} does not fit shape {list(entry.shape)}: {exc}") from exc
-        stats = tensor_stats(tensor)
-        bars = histogram(tensor, stats, bins)
-        options = {
-            "precision": precision,
-            "threshold": math.inf if full else 1000,
-            "edgeitems": 3,
-            "linewidth": linewidth,
-        }
-        # torch's printoptions are global; its context manager restores them afterwards.
-        with torch._tensor_str.printoptions(**options):
-            preview = repr(tensor)
-        view_shape = tuple(tensor.shape)
+    with ValueReader(checkpoint) as reader:
+        try:
+            values = reader.array(entry, parts)
+        except (IndexError, ValueError, TypeError) as exc:
+            raise UsageError(f"--slice {index!r} does not fit shape {list(entry.shape)}: {exc}") from exc
+        stats = replace(tensor_stats(values), note=reader.note(entry))
+        bars = histogram(values, stats, bins)
+        options = {"precision": precision, "threshold": math.inf if full else 1000, "linewidth": linewidth}
+        preview = _preview(values, entry.dtype, options, max_lines=None if full else max_lines)
+        view_shape = tuple(values.shape)
     storage = checkpoint.storages.get(entry.storage_key) if checkpoint.fallback_tensors is None else None
     return TensorReport(
         source=checkpoint.label,

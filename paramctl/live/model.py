@@ -73,7 +73,7 @@ def load_state(module: nn.Module, source: str | os.PathLike[str], *, key: str | 
     if view.prefix:
         notes.append(f"loaded {view.prefix_name!r} of {checkpoint.label}")
     with ValueReader(checkpoint) as values:
-        state = {entry.name: values.tensor(entry) for entry in view.entries}
+        state = {entry.name: values.tensor(entry, copy=False) for entry in view.entries}
         load_state_dict(module, state, checkpoint.label)
     return notes
 

@@ -128,9 +128,9 @@ def open_or_trusted(open_file: Callable[[], T], source: str, *, trust: bool) -> 
     """
     try:
         return open_file()
-    except UnsafePickle:
+    except UnsafePickle as refused:
         if not trust:
             from paramctl.live.trust import refusal_for
 
-            raise refusal_for(source) from None
+            raise refusal_for(source, refused) from None
         return TrustedPickle(source)

@@ -79,16 +79,87 @@ def load_trusted(path: Path, *, on_globals: Callable[[list[str]], None] | None =
         ) from exc
 
 
-def refusal(path: Path, label: str) -> UnsafePickle:
-    """The error for a full pickle met without ``--trust``: what it would import that the
-    allowlist refuses, and the way to load it anyway. Listing them executes nothing.
+# Globals no checkpoint needs, and what calling them does: a pickle naming one is an
+# attack (or a mistake) that --trust must not be suggested for. Keys are name prefixes
+# ("os.exec" covers os.execv, "subprocess." the whole module).
+_HARMFUL = {
+    "os.system": "run a shell command",
+    "posix.system": "run a shell command",
+    "nt.system": "run a shell command",
+    "os.popen": "run a shell command",
+    "posix.popen": "run a shell command",
+    "subprocess.": "start a program",
+    "pty.spawn": "start a program",
+    "os.exec": "replace itself with another program",
+    "posix.exec": "replace itself with another program",
+    "os.spawn": "start a program",
+    "posix.spawn": "start a program",
+    "builtins.eval": "execute Python code",
+    "builtins.exec": "execute Python code",
+    "builtins.compile": "compile Python code",
+    "builtins.__import__": "import modules by name",
+    "importlib.import_module": "import modules by name",
+    "runpy.": "run a Python module",
+    "code.": "run Python code",
+    "builtins.open": "open files",
+    "io.open": "open files",
+    "os.remove": "delete files",
+    "os.unlink": "delete files",
+    "os.rmdir": "delete files",
+    "shutil.": "copy, move or delete files",
+    "socket.": "open network connections",
+    "urllib.": "open network connections",
+    "http.": "open network connections",
+    "webbrowser.": "open a web page",
+    "builtins.getattr": "look up any attribute by name (how os.system is reached)",
+}
+
+
+def harm(name: str) -> str | None:
+    """What calling the global ``name`` does, if it is one no checkpoint needs.
+
+    >>> harm("posix.system"), harm("subprocess.call"), harm("mynets.MLP")
+    ('run a shell command', 'start a program', None)
     """
-    foreign = [
-        f"{module}.{name}" if module else name
-        for module, name in _global_pairs(path)
-        if refuses(module, name)
-    ]
+    return next((what for known, what in _HARMFUL.items() if name.startswith(known)), None)
+
+
+def _looks_like_a_class(name: str) -> bool:
+    # Classes are CapWords by convention (MLP, Linear, OrderedDict); functions are not.
+    return name.rpartition(".")[2][:1].isupper()
+
+
+def refusal(path: Path, label: str, cause: UnsafePickle | None = None) -> UnsafePickle:
+    """The error for a full pickle met without ``--trust``. Globals no checkpoint needs
+    (``os.system``, ``subprocess.*``, ``builtins.eval``, ...) are named with what they would
+    do, and ``--trust`` is not offered; a pickle of classes (a saved ``nn.Module``) is
+    offered ``--trust``; functions outside torch are named, without the offer. Scanning the
+    opcodes executes nothing. When every global it names is on the allowlist, what was
+    refused is in the data itself (``cause``, a numpy object array).
+    """
+    pairs = _global_pairs(path)
+    names = [f"{module}.{name}" if module else name for module, name in pairs]
+    harmful = {name: what for name in names if (what := harm(name)) is not None}
+    if harmful:
+        does = " and ".join(
+            f"{what} ({', '.join(n for n in harmful if harmful[n] == what)})"
+            for what in dict.fromkeys(harmful.values())
+        )
+        return UnsafePickle(
+            next(iter(harmful)),
+            f"loading {label} would {does}: no checkpoint needs that, so do not load it",
+        )
+    foreign = [f"{module}.{name}" if module else name for module, name in pairs if refuses(module, name)]
+    if not foreign and cause is not None:
+        return cause
     shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+    functions = [name for name in foreign if not _looks_like_a_class(name) and not name.startswith("torch.")]
+    if functions:
+        return UnsafePickle(
+            functions[0],
+            f"{label} is a pickle that calls {', '.join(functions[:3])} while loading; "
+            "paramctl reads only tensors and the classes of saved modules",
+        )
     return UnsafePickle(
         foreign[0] if foreign else "a global outside the allowlist",
         f"{label} is a full pickled object; if you trust it, --trust loads it "
@@ -96,8 +167,8 @@ def refusal(path: Path, label: str) -> UnsafePickle:
     )
 
 
-def refusal_for(source: str) -> UnsafePickle:
+def refusal_for(source: str, cause: UnsafePickle | None = None) -> UnsafePickle:
     """:func:`refusal` for a command's source, where ``-`` is standard input."""
     if source == STDIN:
-        return refusal(spool_stdin(), STDIN_LABEL)
-    return refusal(Path(source), source)
+        return refusal(spool_stdin(), STDIN_LABEL, cause)
+    return refusal(Path(source), source, cause)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from paramctl.render.engine import Column, Environment, OutputFormat, Report, emit, escape_control
+from paramctl.render.engine import Column, OutputFormat, Report, escape_control
 
 if TYPE_CHECKING:
     from rich.console import Group
@@ -18,9 +18,9 @@ if TYPE_CHECKING:
 
 CHECK_COLUMNS = [
     Column("severity", "severity"),
-    Column("check", "check"),
-    Column("name", "name", style="bold"),
-    Column("message", "message"),
+    Column("check", "check", drop_rank=1),
+    Column("name", "name", style="bold", fold="name"),
+    Column("message", "message", fold="words"),
 ]
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow"}
 
@@ -41,12 +41,12 @@ def _verdict(result: CheckResult, strict: bool) -> Group:
     return Group(*lines, summary)
 
 
-def emit_check(result: CheckResult, fmt: OutputFormat, env: Environment, strict: bool = False) -> None:
-    """The findings in ``fmt``; ``--format names`` lists each tensor with a finding once."""
+def check_report(result: CheckResult, fmt: OutputFormat, strict: bool = False) -> Report:
+    """The findings for ``fmt``; ``--format names`` lists each tensor with a finding once."""
     rows = [finding.to_dict() for finding in result.findings]
     if fmt is OutputFormat.names:
         rows = [{"name": name} for name in dict.fromkeys(f.name for f in result.findings if f.name)]
-    report = Report(
+    return Report(
         CHECK_COLUMNS,
         rows,
         document=lambda: result.to_dict(strict),
@@ -54,5 +54,5 @@ def emit_check(result: CheckResult, fmt: OutputFormat, env: Environment, strict:
         # The verdict line carries the summary on a terminal; pipes get it as a note.
         footer=[] if fmt is OutputFormat.table else [result.summary()],
         footer_as_notes=True,
+        rows_key="findings",
     )
-    emit(report, fmt, env)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -28,7 +29,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:  # Rich loads only where something is drawn for a person
     from rich.console import Console, RenderableType
-    from rich.text import Text
 
 
 class OutputFormat(str, Enum):
@@ -51,6 +51,8 @@ class Environment:
     stderr: TextIO
     stdout_isatty: bool
     stderr_isatty: bool
+    # A fixed width for tables (tests); None: the terminal's, or $COLUMNS (else 200) in a pipe.
+    width: int | None = None
 
     @classmethod
     def current(cls) -> Environment:
@@ -64,8 +66,17 @@ class Environment:
     def console(self) -> Console:
         from rich.console import Console
 
-        # A pipe gets no width limit worth wrapping names at.
-        return Console(file=self.stdout, highlight=False, width=None if self.stdout_isatty else 200)
+        return Console(file=self.stdout, highlight=False, width=self.table_width())
+
+    def table_width(self) -> int | None:
+        """The width tables fit: the terminal's (None lets Rich ask it), else ``$COLUMNS``;
+        a pipe without it gets no width limit worth folding names at."""
+        if self.width is not None:
+            return self.width
+        if self.stdout_isatty:
+            return None
+        columns = os.environ.get("COLUMNS", "")
+        return int(columns) if columns.isdigit() and int(columns) > 0 else 200
 
     def err_console(self) -> Console:
         from rich.console import Console
@@ -140,7 +151,8 @@ def as_text(value: Any) -> str:
 
 @dataclass(frozen=True)
 class Column:
-    """A field of the rows: its key, its header, and how a person reads it."""
+    """A field of the rows: its key, its header, how a person reads it, and how the table
+    gives way when the terminal is narrow (see :mod:`paramctl.render.table`)."""
 
     key: str
     header: str
@@ -148,6 +160,14 @@ class Column:
     human: Callable[[Any], str] | None = None
     plain: Callable[[Any], str] = as_text
     style: str | None = None
+    # 0: always shown; otherwise the columns with the highest rank are hidden first.
+    drop_rank: int = 0
+    # "name": folds at dots, never cut; "words": wraps at spaces; "": never wraps.
+    fold: str = ""
+    # A shorter reading of the same value (1.23M for 1,234,567), used when space is short.
+    compact: Callable[[Any], str] | None = None
+    # What the note of hidden columns calls this column's kind ("stats").
+    group: str | None = None
 
 
 @dataclass
@@ -162,16 +182,56 @@ class Report:
     caption: str | None = None
     footer: list[str] = field(default_factory=list)
     sections: list[Report] = field(default_factory=list)  # e.g. extras after tensors
-    # What a person sees instead of the table (a tree, a page), built only for a terminal.
+    # What a person sees instead of the table (a page, a verdict), built only for a terminal.
     human: Callable[[], RenderableType] | None = None
     # The key whose value ``--format names`` prints, one a line.
     name_key: str = "name"
     # Formats with no place for the footer (all but table and JSON) give it as notes on stderr.
     footer_as_notes: bool = False
+    # Where the rows sit in the JSON document (``--columns`` narrows them there too).
+    rows_key: str | None = None
+    # What a table with no rows says instead of an empty frame (None: draw the frame).
+    when_empty: str | None = None
+    # What the table shows, where it differs from the rows' own columns (a tree's guides).
+    table_columns: list[Column] | None = None
+    # Each jsonl record's kind ("tensor", "extra"), when sections mix record shapes.
+    kind: str | None = None
+
+    def with_columns(self, keys: Sequence[str]) -> Report:
+        """This report showing only the columns ``keys`` (``--columns``), in that order,
+        in every format; sections keep theirs."""
+        by_key = {column.key: column for column in self.columns}
+        unknown = [key for key in keys if key not in by_key]
+        if unknown:
+            from paramctl.errors import UsageError
+            from paramctl.select import did_you_mean
+
+            raise UsageError(
+                f"--columns: no column {unknown[0]!r}{did_you_mean(unknown[0], list(by_key))}; "
+                f"columns: {', '.join(by_key)}"
+            )
+        chosen = [replace(by_key[key], drop_rank=0) for key in keys]
+        # JSON narrows the rows where the document keeps them; a document that keeps
+        # them otherwise (nested in groups) gives way to the rows themselves.
+        document = self.document
+        if document is not None:
+            document = _narrowed_document(document, self.rows_key, list(keys)) if self.rows_key else None
+        rows = [{key: row.get(key) for key in keys} for row in self.rows]
+        return replace(self, columns=chosen, rows=rows, document=document, table_columns=None)
 
 
-def emit(report: Report, fmt: OutputFormat, env: Environment) -> None:
-    """Write ``report`` to stdout in ``fmt``."""
+def _narrowed_document(document: Callable[[], Any], rows_key: str, keys: list[str]) -> Callable[[], Any]:
+    def narrowed() -> Any:
+        data = document()
+        data[rows_key] = [{key: row.get(key) for key in keys} for row in data[rows_key]]
+        return data
+
+    return narrowed
+
+
+def emit(report: Report, fmt: OutputFormat, env: Environment, *, header: bool = True) -> None:
+    """Write ``report`` to stdout in ``fmt``; ``header=False`` leaves out the header line of
+    TSV and CSV (a later file's rows under the first one's header)."""
     if fmt is OutputFormat.json:
         document = report.document() if report.document is not None else report.rows
         env.stdout.write(json.dumps(document, indent=2, allow_nan=True, default=str) + "\n")
@@ -184,59 +244,44 @@ def emit(report: Report, fmt: OutputFormat, env: Environment) -> None:
     elif fmt is OutputFormat.table:
         _emit_table(report, env)
     else:
-        _emit_delimited(report, env, "\t" if fmt is OutputFormat.tsv else ",")
+        _emit_delimited(report, env, "\t" if fmt is OutputFormat.tsv else ",", header)
     if report.footer_as_notes and fmt not in (OutputFormat.table, OutputFormat.json):
         for line in report.footer:
             env.note(line)
 
 
 def _all_rows(report: Report) -> Iterable[dict[str, Any]]:
-    yield from report.rows
+    for row in report.rows:
+        yield {"kind": report.kind, **row} if report.kind else row
     for section in report.sections:
         yield from _all_rows(section)
 
 
-def _emit_delimited(report: Report, env: Environment, delimiter: str) -> None:
+def _emit_delimited(report: Report, env: Environment, delimiter: str, header: bool) -> None:
+    lines = [[c.key for c in report.columns]] if header else []
+    lines += [[c.plain(row.get(c.key)) for c in report.columns] for row in report.rows]
     if delimiter == "\t":
         # TSV has no quoting: control characters are escaped instead, so rows stay rows.
-        lines = [[c.key for c in report.columns]]
-        lines += [[c.plain(row.get(c.key)) for c in report.columns] for row in report.rows]
         env.stdout.write("".join("\t".join(line) + "\n" for line in lines))
     else:
-        writer = csv.writer(env.stdout, lineterminator="\n")
-        writer.writerow([c.key for c in report.columns])
-        writer.writerows([c.plain(row.get(c.key)) for c in report.columns] for row in report.rows)
+        csv.writer(env.stdout, lineterminator="\n").writerows(lines)
     for section in report.sections:
         env.stdout.write("\n")
-        _emit_delimited(section, env, delimiter)
+        _emit_delimited(section, env, delimiter, header)
 
 
 def _emit_table(report: Report, env: Environment) -> None:
-    from rich.text import Text
+    from paramctl.render.table import draw_table
 
     console = env.console()
     if report.human is not None:
         console.print(report.human())
-    else:
-        from rich.table import Table
-
-        # The title names the file: its path is escaped like names, and never read as markup.
-        title = Text(escape_control(report.title)) if report.title is not None else None
-        table = Table(title=title, caption=report.caption, caption_justify="left")
-        for column in report.columns:
-            table.add_column(column.header, justify=column.justify, style=column.style)  # type: ignore[arg-type]
-        for row in report.rows:
-            table.add_row(*(_human(column, row.get(column.key)) for column in report.columns))
-        console.print(table)
-    for line in report.footer:
-        console.print(line)
+    elif report.rows or report.when_empty is None:
+        draw_table(report, console)
+    if not report.rows and report.when_empty and report.human is None:
+        console.print(report.when_empty, markup=False)
+    for line in report.footer:  # plain text: a name's brackets are not markup
+        console.print(line, markup=False)
     for section in report.sections:
         console.print()
         _emit_table(section, env)
-
-
-def _human(column: Column, value: Any) -> Text:
-    from rich.text import Text
-
-    text = column.human(value) if column.human else as_text(value)
-    return Text(escape_control(text))

@@ -14,9 +14,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from paramctl.render.columns import BYTES, DTYPE, NAME, NUMEL, SHAPE, SHARED, human_fraction
-from paramctl.render.engine import Column, Environment, Report, as_text
+from paramctl.render.engine import Column, Environment, Report, as_text, format_shape
+from paramctl.units import plural
 
 if TYPE_CHECKING:
+    from paramctl.inspect.listing import SortKey
     from paramctl.live.model import LiveListing
     from paramctl.live.probe import GradProbe
 
@@ -31,24 +33,24 @@ def _human_yes_no(value: Any) -> str:
 
 LIVE_COLUMNS = [
     NAME,
-    Column("kind", "kind"),
+    Column("kind", "kind", drop_rank=2),
     SHAPE,
     DTYPE,
     NUMEL,
     BYTES,
-    Column("requires_grad", "grad", human=_human_yes_no),
-    Column("module", "module", style="cyan"),
+    Column("requires_grad", "grad", human=_human_yes_no, drop_rank=5),
+    Column("module", "module", style="cyan", drop_rank=6),
     SHARED,
 ]
 
 GRAD_COLUMNS = [
     NAME,
-    SHAPE,
+    Column("shape", "shape", plain=format_shape, human=format_shape, drop_rank=4),
     Column("status", "status"),
     Column("grad_norm", "norm", "right", human=_human_grad),
-    Column("grad_mean", "mean", "right", human=_human_grad),
-    Column("grad_max_abs", "max |g|", "right", human=_human_grad),
-    Column("grad_zeros", "zeros", "right", human=human_fraction),
+    Column("grad_mean", "mean", "right", human=_human_grad, drop_rank=3),
+    Column("grad_max_abs", "max |g|", "right", human=_human_grad, drop_rank=2),
+    Column("grad_zeros", "zeros", "right", human=human_fraction, drop_rank=5),
     SHARED,
 ]
 
@@ -63,24 +65,40 @@ def live_listing_report(listing: LiveListing) -> Report:
             numel += row.numel or 0
             seen.update((row.name, *row.shared_with))
     footer = [
-        f"{len(params)} parameter names ({numel:,} distinct elements), "
-        f"{len(listing.rows) - len(params)} buffer names"
+        f"{plural(len(params), 'parameter name')} ({plural(numel, 'distinct element')}), "
+        f"{plural(len(listing.rows) - len(params), 'buffer name')}"
     ]
     if listing.inputs:
         footer.append(f"dry forward pass with {listing.inputs}")
     if listing.materialized:
         footer.append(f"materialized by it: {', '.join(listing.materialized)}")
     if listing.lazy:
-        footer.append(
-            f"{len(listing.lazy)} uninitialized (lazy) tensors; --input-shape gives them their shapes"
-        )
+        lazy = plural(len(listing.lazy), "uninitialized (lazy) tensor")
+        footer.append(f"{lazy}; --input-shape gives them their shapes")
     title = listing.origin + (f", loaded from {listing.loaded_from}" if listing.loaded_from else "")
-    return Report(LIVE_COLUMNS, rows, document=listing.to_dict, title=title, footer=footer)
+    return Report(
+        LIVE_COLUMNS, rows, document=listing.to_dict, title=title, footer=footer, rows_key="tensors"
+    )
 
 
-def live_tree_rows(listing: LiveListing) -> list[dict[str, Any]]:
-    """The rows ``list --model --tree`` groups: a lazy tensor counts as empty."""
-    return [{**row.to_dict(), "numel": row.numel or 0, "bytes": row.nbytes or 0} for row in listing.rows]
+def live_tree(listing: LiveListing, depth: int | None = None, sort: SortKey = "file") -> Report:
+    """``list --model --tree``: the module's names as a tree; a lazy tensor counts as empty,
+    a shared parameter's bytes once per module."""
+    from paramctl.inspect.tree import Leaf, module_tree
+    from paramctl.render.tree import tree_report
+
+    leaves = [
+        Leaf(
+            row.name,
+            row.numel or 0,
+            row.nbytes or 0,
+            row.dtype,
+            row.to_dict(),
+            tie=min([row.name, *row.shared_with]),
+        )
+        for row in listing.rows
+    ]
+    return tree_report(module_tree(leaves, sort), depth=depth, title=listing.origin)
 
 
 def grads_report(probe: GradProbe) -> Report:
@@ -98,6 +116,7 @@ def grads_report(probe: GradProbe) -> Report:
         document=probe.to_dict,
         title=f"gradients of {probe.source}" if probe.source else "gradients",
         footer=footer,
+        rows_key="parameters",
     )
 
 
@@ -105,7 +124,9 @@ def announce_globals(env: Environment, names: list[str]) -> None:
     """What a trusted load imports, on stderr, before it runs: the safety notice of ``--trust``."""
     console = env.err_console()
     console.print(
-        f"paramctl: --trust: loading runs code from {len(names)} globals:", markup=False, soft_wrap=True
+        f"paramctl: --trust: loading runs code from {plural(len(names), 'global')}:",
+        markup=False,
+        soft_wrap=True,
     )
     for name in names:
         console.print(f"  {name}", markup=False, highlight=False, soft_wrap=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from paramctl.render.columns import BYTES, DTYPE, NAME, SHAPE
+from paramctl.render.columns import BYTES, NAME, SHAPE, human_int, ranked
 from paramctl.render.engine import Column, Report
 
 if TYPE_CHECKING:
@@ -16,15 +16,16 @@ if TYPE_CHECKING:
 
 SHARED_COLUMNS = [
     Column("group", "group", "right"),
-    Column("relation", "relation", style="magenta"),
+    Column("relation", "relation", style="magenta", drop_rank=2),
     NAME,
-    SHAPE,
-    DTYPE,
-    BYTES,
-    Column("storage", "storage"),
-    Column("start", "start", "right"),
-    Column("end", "end", "right"),
-    Column("view", "view", "right"),
+    *ranked([SHAPE], {"shape": 3}),
+    Column("dtype", "dtype", drop_rank=4),
+    *ranked([BYTES], {"bytes": 1}),
+    # A storage key is a tensor's name in safetensors: it folds like one.
+    Column("storage", "storage", fold="name", drop_rank=5),
+    Column("start", "start", "right", human=human_int, drop_rank=6),
+    Column("end", "end", "right", human=human_int, drop_rank=6),
+    Column("view", "view", "right", drop_rank=5),
 ]
 
 
@@ -43,4 +44,6 @@ def shared_report(report: SharingReport) -> Report:
         title=f"{report.source} ({report.format})",
         footer=[report.summary()],
         footer_as_notes=True,
+        # No sharing: the summary says so, without an empty frame above it.
+        when_empty="",
     )

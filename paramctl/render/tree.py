@@ -1,98 +1,105 @@
-"""``list --tree``: names grouped by module path (``encoder.layers.0``), each group with
-subtotals, as a Rich tree for people and as rows (one per module, the root ``.``) for pipes.
+"""``list --tree``: a row per module and per tensor, parents first. People see a table whose
+first column draws the tree; pipes get the rows (the root's path written ``.``), JSON the
+nested modules.
 
->>> rows = [{"name": "0.weight", "shape": [3, 4], "dtype": "float32", "numel": 12, "bytes": 48},
-...         {"name": "0.bias", "shape": [3], "dtype": "float32", "numel": 3, "bytes": 12}]
->>> [(row["module"], row["tensors"], row["bytes"]) for row in tree_report(rows).rows]
+>>> from paramctl.inspect.tree import Leaf, module_tree
+>>> leaves = [Leaf("0.weight", 12, 48, "float32", {"shape": [3, 4], "dtype": "float32"}),
+...           Leaf("0.bias", 3, 12, "float32", {"shape": [3], "dtype": "float32"})]
+>>> report = tree_report(module_tree(leaves), title="m.pt")
+>>> [(row["module"], row["tensors"], row["stored_bytes"]) for row in report.rows]
 [('', 2, 60), ('0', 2, 60), ('0.weight', 1, 48), ('0.bias', 1, 12)]
+>>> guides(module_tree(leaves))["0.bias"]
+'   └─ bias'
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
+from paramctl.inspect.tree import ModuleNode
+from paramctl.render.columns import (
+    BYTES,
+    DTYPE,
+    NUMEL,
+    SHAPE,
+    SHARED,
+    STAT_COLUMNS,
+    WITH_STATS_RANKS,
+    human_bytes,
+    human_int,
+    ranked,
+)
 from paramctl.render.engine import Column, Report, escape_control, format_shape
-from paramctl.units import format_bytes
-
-if TYPE_CHECKING:
-    from rich.tree import Tree
+from paramctl.units import plural
 
 TREE_COLUMNS = [
     # The root's path is empty; in rows it is written "." so the row keeps a first field.
     Column("module", "module", plain=lambda path: escape_control(path) or "."),
-    Column("tensors", "tensors"),
-    Column("numel", "numel"),
-    Column("bytes", "bytes"),
+    Column("kind", "kind"),
+    Column("tensors", "tensors", "right", human=human_int),
+    # A module has no shape of its own: its field is empty.
+    Column("shape", "shape", plain=lambda shape: "" if shape is None else format_shape(shape)),
+    DTYPE,
+    NUMEL,
+    Column("bytes", "bytes", "right", human=human_bytes),
+    Column("stored_bytes", "stored", "right", human=human_bytes),
+    SHARED,
 ]
 
 
-def tree_report(rows: Sequence[dict[str, Any]]) -> Report:
-    """The tree of the tensor ``rows`` (each with name, numel and bytes; shape and dtype for
-    the leaves), one report row per module from the root down."""
-    root = _ModuleNode("")
-    for row in rows:
-        root.add(str(row["name"]).split("."), row)
-    return Report(
-        TREE_COLUMNS,
-        [node.summary() for node in root.walk()],
-        document=root.to_dict,
-        human=root.rich_tree,
-        name_key="module",
-    )
+def guides(root: ModuleNode, depth: int | None = None) -> dict[str, str]:
+    """Each node's first cell: the tree's guide lines, then the last part of its path."""
+    drawn = {root.path: "(all)"}
 
-
-@dataclass
-class _ModuleNode:
-    path: str
-    tensors: int = 0
-    numel: int = 0
-    bytes: int = 0
-    children: dict[str, _ModuleNode] = field(default_factory=dict)
-    row: dict[str, Any] | None = None
-
-    def add(self, parts: list[str], row: dict[str, Any]) -> None:
-        self.tensors += 1
-        self.numel += int(row["numel"])
-        self.bytes += int(row["bytes"])
-        if not parts:
-            self.row = row
+    def below(node: ModuleNode, indent: str) -> None:
+        if depth is not None and node.depth >= depth:
             return
-        head, *rest = parts
-        child_path = f"{self.path}.{head}" if self.path else head
-        self.children.setdefault(head, _ModuleNode(child_path)).add(rest, row)
+        children = list(node.children.values())
+        for index, child in enumerate(children):
+            last = index == len(children) - 1
+            drawn[child.path] = indent + ("└─ " if last else "├─ ") + escape_control(child.part)
+            below(child, indent + ("   " if last else "│  "))
 
-    def label(self) -> str:
-        name = self.path.rsplit(".", 1)[-1] if self.path else "(all)"
-        if self.row is not None and not self.children:
-            shape, dtype = format_shape(self.row["shape"]), self.row["dtype"]
-            return f"{escape_control(name)}  {shape} {dtype}  {format_bytes(self.bytes)}"
-        size = format_bytes(self.bytes)
-        return f"{escape_control(name)}  {self.tensors} tensors, {self.numel:,} numel, {size}"
+    below(root, "")
+    return drawn
 
-    def rich_tree(self) -> Tree:
-        from rich.text import Text
-        from rich.tree import Tree
 
-        tree = Tree(Text(self.label(), style="bold"))
-        self._attach(tree)
-        return tree
+def _contents(node: ModuleNode) -> str:
+    row = node.summary()
+    if row["kind"] == "tensor":
+        return SHAPE.human(row["shape"]) if SHAPE.human else ""
+    return plural(node.tensors, "tensor")
 
-    def _attach(self, tree: Tree) -> None:
-        for child in self.children.values():
-            child._attach(tree.add(child.label()))
 
-    def walk(self) -> Iterable[_ModuleNode]:
-        yield self
-        for child in self.children.values():
-            yield from child.walk()
-
-    def summary(self) -> dict[str, Any]:
-        return {"module": self.path, "tensors": self.tensors, "numel": self.numel, "bytes": self.bytes}
-
-    def to_dict(self) -> dict[str, Any]:
-        data = self.summary()
-        if self.children:
-            data["children"] = [child.to_dict() for child in self.children.values()]
-        return data
+def tree_report(
+    root: ModuleNode,
+    *,
+    depth: int | None = None,
+    stats: bool = False,
+    title: str | None = None,
+    footer: list[str] | None = None,
+) -> Report:
+    """The tree from ``root`` down ``depth`` levels, with statistics columns if ``stats``."""
+    nodes = list(root.walk(depth))
+    drawn = guides(root, depth)
+    contents = {node.path: _contents(node) for node in nodes}
+    extra = STAT_COLUMNS if stats else []
+    # The table draws the tree in its first column and says "3 tensors" where a tensor has
+    # its shape; the stored bytes are the ones it shows.
+    shown = [
+        Column("module", "module", human=lambda path: drawn[path], style="bold"),
+        Column("module", "shape", human=lambda path: contents[path]),
+        DTYPE,
+        NUMEL,
+        Column("stored_bytes", "bytes", "right", human=human_bytes, drop_rank=BYTES.drop_rank),
+        SHARED,
+        *extra,
+    ]
+    return Report(
+        TREE_COLUMNS + extra,
+        [node.summary() for node in nodes],
+        document=lambda: root.to_dict(depth),
+        title=title,
+        footer=footer or [],
+        name_key="module",
+        table_columns=ranked(shown, WITH_STATS_RANKS) if stats else shown,
+        footer_as_notes=False,
+    )

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from paramctl.checkpoint import TensorEntry
-from paramctl.errors import UsageError
+from paramctl.errors import IncompatibleTensors, UsageError
 from paramctl.schemes.expressions import evaluate
 from paramctl.schemes.registry import DEFAULT, NONLINEARITIES, SCHEMES, Parameter, ParamValue, SchemeInfo
 
@@ -172,7 +172,8 @@ class CustomScheme(InitScheme):
             result = self.function(tensor, generator, **dict(self.kwargs))
         if result is not None and result is not tensor:
             if not isinstance(result, torch.Tensor) or tuple(result.shape) != tuple(tensor.shape):
-                raise UsageError(
+                # The change does not fit the tensor (exit 3), as any scheme that cannot fill it.
+                raise IncompatibleTensors(
                     f"{self.spec} returned {type(result).__name__} "
                     f"{tuple(getattr(result, 'shape', ()))}; fill the tensor in place or return "
                     f"one of shape {tuple(tensor.shape)}"
@@ -302,8 +303,11 @@ def parse_scheme(text: str) -> InitScheme:
         return DefaultScheme()
     info = SCHEMES.get(name)
     if info is None:
-        close = [n for n in (*SCHEMES, DEFAULT) if n.startswith(name[:3])] or [*SCHEMES, DEFAULT]
-        raise UsageError(f"unknown scheme {name!r}; schemes: {', '.join(close)}")
+        from paramctl.select import did_you_mean
+
+        known = [*SCHEMES, DEFAULT]
+        close = [n for n in known if n.startswith(name[:3])] or known
+        raise UsageError(f"unknown scheme {name!r}{did_you_mean(name, known)}; schemes: {', '.join(close)}")
     return bind(info, args, kwargs)
 
 

@@ -83,9 +83,9 @@ def write_safetensors(
     out.write(encode_header(header))
     out.flush()
     base = out.tell()
-    from paramctl.values import SpanReader
+    from paramctl.values import ValueReader
 
-    with SpanReader(checkpoint) as reader:
+    with ValueReader(checkpoint) as reader:
         written = 0
         for entry in kept:
             storage = checkpoint.storage_of(entry)

@@ -38,9 +38,11 @@ class TorchLegacy(Format):
         return read(path)
 
     def editor_class(self) -> type[StorageEditor]:
-        from paramctl.formats.torch_legacy.edit import LegacyEditor
+        # Storages are replaced in place and the format has nowhere to record provenance:
+        # the plain editor is all it needs.
+        from paramctl.formats._editor import StorageEditor
 
-        return LegacyEditor
+        return StorageEditor
 
     def pickles(self, path: Path) -> Iterator[IO[bytes]]:
         # Each pickle on its own, ending where its STOP is, as torch's loader reads them.

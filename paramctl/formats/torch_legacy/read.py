@@ -20,7 +20,8 @@ from paramctl.checkpoint import Checkpoint, Storage
 from paramctl.dtypes import dtype as lookup_dtype
 from paramctl.errors import CorruptCheckpoint
 from paramctl.formats._limits import LIMITS, Limits, check_count
-from paramctl.formats._pickle import StorageRef, restricted_load
+from paramctl.formats._numpy_pickle import inline_storages
+from paramctl.formats._pickle import StorageRef, restricted_load_at
 from paramctl.formats._torch_pickle import check_entry_fits, name_tensors, storage_collector
 
 NAME = "torch-legacy"
@@ -69,7 +70,7 @@ def read(path: Path, limits: Limits = LIMITS) -> Checkpoint:
 
 
 def _load(path: Path, data: mmap.mmap, start: int, what: str, **options: Any) -> tuple[Any, int]:
-    return restricted_load(data, start=start, whole=False, what=f"{path}: {what}", **options)
+    return restricted_load_at(data, start, whole=False, what=f"{path}: {what}", **options)
 
 
 def _read(path: Path, data: mmap.mmap, limits: Limits) -> Checkpoint:
@@ -90,6 +91,7 @@ def _read(path: Path, data: mmap.mmap, limits: Limits) -> Checkpoint:
         raise CorruptCheckpoint(f"{path}: the storage key list is damaged")
     check_count(f"{path}: the storage key list", "storages", len(keys), limits.tensors)
     storages = _locate_storages(path, data, position, keys, refs)
+    storages.update(inline_storages(payload, path, "little"))
     payload, entries = name_tensors(payload, limits=limits)
     for entry in entries:
         check_entry_fits(entry, storages[entry.storage_key].nbytes)

@@ -53,11 +53,15 @@ class TorchArchive:
     """An open torch zip: its records, what is wrong with it, and its folder."""
 
     path: Path
-    fd: int
+    file: BinaryIO
     archive: zipfile.ZipFile
     layout: Layout
     root: str
     limits: Limits
+
+    @property
+    def fd(self) -> int:
+        return self.file.fileno()
 
     def record(self, name: str) -> Record | None:
         """The record ``<root>/name``."""
@@ -149,8 +153,12 @@ def _zipfile(file: BinaryIO, path: Path) -> zipfile.ZipFile:
 
 
 @contextlib.contextmanager
-def open_torch_zip(path: Path, limits: Limits = LIMITS) -> Iterator[TorchArchive]:
-    """Open ``path``, parse and check its structure; problems are listed, not raised."""
+def open_torch_zip(
+    path: Path, limits: Limits = LIMITS, *, torch_rules: bool = True
+) -> Iterator[TorchArchive]:
+    """Open ``path``, parse and check its structure; problems are listed, not raised.
+    ``torch_rules`` adds what ``torch.load`` asks of a checkpoint (other zips torch writes,
+    TorchScript and torch.export archives, have only the structure checked)."""
     with open(path, "rb") as file:
         fd, size = file.fileno(), os.fstat(file.fileno()).st_size
         end = find_end_record(fd, size)
@@ -163,11 +171,11 @@ def open_torch_zip(path: Path, limits: Limits = LIMITS) -> Iterator[TorchArchive
             check_records(fd, archive, layout, limits)
             infos = archive.infolist()
             first = infos[0].filename if infos else ""
-            opened = TorchArchive(path, fd, archive, layout, first.partition("/")[0] + "/", limits)
-            if "/" not in first:
+            opened = TorchArchive(path, file, archive, layout, first.partition("/")[0] + "/", limits)
+            if torch_rules and "/" not in first:
                 layout.add(
                     first, "a zip file, but not a PyTorch checkpoint (its first record is in no folder)"
                 )
-            else:
+            elif torch_rules:
                 _torch_rules(opened)
             yield opened

@@ -32,8 +32,12 @@ class ZipEditor(StorageEditor):
     def __init__(self, checkpoint: Checkpoint, out: BinaryIO, **kwargs: Any) -> None:
         with open(checkpoint.path, "rb") as file, zipfile.ZipFile(file) as archive:
             self._infos = {info.filename: info for info in archive.infolist()}
-        self._root = find_root(list(self._infos))
+        self._root = self._archive_root(list(self._infos))
         super().__init__(checkpoint, out, **kwargs)
+
+    def _archive_root(self, names: list[str]) -> str:
+        """The folder the records are under (zip formats other than torch.save's differ)."""
+        return find_root(names)
 
     def _record(self, key: str) -> zipfile.ZipInfo:
         return self._infos[f"{self._root}data/{key}"]
@@ -51,6 +55,9 @@ class ZipEditor(StorageEditor):
             for info in archive.infolist():
                 if info.filename in crcs:
                     info.CRC = crcs[info.filename]
+            # zipfile writes the directory anew on close only once it added a record itself;
+            # new CRCs alone must be written too.
+            archive._didModify = bool(crcs)  # type: ignore[attr-defined]
             if self.provenance:
                 record = zipfile.ZipInfo(self._provenance_name(archive), date_time=(1980, 1, 1, 0, 0, 0))
                 record.compress_type = zipfile.ZIP_STORED
@@ -64,8 +71,12 @@ class ZipEditor(StorageEditor):
             number += 1
         return f"{prefix}{number}.json"
 
+    def _record_start(self, storage: Storage) -> int:
+        """Where the storage's record begins in the output (a storage is its whole record)."""
+        return self._out_offset(storage)
+
     def _record_crc(self, storage: Storage, info: zipfile.ZipInfo) -> int:
-        crc, position, remaining = 0, self._out_offset(storage), info.file_size
+        crc, position, remaining = 0, self._record_start(storage), info.file_size
         while remaining:
             chunk = os.pread(self._out_fd, min(remaining, CHUNK), position)
             if not chunk:
@@ -78,7 +89,7 @@ class ZipEditor(StorageEditor):
         """The CRC also sits in the record's local header, or after its data (bit 3)."""
         packed = struct.pack("<L", crc)
         if info.flag_bits & _DATA_DESCRIPTOR_FLAG:
-            end = self._out_offset(storage) + info.compress_size
+            end = self._record_start(storage) + info.compress_size
             signed = os.pread(self._out_fd, 4, end) == _DESCRIPTOR_SIGNATURE
             write_at(self._out_fd, packed, end + (4 if signed else 0))
         else:

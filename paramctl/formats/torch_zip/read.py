@@ -9,23 +9,39 @@ could read differently, before the pickle is unpickled.
 
 from __future__ import annotations
 
+import struct
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from paramctl.checkpoint import Checkpoint, Storage
 from paramctl.dtypes import dtype as lookup_dtype
-from paramctl.errors import CorruptCheckpoint
+from paramctl.errors import CorruptCheckpoint, LimitExceeded
 from paramctl.formats._limits import LIMITS, Limits
-from paramctl.formats._pickle import restricted_load
+from paramctl.formats._numpy_pickle import inline_storages
+from paramctl.formats._pickle import StorageRef, restricted_load
 from paramctl.formats._torch_pickle import check_entry_fits, name_tensors, storage_collector
 from paramctl.formats.torch_zip.archive import TorchArchive, open_torch_zip
 
 NAME = "torch-zip"
 MAGIC = b"PK\x03\x04"
+_LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 
 
 def sniff(head: bytes) -> bool:
     return head.startswith(MAGIC)
+
+
+def record_data_offset(file: BinaryIO, info: zipfile.ZipInfo) -> int:
+    """Where a stored record's bytes start: after its local header, name and extra field."""
+    file.seek(info.header_offset)
+    header = file.read(_LOCAL_HEADER.size)
+    if len(header) != _LOCAL_HEADER.size or header[:4] != MAGIC:
+        raise CorruptCheckpoint(f"zip record {info.filename!r} has a damaged local header")
+    name_length: int = _LOCAL_HEADER.unpack(header)[-2]
+    extra_length: int = _LOCAL_HEADER.unpack(header)[-1]
+    return info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
 
 
 def find_root(names: list[str]) -> str:
@@ -40,6 +56,29 @@ def find_root(names: list[str]) -> str:
     return names[0].partition("/")[0] + "/"
 
 
+def read_zip(path: Path, read_archive: Callable[[Path, BinaryIO, zipfile.ZipFile], Checkpoint]) -> Checkpoint:
+    """``read_archive(path, file, archive)`` on the opened zip, once its structure is read
+    one way (the checks of :mod:`~paramctl.formats.torch_zip.structure`); a damaged zip is
+    invalid input."""
+    with open_torch_zip(path, torch_rules=False) as archive:
+        archive.refuse_problems()
+        try:
+            return read_archive(path, archive.file, archive.archive)
+        except zipfile.BadZipFile as exc:
+            raise CorruptCheckpoint(f"{path}: damaged or truncated zip archive ({exc})") from exc
+
+
+def read_record(archive: zipfile.ZipFile, name: str, limits: Limits = LIMITS) -> bytes:
+    """A small record (a pickle, a config) of an archive :func:`read_zip` opened, refused
+    beyond ``limits.pickle_bytes`` before anything is inflated."""
+    info = archive.getinfo(name)
+    if info.file_size > limits.pickle_bytes:
+        raise LimitExceeded(
+            name, f"{info.file_size:,} bytes", f"paramctl reads at most {limits.pickle_bytes:,}"
+        )
+    return archive.read(info)
+
+
 def read(path: Path, limits: Limits = LIMITS) -> Checkpoint:
     with open_torch_zip(path, limits) as archive:
         archive.refuse_problems()
@@ -49,30 +88,64 @@ def read(path: Path, limits: Limits = LIMITS) -> Checkpoint:
 def _read(path: Path, archive: TorchArchive, limits: Limits) -> Checkpoint:
     refs, storage_ref = storage_collector()
     data = archive.member("data.pkl", limits.pickle_bytes)
-    payload, _ = restricted_load(data, storage_ref, limits=limits, what=f"{path}: data.pkl")
+    payload = restricted_load(data, storage_ref, limits=limits, what=f"{path}: data.pkl")
+    byteorder = archive.byteorder()
     storages: dict[str, Storage] = {}
     for key, ref in refs.items():
         record = archive.record(f"data/{key}")
         if record is None:
             raise CorruptCheckpoint(f"{path}: storage record data/{key} is missing")
-        expected = ref.numel * lookup_dtype(ref.dtype).itemsize
-        if record.info.file_size != expected:
-            raise CorruptCheckpoint(
-                f"{path}: storage data/{key} holds {record.info.file_size:,} bytes, its storage is "
-                f"{expected:,} (torch.load refuses any other size)"
-            )
         stored = record.info.compress_type == zipfile.ZIP_STORED
-        storages[key] = Storage(
-            key, path, ref.dtype, expected, record.data_offset if stored else None, ref.location
+        storages[key] = _storage(path, key, ref, record.info, record.data_offset if stored else None)
+    storages.update(inline_storages(payload, path, byteorder))
+    return _checkpoint(path, payload, storages, byteorder, limits)
+
+
+def read_archive_file(
+    path: Path, file: BinaryIO, archive: zipfile.ZipFile, limits: Limits = LIMITS
+) -> Checkpoint:
+    """A ``torch.save`` archive opened by :mod:`zipfile` on any file object (a DCP item,
+    a window of a larger file), with the same rules as :func:`read` minus the structure
+    checks a file descriptor allows."""
+    infos = {info.filename: info for info in archive.infolist()}
+    root = find_root(list(infos))
+    if f"{root}data.pkl" not in infos:
+        raise CorruptCheckpoint(f"{path}: a zip file, but not a PyTorch checkpoint (no {root}data.pkl)")
+    refs, storage_ref = storage_collector()
+    data = read_record(archive, f"{root}data.pkl", limits)
+    payload = restricted_load(data, storage_ref, limits=limits, what=f"{path}: data.pkl")
+    byteorder = "little"
+    if f"{root}byteorder" in infos:
+        byteorder = read_record(archive, f"{root}byteorder", limits).decode("ascii", "replace").strip()
+        if byteorder not in ("little", "big"):
+            raise CorruptCheckpoint(f"{path}: byteorder {byteorder[:20]!r} is neither little nor big")
+    storages: dict[str, Storage] = {}
+    for key, ref in refs.items():
+        info = infos.get(f"{root}data/{key}")
+        if info is None:
+            raise CorruptCheckpoint(f"{path}: storage record data/{key} is missing")
+        offset = record_data_offset(file, info) if info.compress_type == zipfile.ZIP_STORED else None
+        storages[key] = _storage(path, key, ref, info, offset)
+    storages.update(inline_storages(payload, path, byteorder))
+    return _checkpoint(path, payload, storages, byteorder, limits)
+
+
+def _storage(path: Path, key: str, ref: StorageRef, info: zipfile.ZipInfo, offset: int | None) -> Storage:
+    expected = ref.numel * lookup_dtype(ref.dtype).itemsize
+    if info.file_size != expected:
+        raise CorruptCheckpoint(
+            f"{path}: storage data/{key} holds {info.file_size:,} bytes, its storage is "
+            f"{expected:,} (torch.load refuses any other size)"
         )
+    return Storage(key, path, ref.dtype, expected, offset, ref.location)
+
+
+def _checkpoint(
+    path: Path, payload: object, storages: dict[str, Storage], byteorder: str, limits: Limits
+) -> Checkpoint:
     payload, entries = name_tensors(payload, limits=limits)
     for entry in entries:
         check_entry_fits(entry, storages[entry.storage_key].nbytes)
     return Checkpoint(
-        path=path,
-        format=NAME,
-        entries=entries,
-        storages=storages,
-        payload=payload,
-        byteorder=archive.byteorder(),
+        path=path, format=NAME, entries=entries, storages=storages, payload=payload, byteorder=byteorder
     )

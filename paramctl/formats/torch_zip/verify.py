@@ -23,11 +23,14 @@ from paramctl.formats.torch_zip.archive import TorchArchive, open_torch_zip
 from paramctl.formats.torch_zip.structure import member_chunks
 
 
-def verify_zip(path: Path, checkpoint: Checkpoint | None, on_progress: Progress | None) -> Verification:
-    """Every structural problem, then every record read through its CRC-32."""
+def verify_zip(
+    path: Path, checkpoint: Checkpoint | None, on_progress: Progress | None, *, torch_rules: bool = True
+) -> Verification:
+    """Every structural problem, then every record read through its CRC-32 (``torch_rules``:
+    also what torch.load asks of a checkpoint's records)."""
     result = Verification()
     try:
-        with open_torch_zip(path) as archive:
+        with open_torch_zip(path, torch_rules=torch_rules) as archive:
             result.checked.append("zip structure")
             for problem in archive.layout.problems:
                 result.add(problem.severity, "zip", problem.name, problem.message)

@@ -1,0 +1,214 @@
+"""torch.distributed.checkpoint directories: ``.metadata`` and one ``__R_N.distcp`` per rank.
+
+``.metadata`` (a pickle, read with stand-ins: :mod:`paramctl.formats.dcp._metadata`) gives
+every tensor's global shape and dtype, its chunks (offsets and sizes in the whole tensor),
+and where each chunk's bytes are: a ``torch.save`` archive at an offset in a rank file. Each
+archive's zip directory is read to find where its tensor bytes start; nothing else is read.
+A tensor in one chunk is a plain entry on that chunk's storage; a tensor in several has
+:attr:`~paramctl.checkpoint.TensorEntry.chunks` and a storage with no bytes of its own.
+
+>>> item_key("__0_0.distcp", 1641, 1577)
+'__0_0.distcp@1641+1577'
+>>> parse_item_key("__0_0.distcp@1641+1577")
+('__0_0.distcp', 1641, 1577)
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from paramctl.checkpoint import Checkpoint, Chunk, Storage, TensorEntry
+from paramctl.dtypes import DTYPES
+from paramctl.errors import CorruptCheckpoint, ExitCode
+from paramctl.formats.dcp._metadata import (
+    BytesStorageMetadata,
+    Metadata,
+    TensorStorageMetadata,
+    load_metadata,
+)
+from paramctl.formats.dcp.layout import METADATA, NAME
+from paramctl.formats.safetensors.read import contiguous_stride
+
+
+class UnsafeItemPath(CorruptCheckpoint):
+    """``.metadata`` puts an item in a file outside the checkpoint's directory."""
+
+    exit_code = ExitCode.UNSAFE
+
+
+def item_key(relative_path: str, offset: int, length: int) -> str:
+    """The storage key of one saved item: its rank file and byte range there."""
+    return f"{relative_path}@{offset}+{length}"
+
+
+def parse_item_key(key: str) -> tuple[str, int, int]:
+    relative_path, _, span = key.rpartition("@")
+    offset, _, length = span.partition("+")
+    return relative_path, int(offset), int(length)
+
+
+class _Window(io.RawIOBase):
+    """Bytes ``[start, start + length)`` of an open file, as a file of their own."""
+
+    def __init__(self, file: BinaryIO, start: int, length: int) -> None:
+        self._file, self._start, self._length, self._position = file, start, length, 0
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = (0, self._position, self._length)[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        size = max(0, min(len(buffer), self._length - self._position))
+        self._file.seek(self._start + self._position)
+        data = self._file.read(size)
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One saved item's archive: where it is, its pickle's payload, its storage if any."""
+
+    key: str
+    payload: Any
+    storage: Storage | None
+    entry: TensorEntry | None
+
+
+def read_item(directory: Path, files: dict[str, BinaryIO], info: Any) -> Item:
+    """The ``torch.save`` archive one ``_StorageInfo`` points to, read by the zip reader."""
+    from paramctl.formats.torch_zip.read import read_archive_file
+
+    relative = str(info.get("relative_path"))
+    offset, length = int(info.get("offset")), int(info.get("length"))
+    if "/" in relative or "\\" in relative or relative in ("", ".", ".."):
+        raise UnsafeItemPath(f"{directory}: .metadata names the file {relative!r} outside the directory")
+    if info.get("transform_descriptors"):
+        raise CorruptCheckpoint(f"{directory}: {relative}: transformed (compressed) items are not read")
+    path = directory / relative
+    if relative not in files:
+        if not path.is_file():
+            raise CorruptCheckpoint(f"{directory}: rank file {relative} does not exist")
+        files[relative] = open(path, "rb")  # noqa: SIM115 - closed by read()
+    window = io.BufferedReader(_Window(files[relative], offset, length))
+    key = item_key(relative, offset, length)
+    try:
+        with zipfile.ZipFile(window) as archive:
+            part = read_archive_file(path, window, archive)
+    except zipfile.BadZipFile as exc:
+        raise CorruptCheckpoint(f"{directory}: {key}: damaged item archive ({exc})") from exc
+    if not part.entries:
+        return Item(key, part.payload, None, None)
+    (entry,) = part.entries
+    storage = part.storage_of(entry)
+    if storage.offset is None or not entry.is_contiguous or entry.storage_offset:
+        raise CorruptCheckpoint(f"{directory}: {key}: the chunk is not a plain contiguous tensor")
+    placed = Storage(key, path, storage.dtype, entry.nbytes, offset + storage.offset)
+    return Item(key, None, placed, entry)
+
+
+def _index(metadata: Metadata) -> dict[tuple[str, tuple[int, ...] | None], Any]:
+    """``storage_data`` by (fully-qualified name, chunk offsets)."""
+    found: dict[tuple[str, tuple[int, ...] | None], Any] = {}
+    for index, info in (metadata.get("storage_data") or {}).items():
+        offset = index.get("offset")
+        found[(str(index.get("fqn")), None if offset is None else tuple(offset))] = info
+    return found
+
+
+def read(directory: Path) -> Checkpoint:
+    metadata = load_metadata((directory / METADATA).read_bytes())
+    where = _index(metadata)
+    entries: list[TensorEntry] = []
+    storages: dict[str, Storage] = {}
+    payload: dict[Any, Any] = {}
+    files: dict[str, BinaryIO] = {}
+    try:
+        for fqn, item in (metadata.get("state_dict_metadata") or {}).items():
+            # Keyed by the fully-qualified name, as torch.distributed.checkpoint names them.
+            path = (str(fqn),)
+            if isinstance(item, BytesStorageMetadata):
+                info = where.get((fqn, None))
+                if info is None:
+                    raise CorruptCheckpoint(f"{directory}: {fqn}: .metadata says not where it is")
+                payload[fqn] = read_item(directory, files, info).payload
+            elif isinstance(item, TensorStorageMetadata):
+                entry = _tensor(directory, files, fqn, path, item, where, storages)
+                entries.append(entry)
+                payload[fqn] = entry
+            else:
+                raise CorruptCheckpoint(f"{directory}: {fqn}: an item of unknown kind")
+    finally:
+        for file in files.values():
+            file.close()
+    return Checkpoint(directory, NAME, entries, storages, payload=payload)
+
+
+def _tensor(
+    directory: Path,
+    files: dict[str, BinaryIO],
+    fqn: str,
+    path: tuple[Any, ...],
+    item: TensorStorageMetadata,
+    where: dict[tuple[str, tuple[int, ...] | None], Any],
+    storages: dict[str, Storage],
+) -> TensorEntry:
+    properties = item.get("properties")
+    dtype = str(properties.get("dtype") if properties is not None else "")
+    shape = tuple(int(size) for size in item.get("size") or ())
+    if dtype not in DTYPES:
+        raise CorruptCheckpoint(f"{directory}: {fqn}: unknown dtype {dtype!r}")
+    chunks = []
+    for chunk in item.get("chunks") or []:
+        offsets, sizes = tuple(chunk.get("offsets")), tuple(chunk.get("sizes"))
+        info = where.get((fqn, offsets))
+        if info is None:
+            raise CorruptCheckpoint(f"{directory}: {fqn}: chunk at {list(offsets)} is in no file")
+        found = read_item(directory, files, info)
+        if (
+            found.entry is None
+            or found.storage is None
+            or (found.entry.shape, found.entry.dtype) != (sizes, dtype)
+        ):
+            raise CorruptCheckpoint(
+                f"{directory}: {fqn}: chunk at {list(offsets)} is not a {dtype} {list(sizes)}"
+            )
+        if len(offsets) != len(shape) or any(
+            o + s > n for o, s, n in zip(offsets, sizes, shape, strict=True)
+        ):
+            raise CorruptCheckpoint(
+                f"{directory}: {fqn}: chunk at {list(offsets)} falls outside {list(shape)}"
+            )
+        storages[found.key] = found.storage
+        chunks.append(Chunk(found.key, offsets, sizes))
+    entry = TensorEntry(fqn, path, shape, dtype, contiguous_stride(shape), "", requires_grad=False)
+    if sum(chunk.numel for chunk in chunks) != entry.numel:
+        raise CorruptCheckpoint(
+            f"{directory}: {fqn}: its chunks hold {sum(c.numel for c in chunks)} of {entry.numel} elements"
+        )
+    if len(chunks) == 1:
+        return _replace(entry, storage_key=chunks[0].storage_key)
+    key = f"{fqn}@chunks"
+    storages[key] = Storage(key, directory, dtype, entry.nbytes, None, chunked=True)
+    return _replace(entry, storage_key=key, chunks=tuple(sorted(chunks, key=lambda c: c.offsets)))
+
+
+def _replace(entry: TensorEntry, **changes: Any) -> TensorEntry:
+    from dataclasses import replace
+
+    return replace(entry, **changes)

@@ -1,0 +1,221 @@
+"""Sharded Hugging Face checkpoints: an index JSON naming, for every tensor, its shard file.
+
+``save_pretrained`` writes ``model-00001-of-00003.safetensors`` (or ``pytorch_model-…bin``)
+beside ``model.safetensors.index.json``: ``{"metadata": {"total_size": N}, "weight_map":
+{name: shard}}``. The shards are read by their own formats (safetensors headers, torch
+pickles), so only metadata is read; their storages are renamed ``shard/key`` to keep keys
+unique across the checkpoint.
+
+>>> is_index(Path("diffusion_pytorch_model.safetensors.index.json")), is_index(Path("a.json"))
+(True, False)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from paramctl.checkpoint import Checkpoint, Storage, TensorEntry
+from paramctl.errors import CorruptCheckpoint, ExitCode
+
+NAME = "hf-sharded"
+INDEX_SUFFIXES = (".safetensors.index.json", ".bin.index.json")
+# A directory holding one of these (and no index) is that one file.
+SINGLE_FILES = ("model.safetensors", "pytorch_model.bin")
+# An index beyond this is no index save_pretrained writes (100,000 names take about 8 MB).
+MAX_INDEX_BYTES = 256 << 20
+
+
+class UnsafeShardPath(CorruptCheckpoint):
+    """An index names a shard outside its own directory (``../``, an absolute path)."""
+
+    exit_code = ExitCode.UNSAFE
+
+
+def is_index(path: Path) -> bool:
+    return path.name.endswith(INDEX_SUFFIXES)
+
+
+def candidates(path: Path) -> list[Path]:
+    """The checkpoints at ``path``: itself when it is an index file; in a directory, each
+    index file, else each single-file checkpoint by its conventional name."""
+    if path.is_file():
+        return [path] if is_index(path) else []
+    if not path.is_dir():
+        return []
+    indexes = sorted(child for child in path.iterdir() if is_index(child) and child.is_file())
+    if indexes:
+        return indexes
+    return [path / name for name in SINGLE_FILES if (path / name).is_file()]
+
+
+# Files beside the shards that are weights of some other checkpoint, not the model's own.
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".msgpack", ".onnx")
+
+
+def companions(directory: Path) -> list[str]:
+    """The files that make a model directory whole beside its weights (``config.json``,
+    the generation config, the tokenizer), which a new directory gets copies of."""
+    return sorted(
+        child.name
+        for child in directory.iterdir()
+        if child.is_file()
+        and not child.name.startswith(".")
+        and not is_index(child)
+        and not child.name.endswith(_WEIGHT_SUFFIXES)
+    )
+
+
+@dataclass
+class Index:
+    """An index file, parsed: the weight map, its total size, what is wrong with it."""
+
+    path: Path
+    weight_map: dict[str, str]
+    total_size: int | None
+    problems: list[CorruptCheckpoint] = field(default_factory=list)
+    unsafe: set[str] = field(default_factory=set)
+
+    @property
+    def shards(self) -> list[str]:
+        return sorted(set(self.weight_map.values()))
+
+    def shard_path(self, shard: str) -> Path:
+        return self.path.parent / shard
+
+
+def parse_index(path: Path) -> Index:
+    """The index at ``path``; problems in it (duplicate names, shard paths leaving the
+    directory) are collected in :attr:`Index.problems`, not raised."""
+    if path.stat().st_size > MAX_INDEX_BYTES:
+        raise CorruptCheckpoint(f"{path}: the index is over {MAX_INDEX_BYTES >> 20} MiB")
+    duplicates: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in items:
+            if key in seen:
+                duplicates.append(key)
+            seen[key] = value
+        return seen
+
+    try:
+        raw = json.loads(path.read_bytes(), object_pairs_hook=pairs)
+        weight_map = raw["weight_map"]
+        total = (raw.get("metadata") or {}).get("total_size")
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CorruptCheckpoint(f"{path}: not a sharded checkpoint index ({exc!r})") from exc
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise CorruptCheckpoint(f"{path}: weight_map must map tensor names to shard files")
+    index = Index(path, weight_map, int(total) if isinstance(total, int | float | str) else None)
+    for name in duplicates:
+        index.problems.append(CorruptCheckpoint(f"{path}: {name}: named twice in the weight map"))
+    for shard in index.shards:
+        if Path(shard).is_absolute() or ".." in Path(shard).parts or "/" in shard or "\\" in shard:
+            index.unsafe.add(shard)
+            index.problems.append(UnsafeShardPath(f"{path}: shard {shard!r} leaves the index's directory"))
+    return index
+
+
+def read_shards(index: Index) -> tuple[list[TensorEntry], dict[str, Storage]]:
+    """Every shard's entries and storages (keys ``shard/key``), checked against the index;
+    the problems found are added to ``index.problems``."""
+    from paramctl.formats import locate
+
+    entries: list[TensorEntry] = []
+    storages: dict[str, Storage] = {}
+    holder: dict[str, str] = {}
+    safe = [shard for shard in index.shards if shard not in index.unsafe]
+    for shard in safe:
+        path = index.shard_path(shard)
+        if not path.is_file():
+            index.problems.append(CorruptCheckpoint(f"{index.path}: shard {shard} does not exist"))
+            continue
+        part = locate(path)[1].read(path)
+        for key, storage in part.storages.items():
+            storages[f"{shard}/{key}"] = replace(storage, key=f"{shard}/{key}")
+        for entry in part.entries:
+            if entry.name in holder:
+                index.problems.append(
+                    CorruptCheckpoint(
+                        f"{index.path}: {entry.name}: in two shards, {holder[entry.name]} and {shard}"
+                    )
+                )
+                continue
+            holder[entry.name] = shard
+            entries.append(replace(entry, storage_key=f"{shard}/{entry.storage_key}"))
+            if entry.name not in index.weight_map and not entry.recorded_alias:
+                index.problems.append(
+                    CorruptCheckpoint(f"{index.path}: {entry.name}: in {shard} but not in the index")
+                )
+    for name, shard in index.weight_map.items():
+        if name not in holder and shard in safe and index.shard_path(shard).is_file():
+            index.problems.append(
+                CorruptCheckpoint(f"{index.path}: {name}: the index puts it in {shard}, which lacks it")
+            )
+        elif name in holder and holder[name] != shard:
+            index.problems.append(
+                CorruptCheckpoint(
+                    f"{index.path}: {name}: the index puts it in {shard}, it is in {holder[name]}"
+                )
+            )
+    return entries, storages
+
+
+# The output embedding that ``tie_word_embeddings`` ties, and the names input embeddings go by.
+OUTPUT_EMBEDDING = "lm_head.weight"
+INPUT_EMBEDDINGS = (
+    "wte.weight",
+    "embed_tokens.weight",
+    "word_embeddings.weight",
+    "tok_embeddings.weight",
+    "embed_in.weight",
+    "shared.weight",
+)
+
+
+def config_ties(directory: Path, by_name: dict[str, TensorEntry]) -> list[TensorEntry]:
+    """The output embedding a ``config.json`` beside the shards ties to the input one
+    (``tie_word_embeddings``), which ``save_pretrained`` stores once: it comes back as an
+    alias on the embedding's storage, so ``shared`` and ``init`` see the tie."""
+    try:
+        config = json.loads((directory / "config.json").read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(config, dict) or config.get("tie_word_embeddings") is not True:
+        return []
+    if OUTPUT_EMBEDDING in by_name:
+        return []
+    tied = next((e for n, e in by_name.items() if n.endswith(INPUT_EMBEDDINGS) and len(e.shape) == 2), None)
+    if tied is None:
+        return []
+    return [replace(tied, name=OUTPUT_EMBEDDING, path=(OUTPUT_EMBEDDING,), recorded_alias=True)]
+
+
+def stored_size(storages: dict[str, Storage]) -> int:
+    return sum(storage.nbytes for storage in storages.values())
+
+
+def inspect(path: Path) -> tuple[Index, Checkpoint | None]:
+    """The index and the checkpoint it describes, every problem found collected."""
+    index = parse_index(path)
+    entries, storages = read_shards(index)
+    held = stored_size(storages)
+    if index.total_size is not None and not index.problems and index.total_size != held:
+        message = f"{path}: metadata.total_size is {index.total_size:,}, the shards hold {held:,} bytes"
+        index.problems.append(CorruptCheckpoint(message))
+    entries += config_ties(path.parent, {entry.name: entry for entry in entries})
+    checkpoint = Checkpoint(path, NAME, entries, storages, payload=None)
+    return index, checkpoint
+
+
+def read(path: Path) -> Checkpoint:
+    """The checkpoint an index describes; the first problem found is raised."""
+    index, checkpoint = inspect(path)
+    unsafe = [problem for problem in index.problems if isinstance(problem, UnsafeShardPath)]
+    if unsafe or index.problems:
+        raise (unsafe or index.problems)[0]
+    assert checkpoint is not None
+    return checkpoint

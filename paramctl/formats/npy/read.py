@@ -1,0 +1,175 @@
+"""NumPy ``.npy`` files and ``.npz`` archives (``np.save``, ``np.savez``; JAX and Flax too).
+
+A ``.npy`` is a magic string, a version, a header (a Python literal: dtype, Fortran order,
+shape) and the raw elements. The header is parsed by numpy's own
+``numpy.lib.format.read_array_header_1_0``/``_2_0``, which evaluates the literal safely;
+nothing is ever unpickled (numpy would need ``allow_pickle`` for that), and an array of
+Python objects, whose elements are pickles, is refused as unsafe.
+
+An ``.npz`` is a zip of ``.npy`` members named ``<key>.npy``. Stored (``np.savez``)
+members keep their elements at a fixed offset in the archive; deflated ones
+(``np.savez_compressed``) are listed from their decompressed headers and their values are
+read by inflating the member (``Storage.member``), one array at a time.
+"""
+
+from __future__ import annotations
+
+import struct
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from paramctl.checkpoint import Checkpoint, Storage, TensorEntry
+from paramctl.errors import CorruptCheckpoint, ExitCode, ParamctlError
+from paramctl.formats.safetensors.read import contiguous_stride
+from paramctl.formats.torch_zip.read import record_data_offset
+
+if TYPE_CHECKING:
+    import numpy as np
+
+NPY = "npy"
+NPZ = "npz"
+MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+_NAME_LENGTH = struct.Struct("<H")
+_LOCAL_NAME_AT = 30
+# numpy's own limit on a header it parses without allow_pickle-like trust.
+MAX_HEADER_BYTES = 10_000
+# numpy's kind and size, to paramctl's dtype names.
+NUMPY_DTYPES = {
+    "f8": "float64", "f4": "float32", "f2": "float16",
+    "c16": "complex128", "c8": "complex64",
+    "i8": "int64", "i4": "int32", "i2": "int16", "i1": "int8",
+    "u8": "uint64", "u4": "uint32", "u2": "uint16", "u1": "uint8",
+    "b1": "bool",
+}  # fmt: skip
+
+
+class UnsafeArray(ParamctlError):
+    """An array of Python objects: its elements are pickles, which paramctl never runs."""
+
+    exit_code = ExitCode.UNSAFE
+
+
+def sniff_npy(head: bytes) -> bool:
+    return head.startswith(MAGIC)
+
+
+def sniff_npz(head: bytes) -> bool:
+    """A zip whose first member is a ``.npy`` (a torch zip starts with ``<root>/data.pkl``).
+
+    >>> sniff_npz(b"PK\\x03\\x04" + bytes(22) + b"\\x05\\x00\\x00\\x00w.npy")
+    True
+    """
+    if not head.startswith(_ZIP_MAGIC) or len(head) < _LOCAL_NAME_AT:
+        return False
+    (length,) = _NAME_LENGTH.unpack_from(head, 26)
+    name = head[_LOCAL_NAME_AT : _LOCAL_NAME_AT + length]
+    return len(name) == length and name.endswith(b".npy")
+
+
+@dataclass(frozen=True)
+class ArrayHeader:
+    """What a ``.npy`` header says, and how many bytes it took."""
+
+    shape: tuple[int, ...]
+    fortran_order: bool
+    dtype: str
+    byteorder: str
+    header_bytes: int
+
+
+def read_array_header(file: IO[bytes], where: str) -> ArrayHeader:
+    """Parse a ``.npy`` header with numpy's own reader, refusing object and record arrays."""
+    from numpy.lib import format as npy_format
+
+    try:
+        version = npy_format.read_magic(file)
+        if version == (1, 0):
+            shape, fortran, dt = npy_format.read_array_header_1_0(file, max_header_size=MAX_HEADER_BYTES)
+        elif version in ((2, 0), (3, 0)):
+            # 3.0 differs from 2.0 only in a UTF-8 header, for non-ASCII field names of
+            # record arrays (refused below): numpy has no public reader for it, and 2.0's
+            # reads every header of an array of numbers the same.
+            shape, fortran, dt = npy_format.read_array_header_2_0(file, max_header_size=MAX_HEADER_BYTES)
+        else:
+            raise CorruptCheckpoint(f"{where}: .npy format version {version} is not one numpy writes")
+    except (ValueError, EOFError, SyntaxError, TypeError) as exc:
+        raise CorruptCheckpoint(f"{where}: not a readable .npy header ({exc})") from exc
+    return ArrayHeader(tuple(shape), bool(fortran), _dtype_name(dt, where), _byteorder(dt), file.tell())
+
+
+def _dtype_name(dt: np.dtype[Any], where: str) -> str:
+    if dt.hasobject:
+        raise UnsafeArray(
+            f"{where}: refusing to read an array of Python objects ({dt}): its elements are "
+            "pickles, and paramctl never unpickles (numpy itself needs allow_pickle=True)"
+        )
+    name = NUMPY_DTYPES.get(f"{dt.kind}{dt.itemsize}") if dt.fields is None and not dt.subdtype else None
+    if name is None:
+        raise CorruptCheckpoint(f"{where}: arrays of dtype {dt} are not tensors paramctl reads")
+    return name
+
+
+def _byteorder(dt: np.dtype[Any]) -> str:
+    import sys
+
+    order = dt.byteorder
+    if order in ("=", "|"):
+        return sys.byteorder
+    return "big" if order == ">" else "little"
+
+
+def _entry(name: str, header: ArrayHeader) -> TensorEntry:
+    shape = header.shape
+    stride = contiguous_stride(shape)
+    if header.fortran_order:
+        stride = tuple(reversed(contiguous_stride(tuple(reversed(shape)))))
+    return TensorEntry(name, (name,), shape, header.dtype, stride, name)
+
+
+def read_npy(path: Path) -> Checkpoint:
+    with open(path, "rb") as file:
+        header = read_array_header(file, str(path))
+        size = file.seek(0, 2)
+    name = path.stem or "array"
+    entry = _entry(name, header)
+    if header.header_bytes + entry.nbytes > size:
+        raise CorruptCheckpoint(f"{path}: the array needs {entry.nbytes} bytes, the file holds fewer")
+    storage = Storage(name, path, entry.dtype, entry.nbytes, header.header_bytes)
+    return Checkpoint(path, NPY, [entry], {name: storage}, payload=None, byteorder=header.byteorder)
+
+
+def read_npz(path: Path) -> Checkpoint:
+    try:
+        with open(path, "rb") as file, zipfile.ZipFile(file) as archive:
+            return _read_npz(path, file, archive)
+    except zipfile.BadZipFile as exc:
+        raise CorruptCheckpoint(f"{path}: damaged or truncated zip archive ({exc})") from exc
+
+
+def _read_npz(path: Path, file: IO[bytes], archive: zipfile.ZipFile) -> Checkpoint:
+    entries, storages, orders = [], {}, set()
+    for info in archive.infolist():
+        if not info.filename.endswith(".npy"):
+            raise CorruptCheckpoint(f"{path}: member {info.filename!r} is not a .npy array")
+        name = info.filename[: -len(".npy")]
+        with archive.open(info) as member:
+            header = read_array_header(member, f"{path}:{info.filename}")
+        entry = _entry(name, header)
+        if header.header_bytes + entry.nbytes > info.file_size:
+            raise CorruptCheckpoint(f"{path}: {info.filename} is shorter than its array")
+        offset, inflated = None, None
+        if info.compress_type == zipfile.ZIP_STORED:
+            offset = record_data_offset(file, info) + header.header_bytes  # type: ignore[arg-type]
+        else:
+            inflated = (info.filename, header.header_bytes)
+        entries.append(entry)
+        storages[name] = Storage(name, path, entry.dtype, entry.nbytes, offset, member=inflated)
+        if entry.itemsize > 1:
+            orders.add(header.byteorder)
+    if len(orders) > 1:
+        raise CorruptCheckpoint(f"{path}: its arrays mix byte orders, which paramctl does not model")
+    byteorder = orders.pop() if orders else "little"
+    return Checkpoint(path, NPZ, entries, storages, payload=None, byteorder=byteorder)
