@@ -1,7 +1,8 @@
 """Coverage-guided fuzzing of paramctl's readers with atheris, for long runs (nights).
 
 Each input's first byte picks a reader: the safetensors header parser, the allowlist
-unpickler (with paramctl's opcode scan in front), or the zip reader; the rest is the file.
+unpickler (with paramctl's opcode scan in front), the zip reader, or the GGUF, .npy, .npz
+or MXNet reader; the rest is the file.
 The property is the suite's (tests/test_parsers_property.py): a consistent checkpoint or
 paramctl's own error, nothing else. A crash is written to ``crash-*`` by libFuzzer.
 
@@ -26,7 +27,7 @@ with atheris.instrument_imports():
     from paramctl.formats._torch_pickle import name_tensors, storage_collector
 
 _FOLDER = Path(tempfile.mkdtemp(prefix="paramctl-fuzz-"))
-_SUFFIXES = {0: ".safetensors", 1: ".pkl", 2: ".pt"}
+_SUFFIXES = {0: ".safetensors", 1: ".pkl", 2: ".pt", 3: ".gguf", 4: ".npy", 5: ".npz", 6: ".params"}
 
 
 def consistent_or_refused(path: Path) -> None:
@@ -34,10 +35,11 @@ def consistent_or_refused(path: Path) -> None:
         checkpoint = read_checkpoint(path)
     except ParamctlError:
         return
-    size = path.stat().st_size
     for storage in checkpoint.storages.values():
         if storage.offset is not None:
-            assert storage.offset >= 0 and storage.offset + storage.nbytes <= size, storage
+            assert storage.offset >= 0 and storage.offset + storage.nbytes <= storage.file.stat().st_size, (
+                storage
+            )
     for entry in checkpoint.entries:
         if entry.numel and checkpoint.fallback_tensors is None:
             start, end = entry.byte_span
@@ -56,7 +58,7 @@ def unpickled_or_refused(data: bytes) -> None:
 def test_one_input(data: bytes) -> None:
     if not data:
         return
-    target, body = data[0] % 3, data[1:]
+    target, body = data[0] % len(_SUFFIXES), data[1:]
     if target == 1:
         unpickled_or_refused(body)
         return

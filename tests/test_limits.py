@@ -27,6 +27,7 @@ from paramctl.formats._pickle import ALLOWED_GLOBALS
 from paramctl.formats._pickle import restricted_load as torch_load
 from paramctl.formats._pickle_scan import memo_index_bits, scan_pickle
 from paramctl.formats._pickle_tree import check_tree
+from paramctl.formats.dcp._metadata import MAX_METADATA_BYTES
 from paramctl.formats.safetensors.read import parse_header
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -67,6 +68,39 @@ def test_a_state_dict_of_100_000_tensors_passes_quickly(tmp_path):
     seconds = time.process_time() - started
     assert len(checkpoint.entries) == 100_000 and checkpoint.entries[-1].name == "layers.99999.weight"
     assert seconds < 30, f"{seconds:.1f} s of CPU"  # a few on an ordinary machine
+
+
+def dcp_metadata(tensors: int) -> bytes:
+    """A torch.distributed.checkpoint ``.metadata`` of ``tensors`` one-chunk tensors, as
+    torch pickles it (without writing their data)."""
+    from torch.distributed.checkpoint.filesystem import _StorageInfo
+    from torch.distributed.checkpoint.metadata import (
+        ChunkStorageMetadata,
+        Metadata,
+        MetadataIndex,
+        TensorProperties,
+        TensorStorageMetadata,
+    )
+
+    items, where = {}, {}
+    for i in range(tensors):
+        name, size = f"model.layers.{i}.weight", torch.Size([4, 2])
+        chunk = ChunkStorageMetadata(torch.Size([0, 0]), size)
+        items[name] = TensorStorageMetadata(TensorProperties(dtype=torch.float32), size, [chunk])
+        where[MetadataIndex(name, torch.Size([0, 0]))] = _StorageInfo("__0_0.distcp", i * 1000, 1000)
+    return pickle.dumps(Metadata(items, storage_data=where))
+
+
+@pytest.mark.slow
+def test_a_dcp_metadata_of_100_000_tensors_passes_quickly():
+    from paramctl.formats.dcp._metadata import load_metadata
+
+    data = dcp_metadata(100_000)
+    started = time.process_time()
+    metadata = load_metadata(data)
+    seconds = time.process_time() - started
+    assert len(metadata.get("state_dict_metadata")) == 100_000
+    assert seconds < 30, f"{seconds:.1f} s of CPU for {len(data):,} bytes"
 
 
 def test_memo_indices_stop_at_the_bound_by_either_path():
@@ -226,6 +260,8 @@ def test_the_readme_gives_the_limits_as_they_are():
         f"{LIMITS.json_values:,} JSON values",
         f"{LIMITS.integer_bytes:,} bytes",
         f"{LIMITS.repeated_value_bytes >> 30} GiB more",
+        f"{LIMITS.metadata_elements:,} array elements",
+        f"{MAX_METADATA_BYTES >> 20} MiB",
         f"2{''.join('⁰¹²³⁴⁵⁶⁷⁸⁹'[int(d)] for d in str((LIMITS.memo_entries - 1).bit_length()))}",
     ):
         assert figure in section, figure

@@ -1,6 +1,7 @@
-"""Property: any bytes given to the safetensors header parser, the unpickler or the zip reader
-either read as a consistent checkpoint or raise paramctl's own error; never another
-exception, never a hang (each example has a deadline).
+"""Property: any bytes given to the safetensors header parser, the unpickler, the zip reader,
+or a damaged file of any other format (GGUF, MXNet, .npy, .npz, torch.export, a DCP
+``.metadata``) either read as a consistent checkpoint or raise paramctl's own error; never
+another exception, never a hang (each example has a deadline).
 
 The suite runs a small slice; ``fuzz/run.py`` runs the same properties for hours
 (``PARAMCTL_FUZZ_EXAMPLES``).
@@ -40,10 +41,9 @@ FUZZ = settings(
 def consistent(checkpoint: Checkpoint) -> None:
     """What a checkpoint paramctl read promises: every storage inside its file, every
     tensor inside its storage."""
-    size = checkpoint.path.stat().st_size
     for storage in checkpoint.storages.values():
         if storage.offset is not None:
-            assert storage.offset >= 0 and storage.offset + storage.nbytes <= size
+            assert storage.offset >= 0 and storage.offset + storage.nbytes <= storage.file.stat().st_size
     for entry in checkpoint.entries:
         if entry.numel and checkpoint.fallback_tensors is None:
             start, end = entry.byte_span
@@ -174,18 +174,86 @@ def test_any_zip_of_torch_record_names_reads_or_raises(names, contents):
     read_bytes(buffer.getvalue(), ".pt")
 
 
+# -- the other formats: a valid file of each, damaged ----------------------------------------
+
+
+def _seeds() -> dict[str, bytes]:
+    """A small valid file of each format read by hand or through a package's parser."""
+    import numpy as np
+    from corpus import gguf, jit, mxnet, numpy_files
+
+    arch = gguf.key_value("general.architecture", gguf.STRING, gguf.text("llama"))
+    names = gguf.key_value(
+        "t", gguf.ARRAY, struct.pack("<IQ", gguf.STRING, 2) + gguf.text("a") + gguf.text("b")
+    )
+    npz = io.BytesIO()
+    np.savez(npz, w=np.ones((2, 3), np.float32), b=np.arange(3))
+    return {
+        ".gguf": gguf.gguf([arch, names], [gguf.tensor_info("w", (4, 2))], bytes(32)),
+        ".params": mxnet.params([mxnet.array((2, 3), bytes(24)), mxnet.array((3,), bytes(12))], ["w", "b"]),
+        ".npy": numpy_files.saved(np.arange(6, dtype=np.float32).reshape(2, 3)),
+        ".npz": npz.getvalue(),
+        ".pt2": jit.exported(),
+    }
+
+
+SEEDS = _seeds()
+
+
+@FUZZ
+@given(
+    suffix=st.sampled_from(sorted(SEEDS)),
+    flips=st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(1, 255)), max_size=6),
+    cut=st.integers(0, 1 << 16),
+    insert=st.binary(max_size=16),
+)
+def test_any_damaged_file_of_the_other_formats_reads_or_raises(suffix, flips, cut, insert):
+    data = bytearray(SEEDS[suffix])
+    for position, value in flips:
+        data[position % len(data)] ^= value
+    cut %= len(data) + 1
+    read_bytes(bytes(data[:cut] + insert + data[cut:]), suffix)
+
+
+def _dcp_metadata() -> bytes:
+    from corpus.dcp import METADATA, real_checkpoint
+
+    folder = Path(tempfile.mkdtemp())
+    real_checkpoint(folder / "seed")
+    return (folder / "seed" / METADATA).read_bytes()
+
+
+@FUZZ
+@given(
+    flips=st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(1, 255)), max_size=4),
+    cut=st.integers(0, 1 << 16),
+)
+def test_any_damaged_dcp_metadata_loads_or_raises(flips, cut):
+    from paramctl.formats.dcp._metadata import load_metadata
+
+    data = bytearray(DCP_METADATA)
+    for position, value in flips:
+        data[position % len(data)] ^= value
+    try:
+        load_metadata(bytes(data[: cut % (len(data) + 1)]))
+    except ParamctlError:
+        return
+
+
+DCP_METADATA = _dcp_metadata()
 FOUND = Path(__file__).resolve().parent.parent / "fuzz" / "found"
 
 
 def test_inputs_the_fuzzer_found_read_or_raise_paramctls_error():
     # Inputs fuzz/atheris_readers.py once crashed on, kept as it writes them: the first
-    # byte picks the reader (0 safetensors, 1 pickle, 2 zip).
+    # byte picks the reader (0 safetensors, 1 pickle, 2 zip, 3 GGUF, 4 .npy, 5 .npz, 6 MXNet).
+    suffixes = [".safetensors", ".pkl", ".pt", ".gguf", ".npy", ".npz", ".params"]
     found = sorted(FOUND.iterdir())
     assert found
     for path in found:
         data = path.read_bytes()
-        target, body = data[0] % 3, data[1:]
+        target, body = data[0] % len(suffixes), data[1:]
         if target == 1:
             unpickle(body)
         else:
-            read_bytes(body, ".safetensors" if target == 0 else ".pt")
+            read_bytes(body, suffixes[target])

@@ -137,6 +137,8 @@ def refusal(path: Path, label: str, cause: UnsafePickle | None = None) -> Unsafe
     opcodes executes nothing. When every global it names is on the allowlist, what was
     refused is in the data itself (``cause``, a numpy object array).
     """
+    if cause is not None and not cause.trust_offered:
+        return cause  # a file read two ways: no reading is offered --trust
     pairs = _global_pairs(path)
     names = [f"{module}.{name}" if module else name for module, name in pairs]
     harmful = {name: what for name in names if (what := harm(name)) is not None}

@@ -11,6 +11,9 @@ the value commands and ``check`` must answer where that differs. The classes (``
 - ``amplification``: memo fan-out, zip bombs, huge constructor sizes, memo indices, lengths
   and shapes, deep nesting, cycles;
 - ``zip``, ``legacy``, ``safetensors``: broken files of every kind;
+- ``dcp``, ``sharded``, ``gguf``, ``numpy``, ``mxnet``, ``jit``: broken checkpoints of the
+  other formats (DCP ``.metadata`` and sharded indexes are directories' files; the code,
+  globals and amplification classes hold DCP ``.metadata`` pickles too);
 - ``names``: names and paths with terminal escapes and bidirectional controls;
 - ``valid``: files that must be read (and agree with torch), among them some close to the
   broken ones.
@@ -45,6 +48,8 @@ class Item:
     check_fails: bool = False
     # init's exit code on a readable file.
     init: int = 0
+    # The suffix of init's output (None: the input's; "" for a directory of several files).
+    output_suffix: str | None = None
 
     def __repr__(self) -> str:
         return f"<{self.kind}: {self.name}>"
@@ -53,13 +58,13 @@ class Item:
 @functools.lru_cache(maxsize=1)
 def build() -> tuple[Path, tuple[Item, ...]]:
     """The corpus, written once per process into a temporary folder removed at exit."""
-    from corpus import legacy, names, safetensors, zips
+    from corpus import dcp, gguf, jit, legacy, mxnet, names, numpy_files, safetensors, sharded, zips
 
     folder = Path(tempfile.mkdtemp(prefix="paramctl-corpus-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     canary = str(folder / CANARY)
     items: list[Item] = []
-    for module in (zips, legacy, safetensors, names):
+    for module in (zips, legacy, safetensors, names, dcp, sharded, gguf, numpy_files, mxnet, jit):
         items.extend(module.items(folder, canary))
     seen = [item.path for item in items]
     assert len(seen) == len(set(seen)), "two corpus items share a file"

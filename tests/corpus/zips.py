@@ -70,12 +70,13 @@ def tensor_pickle(shape: tuple[int, ...], stride: tuple[int, ...], numel: int, *
 class Writer:
     """Writes items into the corpus folder under numbered names."""
 
-    def __init__(self, folder: Path, kind: str, suffix: str = ".pt") -> None:
+    def __init__(self, folder: Path, kind: str, suffix: str = ".pt", *, prefix: str | None = None) -> None:
         self.folder, self.kind, self.suffix, self.count = folder, kind, suffix, 0
+        self.prefix = prefix or kind  # the files' names: one prefix per writer
 
     def __call__(self, name: str, content: bytes, code: int, message: str = "", **expect: object) -> Item:
         self.count += 1
-        path = self.folder / f"{self.kind}-{self.count:03d}{self.suffix}"
+        path = self.folder / f"{self.prefix}-{self.count:03d}{self.suffix}"
         path.write_bytes(content)
         return Item(name, self.kind, path, code, message, **expect)  # type: ignore[arg-type]
 

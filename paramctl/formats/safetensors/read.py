@@ -16,7 +16,6 @@ after the last. :func:`header_problems` lists every problem (``check`` reports t
 
 from __future__ import annotations
 
-import json
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +24,8 @@ from typing import Any
 
 from paramctl.checkpoint import Checkpoint, Storage, TensorEntry
 from paramctl.dtypes import BY_SAFETENSORS_CODE
-from paramctl.errors import CorruptCheckpoint, LimitExceeded
+from paramctl.errors import CorruptCheckpoint
+from paramctl.formats._json import load_json
 from paramctl.formats._limits import LIMITS, Limits, check_count
 
 NAME = "safetensors"
@@ -65,53 +65,11 @@ class HeaderProblem:
     message: str
 
 
-def _pairs(limits: Limits) -> Any:
-    """An ``object_pairs_hook`` that refuses duplicate keys and counts objects, so that a
-    header of a million entries stops at the tensor limit, not after it is all built."""
-    seen = [0]
-
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen[0] += 1
-        check_count("the safetensors header", "JSON objects", seen[0], limits.tensors + 2)
-        table = dict(pairs)
-        if len(table) != len(pairs):
-            seen_keys: set[str] = set()
-            twice = ""
-            for key, _ in pairs:
-                if key in seen_keys:
-                    twice = key
-                    break
-                seen_keys.add(key)
-            raise CorruptCheckpoint(
-                f"the header names {twice!r:.80} twice: JSON readers disagree on which counts"
-            )
-        return table
-
-    return hook
-
-
-def _constant(name: str) -> Any:
-    raise CorruptCheckpoint(f"the header holds {name}, which is not JSON")
-
-
 def parse_header(raw: bytes, limits: Limits = LIMITS) -> dict[str, Any]:
     """The JSON header, held to the limits before and while it is parsed."""
-    # An upper bound on the values (each follows a comma or opens a container), counted
-    # in C before any is built: a header of many tiny values cannot fill memory.
-    values = raw.count(b",") + raw.count(b"[") + raw.count(b"{") + 1
-    check_count("the safetensors header", "JSON values", values, limits.json_values)
-    # The key every entry has, spelled as writers spell it (the hook below counts exactly).
+    # The key every entry has, spelled as writers spell it (the parse counts exactly).
     check_count("the safetensors header", "tensors", raw.count(b'"data_offsets"'), limits.tensors)
-    try:
-        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_pairs(limits), parse_constant=_constant)
-    except UnicodeDecodeError as exc:
-        raise CorruptCheckpoint(f"the header is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
-    except RecursionError as exc:
-        raise LimitExceeded(
-            "the safetensors header", "JSON nested too deeply", "Python's recursion limit"
-        ) from exc
-    except ValueError as exc:  # json.JSONDecodeError, and integers too long to convert
-        raise CorruptCheckpoint(f"the header is not valid JSON ({exc})") from exc
+    header = load_json(raw, "the header", limits, objects=limits.tensors + 2)
     if not isinstance(header, dict):
         raise CorruptCheckpoint("the header is not a JSON object")
     check_count("the safetensors header", "tensors", len(header) - (METADATA_KEY in header), limits.tensors)

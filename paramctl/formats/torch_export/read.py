@@ -16,7 +16,6 @@ subclass is pickled instead (``use_pickle``): that one paramctl does not read.
 
 from __future__ import annotations
 
-import json
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any, BinaryIO
 from paramctl.checkpoint import Checkpoint, Storage, TensorEntry
 from paramctl.dtypes import dtype as lookup_dtype
 from paramctl.errors import CorruptCheckpoint
+from paramctl.formats._json import load_json
 from paramctl.formats._torch_pickle import check_entry_fits
 from paramctl.formats.torch_zip.read import read_record, read_zip, record_data_offset
 
@@ -107,10 +107,7 @@ def _read(path: Path, file: BinaryIO, archive: zipfile.ZipFile) -> Checkpoint:
 
 
 def _config(path: Path, raw: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptCheckpoint(f"{path}: a tensor config is not JSON ({exc})") from exc
+    document = load_json(raw, f"{path}: a tensor config")
     config = document.get("config") if isinstance(document, dict) else None
     if not isinstance(config, dict):
         raise CorruptCheckpoint(f"{path}: a tensor config has no 'config' mapping")
@@ -118,10 +115,14 @@ def _config(path: Path, raw: bytes) -> dict[str, Any]:
 
 
 def _ints(values: Any, what: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(value["as_int"]) for value in values)
-    except (TypeError, KeyError, ValueError) as exc:
-        raise CorruptCheckpoint(f"{what} is not a list of integers (symbolic sizes are not weights)") from exc
+    numbers = [value.get("as_int") if isinstance(value, dict) else None for value in values or ()]
+    if (
+        not isinstance(values, list)
+        or len(values) > 64
+        or not all(type(n) is int and n >= 0 for n in numbers)
+    ):
+        raise CorruptCheckpoint(f"{what} is not a list of sizes (symbolic sizes are not weights)")
+    return tuple(numbers)  # type: ignore[arg-type]
 
 
 def _entry(
