@@ -4,7 +4,11 @@
 the targets' own directory, which are flushed and fsynced, then renamed over the targets (and
 the directory fsynced, so the renames themselves are durable). :func:`atomic_file` is that for
 one file. On any error, Ctrl-C or SIGTERM/SIGHUP, the temporary files are removed and the
-targets are left as they were.
+targets are left as they were; a SIGKILL leaves a temporary whose name carries the dead
+writer's process id, which the next write to that directory removes.
+
+What a write may replace, and what the new file keeps, is :mod:`paramctl.targets`: a symlink
+is written through, permissions and owner are kept, anything but a regular file is refused.
 """
 
 from __future__ import annotations
@@ -14,15 +18,15 @@ import glob
 import os
 import shutil
 import signal
-import stat
 import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from paramctl.errors import CheckpointIOError
+from paramctl.targets import WriteLock, check_target, kept_attributes, write_through
 
 TEMP_SUFFIX = ".paramctl-tmp"
 
@@ -48,16 +52,6 @@ def terminations_raise() -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-def _creation_mode(target: Path) -> int:
-    """The permission bits the new file should get: the old file's, or the umask's."""
-    try:
-        return stat.S_IMODE(target.stat().st_mode)
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
 
 
 def fsync_directory(directory: Path) -> None:
@@ -133,7 +127,7 @@ class FileSetWrite:
         self.directory = Path(directory) if str(directory) else Path(".")
         self.last = last
         self._files: dict[str, tuple[BinaryIO, Path]] = {}
-        self._modes: dict[str, int] = {}
+        self._kept: dict[str, Any] = {}
         self._backups: dict[str, Path] = {}
 
     def open(self, name: str, *, backup: str | os.PathLike[str] | None = None) -> BinaryIO:
@@ -141,9 +135,8 @@ class FileSetWrite:
         if name in self._files:
             raise ValueError(f"{name} is already being written")
         target = self.directory / name
-        if target.is_dir():
-            raise CheckpointIOError(f"{target}: is a directory")
-        self._modes[name] = _creation_mode(target)
+        check_target(target)
+        self._kept[name] = kept_attributes(target)
         if backup is not None:
             self._backups[name] = Path(backup)
         file, temp = temp_path_in(self.directory, name)
@@ -160,7 +153,7 @@ class FileSetWrite:
             file.flush()
             os.fsync(file.fileno())
             file.close()
-            os.chmod(temp, self._modes[name])
+            self._kept[name].apply(temp)
         for name, backup in self._backups.items():
             if (self.directory / name).exists():
                 keep(self.directory / name, backup)
@@ -247,7 +240,8 @@ def atomic_file(
     a set of one file.
 
     With ``backup``, the old ``target`` is kept under that name (a hard link where the file
-    system allows, else a copy), itself replaced atomically.
+    system allows, else a copy), itself replaced atomically. A symlink ``target`` is written
+    through (:func:`write_through`).
 
     >>> import tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "out.bin"
@@ -256,9 +250,9 @@ def atomic_file(
     >>> path.read_bytes()
     b'new'
     """
-    target = Path(target)
-    with atomic_files(target.parent, label=str(target)) as files:
-        yield files.open(target.name, backup=backup)
+    real = write_through(target)
+    with atomic_files(real.parent, label=str(target)) as files:
+        yield files.open(real.name, backup=backup)
 
 
 def keep(original: Path, backup: Path) -> None:
@@ -299,3 +293,23 @@ def copy_to_stream(file: BinaryIO, stream: BinaryIO) -> None:
     file.seek(0)
     shutil.copyfileobj(file, stream, 1 << 20)
     stream.flush()
+
+
+__all__ = [
+    "JOURNAL",
+    "TEMP_SUFFIX",
+    "FileSetWrite",
+    "WriteLock",
+    "atomic_file",
+    "atomic_files",
+    "check_target",
+    "copy_to_stream",
+    "fsync_directory",
+    "keep",
+    "recover",
+    "remove_stale",
+    "scratch_file",
+    "temp_path_in",
+    "terminations_raise",
+    "write_through",
+]

@@ -51,10 +51,25 @@ class CorruptCheckpoint(ParamctlError):
     exit_code = ExitCode.INVALID_INPUT
 
 
+class LimitExceeded(CorruptCheckpoint):
+    """The input goes past one of paramctl's documented limits (README: Limits): too large
+    or too complex to read safely. Nothing was allocated for it or executed.
+
+    >>> LimitExceeded("the pickle", "memo index 2147483647", "its memo holds at most 8,388,608").exit_code
+    <ExitCode.INVALID_INPUT: 3>
+    """
+
+    def __init__(self, what: str, found: str, limit: str) -> None:
+        super().__init__(f"{what} is too large or too complex to read: {found}; {limit} (README: Limits)")
+
+
 class UnsafePickle(ParamctlError):
     """The pickle asks for a global outside the allowlist; nothing was executed."""
 
     exit_code = ExitCode.UNSAFE
+
+    # Whether ``--trust`` may load the file anyway; not when it can be read two ways.
+    trust_offered = True
 
     def __init__(self, global_name: str, detail: str = "") -> None:
         self.global_name = global_name
@@ -63,6 +78,25 @@ class UnsafePickle(ParamctlError):
             "allowlist of plain tensor data (nothing was executed)"
         )
         super().__init__(message + (f"; {detail}" if detail else ""))
+
+
+class AmbiguousFile(UnsafePickle):
+    """The file can be read two ways, and one of the readings would run code: refused
+    whole, ``--trust`` included (which reading would it trust?).
+
+    >>> AmbiguousFile("m.pt: two records are named archive/data.pkl", "posix.system").exit_code
+    <ExitCode.UNSAFE: 4>
+    """
+
+    trust_offered = False
+
+    def __init__(self, problem: str, global_name: str) -> None:
+        ParamctlError.__init__(
+            self,
+            f"refusing to load: {problem}, and one reading references {global_name!r}, which "
+            "torch.load(weights_only=False) would import (nothing was executed)",
+        )
+        self.global_name = global_name
 
 
 class CheckpointIOError(ParamctlError):

@@ -47,6 +47,7 @@ from paramctl.dtypes import DTYPES, FLOAT8, float8_values
 from paramctl.errors import CorruptCheckpoint, ParamctlError, UsageError
 from paramctl.formats import _source
 from paramctl.formats._io import CHUNK, read_at
+from paramctl.formats._limits import check_readable
 from paramctl.torch_values import TorchValues, from_torch
 
 if TYPE_CHECKING:
@@ -223,6 +224,7 @@ class ValueReader:
     def chunks(self, entry: TensorEntry, max_elements: int = CHUNK_ELEMENTS) -> Iterator[Array]:
         """The entry's numbers as 1-D pieces of at most ``max_elements``, in element order;
         each valid until the next one is produced (they share one buffer)."""
+        check_readable(self.checkpoint, entry)  # before anything is allocated for it
         if entry.chunks:  # a tensor split across storages
             yield from split_chunks(self, entry, max_elements)
             return
@@ -244,6 +246,7 @@ class ValueReader:
         (only the pages indexed are read); decoded types are a float32 copy of the part
         indexed. A sparse tensor is made dense.
         """
+        check_readable(self.checkpoint, entry)  # before anything is allocated for it
         if entry.chunks:
             return split_array(self, entry, index)
         fallback = self._fallback(entry, dense=True)
@@ -266,6 +269,7 @@ class ValueReader:
         """The entry's bytes in element order, as views of one reused buffer (each valid
         until the next). Entries read through torch give their numbers' bytes (a sparse
         tensor: its coordinates, then its values)."""
+        check_readable(self.checkpoint, entry)  # before anything is allocated for it
         if entry.chunks:
             yield from split_raw_chunks(self, entry, chunk_bytes)
             return
@@ -288,6 +292,7 @@ class ValueReader:
         """
         import torch
 
+        check_readable(self.checkpoint, entry)  # before anything is allocated for it
         tensors = self.checkpoint.fallback_tensors
         if tensors is not None:
             loaded: torch.Tensor = tensors[join_path(entry.path)]

@@ -28,7 +28,7 @@ def test_zip_summary_counts_records_and_values(samples):
     assert result.findings == []
     assert (result.tensors, result.value_bytes) == (4, 76)
     assert result.records == len(zipfile.ZipFile(samples / "mlp.pt").namelist())
-    assert result.checked == ["zip CRC-32", "metadata", "values"]
+    assert result.checked == ["zip structure", "zip CRC-32", "metadata", "values"]
 
 
 def test_injected_nan_and_inf_are_errors_with_names(cli, save_pt):
@@ -152,7 +152,7 @@ def test_no_values_checks_only_the_container(cli, save_pt):
     path = save_pt({"w": torch.tensor([float("nan")])})
     result = cli("check", path, "--no-values", "-f", "json")
     assert result.exit_code == 0
-    assert json.loads(result.stdout)["checked"] == ["zip CRC-32", "metadata"]
+    assert json.loads(result.stdout)["checked"] == ["zip structure", "zip CRC-32", "metadata"]
 
 
 def test_selection_narrows_the_value_scan(cli, save_pt):

@@ -70,7 +70,7 @@ def test_zip_storage_record_shorter_than_its_tensor_is_invalid(cli, tmp_path, sa
             dst.writestr(info, data[:8] if info.filename.endswith("data/0") else data)
     result = cli("list", damaged)
     assert result.exit_code == ExitCode.INVALID_INPUT
-    assert "needs 64" in one_line_error(result)
+    assert "holds 8 bytes, its storage is 64" in one_line_error(result)
 
 
 def test_safetensors_offsets_outside_the_data_are_invalid(cli, tmp_path):
@@ -79,7 +79,7 @@ def test_safetensors_offsets_outside_the_data_are_invalid(cli, tmp_path):
     path.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 8)
     result = cli("list", path)
     assert result.exit_code == ExitCode.INVALID_INPUT
-    assert "fall outside" in one_line_error(result)
+    assert "run past the 8 bytes of data" in one_line_error(result)
 
 
 def test_nothing_matched_is_a_negative_result_with_close_names(cli, samples):

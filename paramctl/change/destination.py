@@ -4,6 +4,12 @@ The checkpoint goes to ``-o PATH``, over the input with ``--in-place``, or to st
 output when that is not a terminal; with ``--dry-run`` it goes nowhere. Standard output can
 carry one thing: when it carries the checkpoint, the report moves to standard error.
 
+A file destination must be a regular file or a new path (never a device or FIFO) and
+writable; this is checked before anything is read. A directory is the destination of a
+checkpoint of several files, each of them checked as it is written. Rewriting the input
+(``--in-place``, or ``-o`` naming the input itself) takes the file's :class:`WriteLock`
+first, so that two such runs on one file follow each other instead of one undoing the other.
+
 >>> into_file = init_destination("m.pt", "out.pt", stdout_isatty=True)
 >>> into_file.path, into_file.label, into_file.report_on_stderr
 ('out.pt', None, False)
@@ -16,12 +22,14 @@ carry one thing: when it carries the checkpoint, the report moves to standard er
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from paramctl.errors import UsageError
 from paramctl.formats import STDIN
 from paramctl.remote.url import check_local_output
+from paramctl.targets import WriteLock, check_target
 
 STDOUT_LABEL = "<stdout>"
 IN_PLACE_NEEDS_FILE = "--in-place rewrites a checkpoint file: give PATH and --model, or -o PATH"
@@ -35,6 +43,8 @@ class Destination:
     to_stdout: bool = False
     backup: str | None = None
     in_place: bool = False
+    # Held from before the input is read until this destination is let go.
+    lock: WriteLock | None = field(default=None, compare=False, repr=False)
 
     @property
     def dry_run(self) -> bool:
@@ -89,10 +99,25 @@ def init_destination(
     if dry_run:
         return Destination(backup=kept, in_place=in_place)
     if in_place or output:
-        return Destination(path=source if in_place else output, backup=kept, in_place=in_place)
+        path = source if in_place else output
+        assert path is not None
+        if not os.path.isdir(path):  # a directory holds a set of files, each checked as written
+            check_target(path)
+        lock = WriteLock(path).acquire() if in_place or _same_file(source, path) else None
+        return Destination(path=path, backup=kept, in_place=in_place, lock=lock)
     if stdout_isatty:
         raise UsageError(
             "refusing to write a binary checkpoint to a terminal: give -o PATH or --in-place, "
             "or redirect standard output (> out.pt, | paramctl list)"
         )
     return Destination(to_stdout=True)
+
+
+def _same_file(source: str | None, output: str) -> bool:
+    """Whether ``-o`` names the input itself (under another name or through a link)."""
+    if source is None or source == STDIN:
+        return False
+    try:
+        return os.path.samefile(source, output)
+    except OSError:
+        return False

@@ -177,6 +177,7 @@ def apply_plan(
         return apply_constants(plan, editor, stats=stats, on_progress=on_progress)
     import torch
 
+    from paramctl.formats._limits import check_readable
     from paramctl.values import ValueReader, torch_dtype
 
     copy = plan.change.copy
@@ -190,6 +191,7 @@ def apply_plan(
             torch.manual_seed(generator.initial_seed())
         for planned in plan.tensors:
             entry = planned.entry
+            check_readable(plan.checkpoint, entry, writing=True)  # before anything is allocated for it
             start, end = entry.byte_span
             fills = planned.scheme is not None or planned.source is not None
             read = stats or not fills or not fills_span(entry)

@@ -10,6 +10,7 @@ traceback instead.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import os
@@ -24,7 +25,7 @@ from typer.models import CommandInfo
 
 from paramctl import __version__
 from paramctl.errors import ExitCode, ParamctlError
-from paramctl.render.engine import Environment
+from paramctl.render.engine import Environment, escape_control
 
 if TYPE_CHECKING:
     # The click that typer carries (typer<0.29 vendors it).
@@ -85,26 +86,60 @@ def reports_errors(function: F) -> F:
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return function(*args, **kwargs)
+            try:
+                return function(*args, **kwargs)
+            finally:
+                # A full disk or a closed pipe behind stdout shows here, where it is handled,
+                # instead of at exit.
+                sys.stdout.flush()
         except ParamctlError as exc:
             if kwargs.get("debug"):
                 raise
             fail(str(exc), exc.exit_code)
         except BrokenPipeError:
             # The reader (head, grep -m1) has what it wanted; stop quietly.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+            _drop_stdout()
             raise typer.Exit(ExitCode.OK) from None
         except KeyboardInterrupt:
             raise typer.Exit(ExitCode.INTERRUPTED) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
+        except OSError as exc:
+            if kwargs.get("debug"):
+                raise
+            _drop_stdout()
+            fail(io_message(exc), ExitCode.IO)
         except Exception as exc:
             if kwargs.get("debug"):
                 raise
             fail(bug_message(exc), ExitCode.BUG)
 
     return wrapper  # type: ignore[return-value]
+
+
+def io_message(exc: OSError) -> str:
+    """One line for an operating-system error that reached the command line: a file the
+    library did not name (standard output filling up, most often).
+
+    >>> io_message(OSError(28, "No space left on device"))
+    'cannot write the output: No space left on device'
+    >>> io_message(FileNotFoundError(2, "No such file or directory", "m.pt"))
+    'm.pt: No such file or directory'
+    """
+    if exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return f"cannot write the output: {exc.strerror or exc}"
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null once writing it failed, so the final flush at exit cannot
+    fail again (Python would print a second error and exit 120)."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
 
 
 def bug_message(exc: BaseException) -> str:
@@ -118,8 +153,10 @@ def bug_message(exc: BaseException) -> str:
 
 
 def fail(message: str, code: ExitCode) -> NoReturn:
-    """``paramctl: error: message`` on stderr, and exit with ``code``."""
-    Environment.current().err_console().print(f"paramctl: error: {message}", markup=False, highlight=False)
+    """``paramctl: error: message`` on stderr, and exit with ``code``. Paths and names in
+    the message are a file's words: their control characters are escaped as on stdout."""
+    line = f"paramctl: error: {escape_control(message)}"
+    Environment.current().err_console().print(line, markup=False, highlight=False)
     raise typer.Exit(code)
 
 

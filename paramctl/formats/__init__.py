@@ -34,6 +34,7 @@ from paramctl.formats import (
     torch_zip,
     torchscript,
 )
+from paramctl.formats._allowlist import collection_paused
 from paramctl.formats._format import Finding, Format, Holds, Severity, Verification
 from paramctl.formats._pickle import NeedsTorch
 from paramctl.formats._source import as_path, open_binary, open_zip
@@ -210,7 +211,8 @@ def read_checkpoint(
 def _read(path: Path, on_note: Callable[[str], None] | None) -> Checkpoint:
     path, fmt = locate(path)
     try:
-        return fmt.read(path)
+        with collection_paused():
+            return fmt.read(path)
     except NeedsTorch as needs:
         from paramctl.formats._fallback import load_with_torch
 

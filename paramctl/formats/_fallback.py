@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from paramctl.checkpoint import Checkpoint, PathPart, Storage, TensorEntry, join_path
-from paramctl.errors import UnsafePickle
+from paramctl.errors import CorruptCheckpoint, UnsafePickle
+from paramctl.formats._pickle_tree import check_tree
 
 
 def load_with_torch(path: Path, format_name: str, *, mmap: bool) -> Checkpoint:
@@ -36,6 +37,15 @@ def load_with_torch(path: Path, format_name: str, *, mmap: bool) -> Checkpoint:
         raise UnsafePickle(
             _unsupported_global(str(exc)), "torch's weights-only loader refused it too"
         ) from exc
+    # Anything else torch raises means it cannot load the file either (a sparse tensor
+    # whose indices fail torch's invariants, a rebuild called with the wrong arguments).
+    except Exception as exc:
+        first = next(iter(str(exc).splitlines()), "")[:200]
+        raise CorruptCheckpoint(
+            f"{path}: torch's weights-only loader cannot load it ({type(exc).__name__}: {first})"
+        ) from exc
+    # The same limits as the metadata reader's, before the tree is walked path by path.
+    check_tree(obj, what=f"{path}: the pickle", is_tensor=lambda node: isinstance(node, torch.Tensor))
     entries: list[TensorEntry] = []
     storages: dict[str, Storage] = {}
     tensors: dict[str, Any] = {}

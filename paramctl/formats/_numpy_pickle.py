@@ -124,8 +124,12 @@ ALLOWED_GLOBALS.update(NUMPY_GLOBALS)
 def inline_storages(payload: Any, path: Path, byteorder: str) -> dict[str, Storage]:
     """Give each pickled numpy array in ``payload`` a storage key and return their storages.
 
-    One array reachable by two paths is one record, so it gets one storage: a tie.
+    One array reachable by two paths is one record, so it gets one storage: a tie. The
+    tree is held to the limits before it is walked (a memo fan-out has 2**40 paths).
     """
+    from paramctl.formats._pickle_tree import check_tree
+
+    check_tree(payload, is_tensor=lambda node: isinstance(node, TensorRecord))
     storages: dict[str, Storage] = {}
     for _, leaf in walk(payload):
         if not isinstance(leaf, NumpyArray) or leaf.storage.key:

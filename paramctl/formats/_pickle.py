@@ -1,23 +1,28 @@
-"""An allowlist unpickler for the pickles inside PyTorch checkpoints.
+"""The allowlist of torch's checkpoint pickles (``data.pkl``, a legacy file's pickles).
 
-``pickle`` is the only tool that parses pickles, and ``torch.load(weights_only=True)``
-needs torch. This unpickler restricts ``find_class`` (the documented way to limit what a
-pickle may reference) to a short table of stand-ins: torch's tensor rebuild functions
-become constructors of plain records, dtypes and storage classes become names, and every
-other global is refused before anything runs.
+torch's tensor rebuild functions become constructors of plain records whose arguments are
+checked as torch checks them (sizes and strides of plain integers, a boolean
+``requires_grad``, ...), dtypes and storage classes become names, plain containers come
+from :data:`~paramctl.formats._allowlist.PLAIN_GLOBALS`, and every other global is refused
+before anything runs. torch's other rebuild functions (sparse, quantized, subclass
+tensors) raise :class:`NeedsTorch`, and the reader falls back to torch's own weights-only
+loader.
 """
 
 from __future__ import annotations
 
-import collections
-import io
-import pickle
+import re
+from collections import ChainMap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from paramctl.dtypes import BY_STORAGE_CLASS, DTYPES, UNTYPED
 from paramctl.errors import CorruptCheckpoint, UnsafePickle
+from paramctl.formats import _allowlist
+from paramctl.formats._allowlist import PLAIN_GLOBALS, Constructor, RestrictedUnpickler, Sealed, wrong_call
+from paramctl.formats._limits import LIMITS, Limits
+from paramctl.formats._pickle_scan import Buffer
 
 
 class NeedsTorch(Exception):
@@ -28,7 +33,7 @@ class NeedsTorch(Exception):
         self.global_name = global_name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StorageRef:
     """What a persistent id names: one storage record of the checkpoint."""
 
@@ -39,8 +44,11 @@ class StorageRef:
     # Legacy files could store a view of a storage: (view key, element offset, size).
     view: tuple[str, int, int] | None = None
 
+    def __setstate__(self, state: Any) -> None:
+        raise CorruptCheckpoint("the pickle changes a storage after building it")
 
-@dataclass
+
+@dataclass(slots=True)
 class TensorRecord:
     """A tensor as its pickle describes it; the reader turns it into a ``TensorEntry``."""
 
@@ -53,91 +61,139 @@ class TensorRecord:
     is_parameter: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __setstate__(self, state: Any) -> None:
+        raise CorruptCheckpoint("the pickle changes a tensor after building it")
+
 
 class _DTypeName(str):
     """``torch.float32`` and friends: kept as their name."""
 
+    __slots__ = ()
+    __setstate__ = Sealed.__setstate__
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
 class _StorageClass:
     dtype: str
+
+    def __setstate__(self, state: Any) -> None:
+        raise CorruptCheckpoint("the pickle changes a storage class")
 
 
 class _Device(str):
     """``torch.device('cpu')``: kept as its text."""
 
+    __slots__ = ()
+    __setstate__ = Sealed.__setstate__
+
     def __new__(cls, kind: Any, index: Any = None) -> _Device:
-        return super().__new__(cls, str(kind) if index is None else f"{kind}:{index}")
+        if not isinstance(kind, str) or not (index is None or type(index) is int):
+            raise wrong_call("torch.device", (kind, index))
+        return super().__new__(cls, kind if index is None else f"{kind}:{index}")
+
+
+def _integers(value: Any) -> tuple[int, ...] | None:
+    """``value`` as a tuple of plain, non-negative integers (not booleans), as torch takes
+    sizes and strides (it refuses negative strides)."""
+    if (type(value) is not tuple and type(value) is not list) or len(value) > 256:
+        return None
+    for item in value:
+        if type(item) is not int or item < 0:
+            return None
+    return tuple(value)
+
+
+def _record(
+    name: str, storage: Any, offset: Any, size: Any, stride: Any, requires_grad: Any, dtype: str
+) -> TensorRecord:
+    """The checks torch's ``_rebuild_tensor`` makes (``set_`` with these sizes and strides,
+    ``requires_grad`` only on a floating or complex tensor), before the record is made."""
+    shape, strides = _integers(size), _integers(stride)
+    if (
+        not isinstance(storage, StorageRef)
+        or type(offset) is not int
+        or offset < 0
+        or shape is None
+        or strides is None
+        or type(requires_grad) is not bool
+    ):
+        raise wrong_call(name, (storage, offset, size, stride, requires_grad))
+    if len(shape) != len(strides):
+        raise CorruptCheckpoint(f"a tensor has {len(shape)} sizes and {len(strides)} strides")
+    info = DTYPES[dtype]
+    if requires_grad and not (info.is_floating or info.is_complex):
+        raise CorruptCheckpoint(f"a {dtype} tensor requires grad, which torch refuses (floating point only)")
+    return TensorRecord(storage, offset, shape, strides, requires_grad, dtype)
 
 
 def _rebuild_tensor_v2(
-    storage: StorageRef,
-    storage_offset: int,
-    size: tuple[int, ...],
-    stride: tuple[int, ...],
-    requires_grad: bool = False,
+    storage: Any,
+    storage_offset: Any,
+    size: Any,
+    stride: Any,
+    requires_grad: Any = False,
     backward_hooks: Any = None,
     metadata: Any = None,
 ) -> TensorRecord:
-    return TensorRecord(
-        storage, storage_offset, tuple(size), tuple(stride), bool(requires_grad), storage.dtype
+    dtype = storage.dtype if isinstance(storage, StorageRef) else UNTYPED.name
+    return _record(
+        "torch._utils._rebuild_tensor_v2", storage, storage_offset, size, stride, requires_grad, dtype
     )
 
 
 def _rebuild_tensor_v3(
-    storage: StorageRef,
-    storage_offset: int,
-    size: tuple[int, ...],
-    stride: tuple[int, ...],
-    requires_grad: bool,
+    storage: Any,
+    storage_offset: Any,
+    size: Any,
+    stride: Any,
+    requires_grad: Any,
     backward_hooks: Any,
-    dtype: str,
+    dtype: Any,
     metadata: Any = None,
 ) -> TensorRecord:
-    record = _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad)
-    record.dtype = str(dtype)
+    if not isinstance(dtype, _DTypeName):
+        raise wrong_call("torch._utils._rebuild_tensor_v3", (storage, dtype))
+    return _record(
+        "torch._utils._rebuild_tensor_v3", storage, storage_offset, size, stride, requires_grad, dtype
+    )
+
+
+def _rebuild_parameter(data: Any, requires_grad: Any, backward_hooks: Any, state: Any = None) -> TensorRecord:
+    if not isinstance(data, TensorRecord):
+        raise NeedsTorch("torch._utils._rebuild_parameter of a non-plain tensor")
+    if type(requires_grad) is not bool:
+        raise wrong_call("torch._utils._rebuild_parameter", (data, requires_grad))
+    name = "torch._utils._rebuild_parameter"
+    record = _record(
+        name, data.storage, data.storage_offset, data.shape, data.stride, requires_grad, data.dtype
+    )
+    record.is_parameter = True
     return record
 
 
-def _rebuild_parameter(
-    data: TensorRecord, requires_grad: bool, backward_hooks: Any, state: Any = None
-) -> TensorRecord:
-    if not isinstance(data, TensorRecord):
-        raise NeedsTorch("torch._utils._rebuild_parameter of a non-plain tensor")
-    data.is_parameter = True
-    data.requires_grad = bool(requires_grad)
-    return data
+def _size(*args: Any) -> tuple[int, ...]:
+    shape = _integers(args[0]) if len(args) == 1 else None
+    if shape is not None:
+        return shape
+    raise wrong_call("torch.Size", args)
 
 
-def _codecs_encode(text: str, encoding: str = "utf-8") -> bytes:
-    # Protocol-2 pickles spell bytes as _codecs.encode(str, 'latin1'): only that is allowed.
-    if encoding not in ("latin1", "latin-1"):
-        raise UnsafePickle("_codecs.encode", f"with encoding {encoding!r}")
-    return text.encode("latin1")
+def _argument_count(*args: Any) -> int:
+    # Rebuild functions take a handful of arguments, each checked by the function itself.
+    return len(args)
 
 
-def _allowed_globals() -> dict[str, Any]:
+def _torch_globals() -> dict[str, Any]:
     table: dict[str, Any] = {
-        "collections.OrderedDict": collections.OrderedDict,
-        "collections.Counter": collections.Counter,
-        "builtins.set": set,
-        "builtins.frozenset": frozenset,
-        "builtins.bytearray": bytearray,
-        "builtins.slice": slice,
-        "builtins.complex": complex,
-        "builtins.tuple": tuple,
-        "builtins.list": list,
-        "builtins.dict": dict,
-        "_codecs.encode": _codecs_encode,
-        "torch.Size": tuple,
-        "torch.device": _Device,
-        "torch._utils._rebuild_tensor_v2": _rebuild_tensor_v2,
-        "torch._utils._rebuild_tensor_v3": _rebuild_tensor_v3,
-        "torch._utils._rebuild_parameter": _rebuild_parameter,
-        "torch._utils._rebuild_parameter_with_state": _rebuild_parameter,
+        "torch.Size": Constructor("torch.Size", _size, _argument_count),
+        "torch.device": Constructor("torch.device", _Device, _argument_count),
         "torch.storage.UntypedStorage": _StorageClass(UNTYPED.name),
         "torch.UntypedStorage": _StorageClass(UNTYPED.name),
     }
+    for function in (_rebuild_tensor_v2, _rebuild_tensor_v3, _rebuild_parameter):
+        name = f"torch._utils.{function.__name__}"
+        table[name] = Constructor(name, function, _argument_count)
+    table["torch._utils._rebuild_parameter_with_state"] = table["torch._utils._rebuild_parameter"]
     for name in DTYPES:
         table[f"torch.{name}"] = _DTypeName(name)
     for class_name, dt in BY_STORAGE_CLASS.items():
@@ -146,83 +202,115 @@ def _allowed_globals() -> dict[str, Any]:
     return table
 
 
-ALLOWED_GLOBALS = _allowed_globals()
+ALLOWED_GLOBALS: dict[str, Any] = {**PLAIN_GLOBALS, **_torch_globals()}
 
-# Modules whose globals torch's own weights-only loader may still accept (sparse, quantized
-# and subclass tensors): for those, paramctl falls back to torch.load(weights_only=True).
-_TORCH_MODULES = ("torch._utils", "torch._tensor", "torch.serialization", "torch", "torch.storage")
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickle with only :data:`ALLOWED_GLOBALS`; resolve storages with ``storage_ref``."""
-
-    def __init__(
-        self,
-        file: IO[bytes],
-        storage_ref: Callable[[tuple[Any, ...]], Any] | None,
-        extra_globals: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(file)
-        self._storage_ref = storage_ref
-        self._extra_globals = extra_globals or {}
-
-    def find_class(self, module: str, name: str) -> Any:
-        qualified = f"{module}.{name}"
-        if qualified in self._extra_globals:
-            return self._extra_globals[qualified]
-        if qualified in ALLOWED_GLOBALS:
-            return ALLOWED_GLOBALS[qualified]
-        if module in _TORCH_MODULES:
-            raise NeedsTorch(qualified)
-        raise UnsafePickle(qualified)
-
-    def persistent_load(self, pid: Any) -> Any:
-        if self._storage_ref is None:
-            raise CorruptCheckpoint("a persistent id outside a checkpoint's data pickle")
-        if not isinstance(pid, tuple) or not pid or pid[0] != "storage":
-            raise CorruptCheckpoint(f"unknown persistent id {pid!r:.60}")
-        return self._storage_ref(pid)
+# The globals torch's own weights-only loader accepts beyond this table (its rebuild
+# functions for sparse, quantized, nested and subclass tensors, tensor classes, quantization
+# schemes, layouts): for those, paramctl falls back to torch.load(weights_only=True). Any
+# other torch global (torch.load, torch.hub.load, ...) is refused like any global.
+_TORCH_FEATURES = re.compile(
+    r"torch\._utils\._rebuild_\w+|torch\._tensor\._rebuild_from_type_v2|torch\.serialization\._get_layout"
+    r"|torch\.nn\.parameter\.Parameter|torch\.Tensor|torch\.\w*Tensor|torch\.per_\w+"
+)
 
 
-def storage_ref_from_pid(pid: tuple[Any, ...]) -> StorageRef:
-    """Decode ``('storage', class, key, location, numel[, view])`` from either torch format."""
-    try:
-        _, storage_class, key, location, numel, *rest = pid
-    except ValueError as exc:
-        raise CorruptCheckpoint(f"malformed storage id {pid!r:.60}") from exc
+def _refuse(module: str, name: str) -> Exception:
+    qualified = f"{module}.{name}"
+    return NeedsTorch(qualified) if _TORCH_FEATURES.fullmatch(qualified) else UnsafePickle(qualified)
+
+
+def refuses(module: str, name: str) -> bool:
+    """Whether the allowlist refuses a global as unsafe (torch's own rebuild functions for
+    sparse or quantized tensors are read through torch instead, and are not refused).
+
+    >>> refuses("posix", "system"), refuses("collections", "OrderedDict")
+    (True, False)
+    >>> refuses("torch._utils", "_rebuild_qtensor")
+    False
+    """
+    return f"{module}.{name}" not in ALLOWED_GLOBALS and isinstance(_refuse(module, name), UnsafePickle)
+
+
+def storage_ref_from_pid(pid: Any) -> StorageRef:
+    """Decode ``('storage', class, key, location, numel[, view])`` from either torch format.
+
+    Keys and locations are strings and counts plain integers, as torch writes them: torch
+    names records by the key's text and places storages by the location's.
+    """
+    if not isinstance(pid, tuple) or len(pid) not in (5, 6) or pid[0] != "storage":
+        raise CorruptCheckpoint(f"unknown persistent id {pid!r:.80}")
+    _, storage_class, key, location, numel, *rest = pid
     if not isinstance(storage_class, _StorageClass):
         raise CorruptCheckpoint(f"storage id names {storage_class!r:.40}, not a storage class")
-    view = None
-    if rest and rest[0] is not None:
-        view_key, view_offset, view_size = rest[0]
-        view = (str(view_key), int(view_offset), int(view_size))
-    return StorageRef(str(key), storage_class.dtype, int(numel), str(location), view)
+    if type(key) is not str or type(location) is not str or type(numel) is not int or numel < 0:
+        raise CorruptCheckpoint(f"malformed storage id {pid!r:.80}")
+    view = rest[0] if rest else None
+    if view is not None:
+        if not (isinstance(view, tuple) and len(view) == 3 and type(view[0]) is str):
+            raise CorruptCheckpoint(f"malformed storage view {view!r:.60}")
+        if not all(type(n) is int and n >= 0 for n in view[1:]) or view[1] + view[2] > numel:
+            raise CorruptCheckpoint(f"storage view {view!r:.60} does not fit its {numel}-element storage")
+    return StorageRef(key, storage_class.dtype, numel, location, view)
 
 
 def restricted_load(
-    data: bytes | IO[bytes],
-    storage_ref: Callable[[tuple[Any, ...]], Any] | None = None,
+    data: Buffer | IO[bytes],
+    storage_ref: Callable[[Any], Any] | None = None,
     *,
     unpickler: type[RestrictedUnpickler] = RestrictedUnpickler,
     extra_globals: Mapping[str, Any] | None = None,
+    limits: Limits = LIMITS,
+    what: str = "the pickle",
 ) -> Any:
-    """Unpickle ``data`` with the allowlist; map pickle's own failures to CorruptCheckpoint.
+    """Unpickle one of torch's pickles (the whole of ``data``) with the allowlist.
 
     ``unpickler`` may be a subclass that allows more (a format's own stand-ins);
     ``extra_globals`` adds stand-ins a format's own pickles need (qualified name to the
     stand-in), for this load only: the shared table is never changed.
 
     >>> import os, pickle
-    >>> restricted_load(pickle.dumps({"epoch": 3}))
+    >>> restricted_load(pickle.dumps({"epoch": 3}, protocol=2))
     {'epoch': 3}
     >>> restricted_load(pickle.dumps(os.system))
     Traceback (most recent call last):
     paramctl.errors.UnsafePickle: refusing to load: the pickle references 'posix.system', ...
     """
-    file = io.BytesIO(data) if isinstance(data, bytes) else data
-    try:
-        return unpickler(file, storage_ref, extra_globals).load()
-    except (UnsafePickle, NeedsTorch, CorruptCheckpoint):
-        raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError) as exc:
-        raise CorruptCheckpoint(f"the pickle is damaged: {exc}") from exc
+    if not isinstance(data, bytes | bytearray | memoryview):
+        data = data.read(limits.pickle_bytes + 1)
+    loaded, _ = restricted_load_at(
+        data, 0, storage_ref, unpickler=unpickler, extra_globals=extra_globals, limits=limits, what=what
+    )
+    return loaded
+
+
+def restricted_load_at(
+    data: Buffer,
+    start: int,
+    storage_ref: Callable[[Any], Any] | None = None,
+    *,
+    unpickler: type[RestrictedUnpickler] = RestrictedUnpickler,
+    extra_globals: Mapping[str, Any] | None = None,
+    limits: Limits = LIMITS,
+    whole: bool = True,
+    what: str = "the pickle",
+) -> tuple[Any, int]:
+    """Unpickle the pickle at ``start`` of ``data``; return it and where it ends (with
+    ``whole``, nothing may follow its STOP).
+
+    >>> import pickle
+    >>> restricted_load_at(pickle.dumps(1, protocol=2) + pickle.dumps(2, protocol=2), 5, whole=False)
+    (2, 10)
+    """
+    allowed = ChainMap(dict(extra_globals), ALLOWED_GLOBALS) if extra_globals else ALLOWED_GLOBALS
+    return _allowlist.restricted_load(
+        data,
+        allowed,
+        persistent=storage_ref,
+        refuse=_refuse,
+        limits=limits,
+        start=start,
+        whole=whole,
+        what=what,
+        passing=(NeedsTorch,),
+        unpickler=unpickler,
+    )

@@ -18,6 +18,7 @@ b'wei'
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import zipfile
 from collections.abc import Iterator
@@ -101,6 +102,24 @@ def fetch(path: Path, start: int, end: int) -> None:
         remote_file(url).ensure(start, end)
 
 
+@contextlib.contextmanager
+def mapped(path: Path) -> Iterator[mmap.mmap]:
+    """The whole file mapped read-only (a remote file fetched whole first: only formats of
+    small files that must be read from end to end ask for this)."""
+    url = url_of(path)
+    if url is None:
+        with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            yield data
+        return
+    fetch(path, 0, size_of(path))
+    fd = open_descriptor(path)
+    try:
+        with mmap.mmap(fd, size_of(path), access=mmap.ACCESS_READ) as data:
+            yield data
+    finally:
+        os.close(fd)
+
+
 def fetch_entry(storage: Storage, entry: TensorEntry) -> None:
     """Have an entry's bytes fetched, when its file is remote and holds them in place."""
     if storage.offset is not None and storage.inline is None:
@@ -182,6 +201,17 @@ def size_of(path: str | os.PathLike[str]) -> int:
 # 64-byte boundaries with it, a zip64 record adds 20): this much covers every one written.
 _LOCAL_HEADER_ROOM = 30 + 128
 _SMALL_RECORD = 4 << 10
+
+
+def descriptor_of(file: BinaryIO, *, tail: int = 0) -> tuple[int, int]:
+    """A descriptor to ``pread`` the bytes of ``file`` (from :func:`open_binary`) and its
+    size; for a remote file, its local copy, with the last ``tail`` bytes fetched."""
+    remote = getattr(file, "remote", None)
+    if remote is None:
+        return file.fileno(), os.fstat(file.fileno()).st_size
+    if tail:
+        remote.ensure(max(0, remote.size - tail), remote.size)
+    return remote.copy.fd, remote.size
 
 
 def open_zip(file: BinaryIO) -> zipfile.ZipFile:

@@ -3,39 +3,31 @@
 A pickle names the globals it needs and calls them while loading; a pickled module names
 its classes, hooks and anything else its author's objects held. paramctl never loads such
 a file unless told to with ``--trust`` (``trust=True`` in the library), and before it does,
-it lists those globals by reading the pickle's opcodes with :mod:`pickletools`, which
-decodes without executing anything.
+it lists those globals by unpickling with placeholders that execute nothing. A file that
+could be read two ways is refused even with ``--trust``: which reading would be trusted?
 """
 
 from __future__ import annotations
 
-import _compat_pickle
-import collections
-import pickletools
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from paramctl.errors import CheckpointIOError, CorruptCheckpoint, ModelCodeError, UnsafePickle
+from paramctl.errors import CheckpointIOError, ModelCodeError, UnsafePickle
 from paramctl.formats import STDIN, STDIN_LABEL, detect_format, spool_stdin
-from paramctl.formats._pickle import ALLOWED_GLOBALS
-
-_STRING_OPS = frozenset(
-    {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"}
-)
-_GET_OPS = frozenset({"GET", "BINGET", "LONG_BINGET"})
-_PUT_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
-# Opcodes that change neither the stack nor the memo as far as naming globals goes.
-_QUIET_OPS = frozenset({"PROTO", "FRAME", "STOP", "MARK"})
+from paramctl.formats._limits import LIMITS
+from paramctl.formats._pickle import refuses
+from paramctl.formats._pickle_names import global_pairs, list_globals
 
 
 def pickle_globals(data: bytes | IO[bytes]) -> list[str]:
     """Every global one pickle would import, in first-use order, without running it.
 
-    ``GLOBAL`` carries its name; ``STACK_GLOBAL`` (protocol 4+) takes the two strings pushed
-    before it, which may come from the memo, so pushes and memo slots are followed.
-    Python 2 spellings are shown as Python 3 will import them (``__builtin__`` is
-    ``builtins``), using pickle's own table.
+    The C unpickler reads the opcodes with each global standing for a placeholder that
+    does nothing (:func:`~paramctl.formats._allowlist.list_globals`), after the scan that
+    holds the pickle to paramctl's limits; ``STACK_GLOBAL`` names taken from the stack or
+    the memo come out exactly as a load would import them, and Python 2 spellings as
+    Python 3 imports them (``__builtin__`` is ``builtins``).
 
     >>> import pickle, collections
     >>> pickle_globals(pickle.dumps(collections.OrderedDict(a=1), protocol=2))
@@ -43,54 +35,24 @@ def pickle_globals(data: bytes | IO[bytes]) -> list[str]:
     >>> pickle_globals(pickle.dumps([collections.Counter(), slice(1), collections.Counter()], protocol=4))
     ['collections.Counter', 'builtins.slice']
     """
-    found: dict[str, None] = {}
-    memo: dict[int, str | None] = {}
-    # What the last two pushes left on the stack, as far as naming globals goes.
-    pushed: collections.deque[str | None] = collections.deque([None, None], maxlen=2)
-    for opcode, arg, _ in pickletools.genops(data):
-        name = opcode.name
-        if name in ("GLOBAL", "INST"):
-            module, _, attr = str(arg).partition(" ")
-            found[_python3_name(module, attr)] = None
-            pushed.append(None)
-        elif name == "STACK_GLOBAL":
-            stacked_module, stacked_attr = pushed
-            if stacked_module is None or stacked_attr is None:
-                raise CorruptCheckpoint("the pickle names a global in a way paramctl cannot follow")
-            found[_python3_name(stacked_module, stacked_attr)] = None
-            pushed.append(None)
-        elif name in _STRING_OPS:
-            pushed.append(arg.decode("latin1") if isinstance(arg, bytes) else arg)
-        elif name in _GET_OPS:
-            pushed.append(memo.get(int(str(arg))))
-        elif name in _PUT_OPS:
-            memo[int(str(arg))] = pushed[-1]
-        elif name == "MEMOIZE":
-            memo[len(memo)] = pushed[-1]
-        elif name not in _QUIET_OPS:
-            pushed.append(None)
-    return list(found)
-
-
-def _python3_name(module: str, attr: str) -> str:
-    # The same mapping pickle applies on load (fix_imports) to protocol-2 names.
-    if (module, attr) in _compat_pickle.NAME_MAPPING:
-        module, attr = _compat_pickle.NAME_MAPPING[(module, attr)]
-    module = _compat_pickle.IMPORT_MAPPING.get(module, module)
-    return f"{module}.{attr}"
+    raw = data if isinstance(data, bytes) else data.read(LIMITS.pickle_bytes + 1)
+    return list_globals(raw)
 
 
 def checkpoint_globals(path: Path) -> list[str]:
     """The globals ``torch.load(path, weights_only=False)`` would import, in first-use order."""
-    names: dict[str, None] = {}
+    return [f"{module}.{name}" if module else name for module, name in _global_pairs(path)]
+
+
+def _global_pairs(path: Path) -> list[tuple[str, str]]:
+    found: dict[tuple[str, str], None] = {}
     try:
         for pickle in detect_format(path).pickles(path):
-            names.update(dict.fromkeys(pickle_globals(pickle)))
-    except (ValueError, EOFError) as exc:
-        raise CorruptCheckpoint(f"{path}: the pickle is damaged: {exc}") from exc
+            raw = pickle.read(LIMITS.pickle_bytes + 1)
+            found.update(dict.fromkeys(global_pairs(raw)))
     except OSError as exc:
         raise CheckpointIOError(f"{path}: {exc.strerror or exc}") from exc
-    return list(names)
+    return list(found)
 
 
 def load_trusted(path: Path, *, on_globals: Callable[[list[str]], None] | None = None) -> Any:
@@ -175,7 +137,10 @@ def refusal(path: Path, label: str, cause: UnsafePickle | None = None) -> Unsafe
     opcodes executes nothing. When every global it names is on the allowlist, what was
     refused is in the data itself (``cause``, a numpy object array).
     """
-    names = checkpoint_globals(path)
+    if cause is not None and not cause.trust_offered:
+        return cause  # a file read two ways: no reading is offered --trust
+    pairs = _global_pairs(path)
+    names = [f"{module}.{name}" if module else name for module, name in pairs]
     harmful = {name: what for name in names if (what := harm(name)) is not None}
     if harmful:
         does = " and ".join(
@@ -186,12 +151,7 @@ def refusal(path: Path, label: str, cause: UnsafePickle | None = None) -> Unsafe
             next(iter(harmful)),
             f"loading {label} would {does}: no checkpoint needs that, so do not load it",
         )
-    plain = ("torch._utils.", "collections.", "builtins.", "torch.Size", "torch.device")
-    foreign = [
-        name
-        for name in names
-        if not name.startswith(plain) and not name.endswith("Storage") and name not in ALLOWED_GLOBALS
-    ]
+    foreign = [f"{module}.{name}" if module else name for module, name in pairs if refuses(module, name)]
     if not foreign and cause is not None:
         return cause
     shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")

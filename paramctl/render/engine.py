@@ -94,7 +94,7 @@ class Environment:
         """A side remark on stderr (never mixed into data on stdout)."""
         from rich.text import Text
 
-        self.err_console().print(Text(message, style="dim"), soft_wrap=True)
+        self.err_console().print(Text(escape_control(message), style="dim"), soft_wrap=True)
 
 
 def _isatty(stream: TextIO) -> bool:
@@ -113,18 +113,32 @@ def format_shape(shape: Sequence[int] | None) -> str:
     return "?" if shape is None else "[" + ", ".join(str(s) for s in shape) + "]"
 
 
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc: C0, DEL and C1
+# Unicode category Cc (C0, DEL, C1), the line and paragraph separators, and the
+# bidirectional controls (a right-to-left override makes "gpj.exe" look like "exe.jpg").
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def escape_control(text: str) -> str:
-    r"""Make control characters visible so a name cannot rewrite the terminal or split a row.
+    r"""Make control characters visible so a name cannot rewrite the terminal, split a row
+    or reorder what follows it.
 
     >>> escape_control("a\tb\x1b[31m")
     'a\\tb\\x1b[31m'
+    >>> escape_control("model\u202egpj.pt")
+    'model\\u202egpj.pt'
     """
     if not _CONTROL.search(text):
         return text
     return _CONTROL.sub(lambda hit: hit.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def escape_lines(text: str) -> str:
+    r""":func:`escape_control` line by line: a title of several lines keeps its breaks.
+
+    >>> escape_lines("A a.pt\nB b\x1b.pt")
+    'A a.pt\nB b\\x1b.pt'
+    """
+    return "\n".join(escape_control(line) for line in text.split("\n"))
 
 
 def as_text(value: Any) -> str:

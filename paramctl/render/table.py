@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from paramctl.render.engine import Column, Report, as_text, escape_control
+from paramctl.render.engine import Column, Report, as_text, escape_control, escape_lines
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -246,7 +246,7 @@ def _rich_table(report: Report, layout: Layout) -> RenderableType:
     from rich.table import Table
     from rich.text import Text
 
-    title = Text(report.title) if report.title else None
+    title = Text(escape_lines(report.title)) if report.title else None
     caption = Text(report.caption) if report.caption else None
     table = Table(title=title, caption=caption, caption_justify="left", box=box.HEAVY_HEAD)
     for column, width in zip(layout.columns, layout.widths, strict=True):
@@ -276,7 +276,7 @@ def _blocks(report: Report, layout: Layout, width: int) -> RenderableType:
     names = next((i for i, c in enumerate(layout.columns) if c.fold == "name"), 0)
     parts: list[RenderableType] = []
     if report.title:
-        parts.append(Text(report.title, style="bold"))
+        parts.append(Text(escape_lines(report.title), style="bold"))
     for row in range(len(report.rows)):
         name = layout.texts[names][row]
         parts += [Text(line, style="bold") for line in fold_name(name, width)]

@@ -18,54 +18,32 @@ paramctl.errors.CorruptCheckpoint: .metadata is a dict, not a torch.distributed.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
+from typing import Any, ClassVar
 
 from paramctl.errors import CorruptCheckpoint
+from paramctl.formats._allowlist import PickledRecord
+from paramctl.formats._limits import LIMITS
 from paramctl.formats._pickle import restricted_load
 
 # A .metadata beyond this is no metadata torch writes (a million tensors take about 200 MB).
-MAX_METADATA_BYTES = 1 << 30
+MAX_METADATA_BYTES = 256 << 20
+_NONE = type(None)
 
 
-class _Record:
-    """A pickled dataclass, as its fields: ``BUILD`` gives a dict (or ``(None, slots)``)."""
-
-    def __setstate__(self, state: Any) -> None:
-        if isinstance(state, tuple) and len(state) == 2:
-            state = {**(state[0] or {}), **(state[1] or {})}
-        if not isinstance(state, dict):
-            raise CorruptCheckpoint(f"{type(self).__name__}: unexpected state {state!r:.60}")
-        self.__dict__.update(state)
+class _Record(PickledRecord):
+    """A pickled dataclass, as its fields: ``BUILD`` gives a dict (or ``(None, slots)``),
+    once, each field of its type (what the field holds inside is checked by the reader)."""
 
     def get(self, name: str, default: Any = None) -> Any:
-        return self.__dict__.get(name, default)
-
-
-class Metadata(_Record):
-    pass
-
-
-class TensorStorageMetadata(_Record):
-    pass
+        return self.__dict__.get(name, default) if name in self.fields else default
 
 
 class ChunkStorageMetadata(_Record):
-    pass
+    fields: ClassVar[dict[str, type | tuple[type, ...]]] = {"offsets": tuple, "sizes": tuple}
 
 
 class BytesStorageMetadata(_Record):
-    pass
-
-
-class MetadataIndex(_Record):
-    pass
-
-
-class StorageMeta(_Record):
-    pass
-
-
-class StorageInfo(_Record):
     pass
 
 
@@ -73,12 +51,62 @@ class TensorProperties(_Record):
     """``TensorProperties`` pickles its fields as a tuple: dtype, layout, requires_grad,
     memory_format, pin_memory."""
 
+    fields: ClassVar[dict[str, type | tuple[type, ...]]] = {
+        "dtype": str,
+        "layout": str,
+        "requires_grad": bool,
+        "memory_format": str,
+        "pin_memory": bool,
+    }
+
     def __setstate__(self, state: Any) -> None:
-        if isinstance(state, tuple) and len(state) == 5:
-            names = ("dtype", "layout", "requires_grad", "memory_format", "pin_memory")
-            self.__dict__.update(zip(names, state, strict=True))
-            return
+        if isinstance(state, tuple) and len(state) == len(self.fields):
+            state = dict(zip(self.fields, state, strict=True))
         super().__setstate__(state)
+
+
+class TensorStorageMetadata(_Record):
+    fields: ClassVar[dict[str, type | tuple[type, ...]]] = {
+        "properties": TensorProperties,
+        "size": tuple,
+        "chunks": list,
+    }
+
+
+class MetadataIndex(_Record):
+    fields: ClassVar[dict[str, type | tuple[type, ...]]] = {
+        "fqn": str,
+        "offset": (tuple, _NONE),
+        "index": (int, _NONE),
+    }
+
+
+class StorageMeta(_Record):
+    fields: ClassVar[dict[str, type | tuple[type, ...]]] = {
+        "checkpoint_id": (str, _NONE),
+        "save_id": (str, _NONE),
+        "load_id": (str, _NONE),
+        "modules": list,
+    }
+
+
+class StorageInfo(_Record):
+    fields: ClassVar[dict[str, type | tuple[type, ...]]] = {
+        "relative_path": str,
+        "offset": int,
+        "length": int,
+        "transform_descriptors": (list, tuple, _NONE),
+    }
+
+
+class Metadata(_Record):
+    fields: ClassVar[dict[str, type | tuple[type, ...]]] = {
+        "state_dict_metadata": dict,
+        "planner_data": object,
+        "storage_data": dict,
+        "storage_meta": (StorageMeta, _NONE),
+        "version": (str, _NONE),
+    }
 
 
 def _named(value: Any) -> str:
@@ -109,10 +137,10 @@ DCP_GLOBALS: dict[str, Any] = {
 
 
 def load_metadata(data: bytes) -> Metadata:
-    """The ``.metadata`` pickle's record, read with the allowlist and :data:`DCP_GLOBALS`."""
-    if len(data) > MAX_METADATA_BYTES:
-        raise CorruptCheckpoint(f".metadata is over {MAX_METADATA_BYTES >> 20} MiB")
-    metadata = restricted_load(data, extra_globals=DCP_GLOBALS)
+    """The ``.metadata`` pickle's record, read with the allowlist and :data:`DCP_GLOBALS`,
+    within paramctl's limits (its size: :data:`MAX_METADATA_BYTES`)."""
+    limits = replace(LIMITS, pickle_bytes=MAX_METADATA_BYTES)
+    metadata = restricted_load(data, extra_globals=DCP_GLOBALS, limits=limits, what=".metadata")
     if not isinstance(metadata, Metadata):
         raise CorruptCheckpoint(
             f".metadata is a {type(metadata).__name__}, not a torch.distributed.checkpoint Metadata"

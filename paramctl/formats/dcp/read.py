@@ -16,18 +16,26 @@ A tensor in one chunk is a plain entry on that chunk's storage; a tensor in seve
 from __future__ import annotations
 
 import io
+import itertools
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from paramctl.checkpoint import Checkpoint, Chunk, Storage, TensorEntry
 from paramctl.dtypes import DTYPES
-from paramctl.errors import CorruptCheckpoint, ExitCode
+from paramctl.errors import CorruptCheckpoint, ExitCode, LimitExceeded
+from paramctl.formats._limits import LIMITS, check_count
 from paramctl.formats._source import open_binary, read_part
 from paramctl.formats.dcp._metadata import (
+    MAX_METADATA_BYTES,
     BytesStorageMetadata,
+    ChunkStorageMetadata,
     Metadata,
+    MetadataIndex,
+    StorageInfo,
+    TensorProperties,
     TensorStorageMetadata,
     load_metadata,
 )
@@ -111,7 +119,7 @@ class Item:
 
 def read_item(directory: Path, files: dict[str, BinaryIO], info: Any) -> Item:
     """The ``torch.save`` archive one ``_StorageInfo`` points to, read by the zip reader."""
-    from paramctl.formats.torch_zip.read import _read
+    from paramctl.formats.torch_zip.read import read_archive_file
 
     relative = str(info.get("relative_path"))
     offset, length = int(info.get("offset")), int(info.get("length"))
@@ -129,7 +137,7 @@ def read_item(directory: Path, files: dict[str, BinaryIO], info: Any) -> Item:
     key = item_key(relative, offset, length)
     try:
         with zipfile.ZipFile(window) as archive:
-            part = _read(path, window, archive)
+            part = read_archive_file(path, window, archive)
     except zipfile.BadZipFile as exc:
         raise CorruptCheckpoint(f"{directory}: {key}: damaged item archive ({exc})") from exc
     if not part.entries:
@@ -142,18 +150,51 @@ def read_item(directory: Path, files: dict[str, BinaryIO], info: Any) -> Item:
     return Item(key, None, placed, entry)
 
 
-def _index(metadata: Metadata) -> dict[tuple[str, tuple[int, ...] | None], Any]:
+def _sizes(value: Any, what: str) -> tuple[int, ...]:
+    """A shape or chunk offsets: a tuple of plain non-negative integers, as torch writes."""
+    if not isinstance(value, tuple) or len(value) > 64 or not all(type(n) is int and n >= 0 for n in value):
+        raise CorruptCheckpoint(f"{what} is {value!r:.60}, not a tuple of sizes")
+    return value
+
+
+def _index(directory: Path, metadata: Metadata) -> dict[tuple[str, tuple[int, ...] | None], StorageInfo]:
     """``storage_data`` by (fully-qualified name, chunk offsets)."""
-    found: dict[tuple[str, tuple[int, ...] | None], Any] = {}
-    for index, info in (metadata.get("storage_data") or {}).items():
-        offset = index.get("offset")
-        found[(str(index.get("fqn")), None if offset is None else tuple(offset))] = info
+    found: dict[tuple[str, tuple[int, ...] | None], StorageInfo] = {}
+    storage_data = metadata.get("storage_data") or {}
+    check_count(f"{directory}: .metadata", "storage records", len(storage_data), LIMITS.tensors)
+    for index, info in storage_data.items():
+        if not isinstance(index, MetadataIndex) or not isinstance(info, StorageInfo):
+            raise CorruptCheckpoint(
+                f"{directory}: .metadata's storage_data holds {type(index).__name__} keys"
+            )
+        offset, fqn = index.get("offset"), index.get("fqn")
+        where = None if offset is None else _sizes(offset, f"{directory}: {fqn}: a chunk offset")
+        found[(str(fqn), where)] = info
     return found
 
 
+def _load(directory: Path) -> Metadata:
+    with open_binary(directory / METADATA) as file:
+        data = file.read(MAX_METADATA_BYTES + 1)
+    if len(data) > MAX_METADATA_BYTES:
+        raise LimitExceeded(
+            f"{directory}: .metadata", "its size", f"paramctl reads at most {MAX_METADATA_BYTES:,} bytes"
+        )
+    try:
+        metadata = load_metadata(data)
+    except CorruptCheckpoint as exc:
+        exc.args = (f"{directory}: {exc}",)
+        raise
+    items = metadata.get("state_dict_metadata") or {}
+    check_count(f"{directory}: .metadata", "items", len(items), LIMITS.tensors)
+    if not all(type(fqn) is str for fqn in items):
+        raise CorruptCheckpoint(f"{directory}: .metadata names an item by something other than text")
+    return metadata
+
+
 def read(directory: Path) -> Checkpoint:
-    metadata = load_metadata((directory / METADATA).read_bytes())
-    where = _index(metadata)
+    metadata = _load(directory)
+    where = _index(directory, metadata)
     entries: list[TensorEntry] = []
     storages: dict[str, Storage] = {}
     payload: dict[Any, Any] = {}
@@ -185,17 +226,20 @@ def _tensor(
     fqn: str,
     path: tuple[Any, ...],
     item: TensorStorageMetadata,
-    where: dict[tuple[str, tuple[int, ...] | None], Any],
+    where: dict[tuple[str, tuple[int, ...] | None], StorageInfo],
     storages: dict[str, Storage],
 ) -> TensorEntry:
     properties = item.get("properties")
-    dtype = str(properties.get("dtype") if properties is not None else "")
-    shape = tuple(int(size) for size in item.get("size") or ())
+    dtype = str(properties.get("dtype") if isinstance(properties, TensorProperties) else "")
+    shape = _sizes(item.get("size") or (), f"{directory}: {fqn}: the shape")
     if dtype not in DTYPES:
-        raise CorruptCheckpoint(f"{directory}: {fqn}: unknown dtype {dtype!r}")
+        raise CorruptCheckpoint(f"{directory}: {fqn}: unknown dtype {dtype!r:.40}")
     chunks = []
     for chunk in item.get("chunks") or []:
-        offsets, sizes = tuple(chunk.get("offsets")), tuple(chunk.get("sizes"))
+        if not isinstance(chunk, ChunkStorageMetadata):
+            raise CorruptCheckpoint(f"{directory}: {fqn}: a chunk is a {type(chunk).__name__}")
+        offsets = _sizes(chunk.get("offsets"), f"{directory}: {fqn}: a chunk's offsets")
+        sizes = _sizes(chunk.get("sizes"), f"{directory}: {fqn}: a chunk's sizes")
         info = where.get((fqn, offsets))
         if info is None:
             raise CorruptCheckpoint(f"{directory}: {fqn}: chunk at {list(offsets)} is in no file")
@@ -217,6 +261,7 @@ def _tensor(
         storages[found.key] = found.storage
         chunks.append(Chunk(found.key, offsets, sizes))
     entry = TensorEntry(fqn, path, shape, dtype, contiguous_stride(shape), "", requires_grad=False)
+    _check_tiling(directory, fqn, chunks)
     if sum(chunk.numel for chunk in chunks) != entry.numel:
         raise CorruptCheckpoint(
             f"{directory}: {fqn}: its chunks hold {sum(c.numel for c in chunks)} of {entry.numel} elements"
@@ -232,3 +277,25 @@ def _replace(entry: TensorEntry, **changes: Any) -> TensorEntry:
     from dataclasses import replace
 
     return replace(entry, **changes)
+
+
+# Beyond this many chunks of one tensor, only neighbours (in offset order) are compared: a
+# split along one dimension, as FSDP and tensor parallelism write, overlaps only there.
+_PAIRWISE_CHUNKS = 512
+
+
+def _check_tiling(directory: Path, fqn: str, chunks: list[Chunk]) -> None:
+    """No two chunks share an element (with the count of elements checked, they tile the
+    tensor): where they overlapped, torch's load and paramctl's reads could take different
+    bytes for one element."""
+    ordered = sorted(chunks, key=lambda chunk: chunk.offsets)
+    if len(ordered) <= _PAIRWISE_CHUNKS:
+        pairs: Iterable[tuple[Chunk, Chunk]] = itertools.combinations(ordered, 2)
+    else:
+        pairs = itertools.pairwise(ordered)
+    for first, second in pairs:
+        bounds = tuple((o, o + s) for o, s in zip(first.offsets, first.sizes, strict=True))
+        if first.numel and second.numel and second.selects(bounds):
+            raise CorruptCheckpoint(
+                f"{directory}: {fqn}: chunks at {list(first.offsets)} and {list(second.offsets)} overlap"
+            )

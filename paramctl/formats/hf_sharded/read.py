@@ -12,13 +12,14 @@ unique across the checkpoint.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from paramctl.checkpoint import Checkpoint, Storage, TensorEntry
-from paramctl.errors import CorruptCheckpoint, ExitCode
+from paramctl.errors import CorruptCheckpoint, ExitCode, LimitExceeded
+from paramctl.formats._json import load_json
+from paramctl.formats._limits import LIMITS, Limits, check_count
 
 NAME = "hf-sharded"
 INDEX_SUFFIXES = (".safetensors.index.json", ".bin.index.json")
@@ -86,30 +87,25 @@ class Index:
         return self.path.parent / shard
 
 
-def parse_index(path: Path) -> Index:
-    """The index at ``path``; problems in it (duplicate names, shard paths leaving the
-    directory) are collected in :attr:`Index.problems`, not raised."""
+def parse_index(path: Path, limits: Limits = LIMITS) -> Index:
+    """The index at ``path``, parsed within paramctl's limits; problems in it (duplicate
+    names, shard paths leaving the directory) are collected in :attr:`Index.problems`, not
+    raised."""
     if path.stat().st_size > MAX_INDEX_BYTES:
-        raise CorruptCheckpoint(f"{path}: the index is over {MAX_INDEX_BYTES >> 20} MiB")
+        raise LimitExceeded(
+            f"{path}: the index", "its size", f"paramctl reads at most {MAX_INDEX_BYTES:,} bytes"
+        )
     duplicates: list[str] = []
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen: dict[str, Any] = {}
-        for key, value in items:
-            if key in seen:
-                duplicates.append(key)
-            seen[key] = value
-        return seen
-
-    try:
-        raw = json.loads(path.read_bytes(), object_pairs_hook=pairs)
-        weight_map = raw["weight_map"]
-        total = (raw.get("metadata") or {}).get("total_size")
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise CorruptCheckpoint(f"{path}: not a sharded checkpoint index ({exc!r})") from exc
+    raw = load_json(path.read_bytes(), f"{path}: the index", limits, duplicates=duplicates)
+    weight_map = raw.get("weight_map") if isinstance(raw, dict) else None
+    metadata = raw.get("metadata") if isinstance(raw, dict) else None
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
-        raise CorruptCheckpoint(f"{path}: weight_map must map tensor names to shard files")
-    index = Index(path, weight_map, int(total) if isinstance(total, int | float | str) else None)
+        raise CorruptCheckpoint(
+            f"{path}: not a sharded checkpoint index (weight_map must map names to shards)"
+        )
+    check_count(f"{path}: the index", "tensors", len(weight_map), limits.tensors)
+    total = metadata.get("total_size") if isinstance(metadata, dict) else None
+    index = Index(path, weight_map, _total_size(total))
     for name in duplicates:
         index.problems.append(CorruptCheckpoint(f"{path}: {name}: named twice in the weight map"))
     for shard in index.shards:
@@ -164,6 +160,13 @@ def read_shards(index: Index) -> tuple[list[TensorEntry], dict[str, Storage]]:
     return entries, storages
 
 
+def _total_size(value: Any) -> int | None:
+    """``metadata.total_size`` as writers spell it: an integer (or an integral float)."""
+    if type(value) is float and value.is_integer():
+        value = int(value)
+    return value if type(value) is int and value >= 0 else None
+
+
 # The output embedding that ``tie_word_embeddings`` ties, and the names input embeddings go by.
 OUTPUT_EMBEDDING = "lm_head.weight"
 INPUT_EMBEDDINGS = (
@@ -181,8 +184,8 @@ def config_ties(directory: Path, by_name: dict[str, TensorEntry]) -> list[Tensor
     (``tie_word_embeddings``), which ``save_pretrained`` stores once: it comes back as an
     alias on the embedding's storage, so ``shared`` and ``init`` see the tie."""
     try:
-        config = json.loads((directory / "config.json").read_text())
-    except (OSError, ValueError):
+        config = load_json((directory / "config.json").read_bytes(), "config.json")
+    except (OSError, CorruptCheckpoint):  # no config, or one that says nothing
         return []
     if not isinstance(config, dict) or config.get("tie_word_embeddings") is not True:
         return []

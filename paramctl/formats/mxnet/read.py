@@ -23,6 +23,7 @@ from typing import BinaryIO
 from paramctl.checkpoint import Checkpoint, Storage, TensorEntry
 from paramctl.dtypes import DTYPES
 from paramctl.errors import CorruptCheckpoint
+from paramctl.formats._limits import LIMITS, check_count
 from paramctl.formats._source import open_binary
 from paramctl.formats.mxnet import layout as L
 
@@ -76,6 +77,7 @@ def read(path: Path) -> Checkpoint:
         if magic != L.LIST_MAGIC or reserved:
             raise CorruptCheckpoint(f"{path}: not an MXNet NDArray file (magic {magic:#x})")
         count = cursor.count("the array count", L.ARRAY_START.size)
+        check_count(f"{path}: the file", "arrays", count, LIMITS.tensors)
         arrays = [_array(cursor, index) for index in range(count)]
         names = _names(cursor, count)
         if cursor.position != cursor.size:

@@ -22,9 +22,10 @@ from typing import IO, TYPE_CHECKING, Any
 
 from paramctl.checkpoint import Checkpoint, Storage, TensorEntry
 from paramctl.errors import CorruptCheckpoint, ExitCode, ParamctlError
+from paramctl.formats._limits import LIMITS, check_count
 from paramctl.formats._source import open_binary
 from paramctl.formats.safetensors.read import contiguous_stride
-from paramctl.formats.torch_zip.read import record_data_offset
+from paramctl.formats.torch_zip.read import read_zip, record_data_offset
 
 if TYPE_CHECKING:
     import numpy as np
@@ -96,8 +97,13 @@ def read_array_header(file: IO[bytes], where: str) -> ArrayHeader:
             shape, fortran, dt = npy_format.read_array_header_2_0(file, max_header_size=MAX_HEADER_BYTES)
         else:
             raise CorruptCheckpoint(f"{where}: .npy format version {version} is not one numpy writes")
-    except (ValueError, EOFError, SyntaxError, TypeError) as exc:
-        raise CorruptCheckpoint(f"{where}: not a readable .npy header ({exc})") from exc
+    # numpy's parser evaluates only literals; whatever it raises (ValueError, SyntaxError,
+    # tokenize's TokenError, RecursionError...) is a damaged header.
+    except Exception as exc:
+        raise CorruptCheckpoint(f"{where}: not a readable .npy header ({type(exc).__name__}: {exc})") from exc
+    # numpy takes any integers (True, -2) for sizes; np.load then fails or reads nothing.
+    if len(shape) > 64 or not all(type(size) is int and size >= 0 for size in shape):
+        raise CorruptCheckpoint(f"{where}: the header's shape {shape!r:.60} is not a list of sizes")
     return ArrayHeader(tuple(shape), bool(fortran), _dtype_name(dt, where), _byteorder(dt), file.tell())
 
 
@@ -143,15 +149,13 @@ def read_npy(path: Path) -> Checkpoint:
 
 
 def read_npz(path: Path) -> Checkpoint:
-    try:
-        with open_binary(path) as file, zipfile.ZipFile(file) as archive:
-            return _read_npz(path, file, archive)
-    except zipfile.BadZipFile as exc:
-        raise CorruptCheckpoint(f"{path}: damaged or truncated zip archive ({exc})") from exc
+    # The zip's structure is read one way first (no duplicate names, no bombs, ...).
+    return read_zip(path, _read_npz)
 
 
 def _read_npz(path: Path, file: IO[bytes], archive: zipfile.ZipFile) -> Checkpoint:
     entries, storages, orders = [], {}, set()
+    check_count(f"{path}: the archive", "arrays", len(archive.infolist()), LIMITS.tensors)
     for info in archive.infolist():
         if not info.filename.endswith(".npy"):
             raise CorruptCheckpoint(f"{path}: member {info.filename!r} is not a .npy array")

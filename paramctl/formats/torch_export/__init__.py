@@ -46,7 +46,7 @@ class TorchExport(Format):
     def verify(self, path: Path, checkpoint: Checkpoint | None, on_progress: Progress | None) -> Verification:
         from paramctl.formats.torch_zip.verify import verify_zip
 
-        return verify_zip(path, checkpoint, on_progress)
+        return verify_zip(path, checkpoint, on_progress, torch_rules=False)
 
 
 FORMAT = TorchExport()

@@ -16,7 +16,6 @@ subclass is pickled instead (``use_pickle``): that one paramctl does not read.
 
 from __future__ import annotations
 
-import json
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,8 +24,9 @@ from typing import Any, BinaryIO
 from paramctl.checkpoint import Checkpoint, Storage, TensorEntry
 from paramctl.dtypes import dtype as lookup_dtype
 from paramctl.errors import CorruptCheckpoint
+from paramctl.formats._json import load_json
 from paramctl.formats._torch_pickle import check_entry_fits
-from paramctl.formats.torch_zip.read import read_zip, record_data_offset
+from paramctl.formats.torch_zip.read import read_record, read_zip, record_data_offset
 
 NAME = "torch-export"
 ARCHIVE_FORMAT = "archive_format"
@@ -84,7 +84,7 @@ def _read(path: Path, file: BinaryIO, archive: zipfile.ZipFile) -> Checkpoint:
     root = export_root(list(infos))
     if root is None:
         raise CorruptCheckpoint(f"{path}: a zip file, but not a torch.export archive (no archive_format)")
-    if archive.read(f"{root}{ARCHIVE_FORMAT}").strip() != b"pt2":
+    if read_record(archive, f"{root}{ARCHIVE_FORMAT}").strip() != b"pt2":
         raise CorruptCheckpoint(f"{path}: archive_format is not pt2")
     models = sorted(
         n[len(root) + 7 : -5] for n in infos if n.startswith(f"{root}models/") and n.endswith(".json")
@@ -97,7 +97,7 @@ def _read(path: Path, file: BinaryIO, archive: zipfile.ZipFile) -> Checkpoint:
             config_path = root + config_name.format(model)
             if config_path not in infos:
                 continue
-            config = _config(path, archive.read(config_path))
+            config = _config(path, read_record(archive, config_path))
             for fqn, meta in config.items():
                 entry, storage = _entry(path, file, infos, root, kind, prefix + str(fqn), meta)
                 first = storages.setdefault(storage.key, storage)
@@ -107,10 +107,7 @@ def _read(path: Path, file: BinaryIO, archive: zipfile.ZipFile) -> Checkpoint:
 
 
 def _config(path: Path, raw: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptCheckpoint(f"{path}: a tensor config is not JSON ({exc})") from exc
+    document = load_json(raw, f"{path}: a tensor config")
     config = document.get("config") if isinstance(document, dict) else None
     if not isinstance(config, dict):
         raise CorruptCheckpoint(f"{path}: a tensor config has no 'config' mapping")
@@ -118,10 +115,14 @@ def _config(path: Path, raw: bytes) -> dict[str, Any]:
 
 
 def _ints(values: Any, what: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(value["as_int"]) for value in values)
-    except (TypeError, KeyError, ValueError) as exc:
-        raise CorruptCheckpoint(f"{what} is not a list of integers (symbolic sizes are not weights)") from exc
+    numbers = [value.get("as_int") if isinstance(value, dict) else None for value in values or ()]
+    if (
+        not isinstance(values, list)
+        or len(values) > 64
+        or not all(type(n) is int and n >= 0 for n in numbers)
+    ):
+        raise CorruptCheckpoint(f"{what} is not a list of sizes (symbolic sizes are not weights)")
+    return tuple(numbers)  # type: ignore[arg-type]
 
 
 def _entry(

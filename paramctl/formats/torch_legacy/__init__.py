@@ -9,13 +9,14 @@ True
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from paramctl.formats._format import Format, Holds
-from paramctl.formats._source import open_binary
-from paramctl.formats.torch_legacy.read import NAME, PICKLES, read, sniff
+from paramctl.formats._source import mapped
+from paramctl.formats.torch_legacy.read import NAME, pickle_spans, read, sniff
 from paramctl.formats.torch_zip import TORCH_SUFFIXES
 
 if TYPE_CHECKING:
@@ -45,10 +46,11 @@ class TorchLegacy(Format):
         return StorageEditor
 
     def pickles(self, path: Path) -> Iterator[IO[bytes]]:
-        # The pickles follow one another: each is read to its STOP before the next is asked for.
-        with open_binary(path) as file:
-            for _ in range(PICKLES):
-                yield file
+        # Each pickle on its own, ending where its STOP is, as torch's loader reads them.
+        with mapped(path) as data:
+            spans = pickle_spans(path, data)
+            for start, end in spans:
+                yield io.BytesIO(data[start:end])
 
 
 FORMAT = TorchLegacy()

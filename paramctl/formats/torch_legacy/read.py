@@ -2,22 +2,26 @@
 ``torch.save(obj, f, _use_new_zipfile_serialization=False)``.
 
 A run of pickles (magic number, protocol version, system info, the object tree, the list of
-storage keys) followed by each storage as an 8-byte element count and its raw bytes.
+storage keys) followed by each storage as an 8-byte element count and its raw bytes, little
+endian whatever the writing machine was (torch's loader reads them so). The file is read one
+way: each pickle ends where its STOP is, every listed storage is found once with the count
+its pickle gave, and nothing follows the last one.
 """
 
 from __future__ import annotations
 
-import struct
+import mmap
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from paramctl.checkpoint import Checkpoint, Storage
 from paramctl.dtypes import dtype as lookup_dtype
 from paramctl.errors import CorruptCheckpoint
+from paramctl.formats._limits import LIMITS, Limits, check_count
 from paramctl.formats._numpy_pickle import inline_storages
-from paramctl.formats._pickle import StorageRef, restricted_load, storage_ref_from_pid
-from paramctl.formats._source import open_binary
-from paramctl.formats._torch_pickle import check_entry_fits, name_tensors
+from paramctl.formats._pickle import StorageRef, restricted_load_at
+from paramctl.formats._source import mapped
+from paramctl.formats._torch_pickle import check_entry_fits, name_tensors, storage_collector
 
 NAME = "torch-legacy"
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
@@ -27,6 +31,7 @@ PICKLES = 5
 # The file's first pickle holds only the magic number: LONG1 of 10 bytes, little-endian,
 # after the protocol opcode (and, from protocol 4, a FRAME opcode).
 MAGIC = b"\x8a\x0a" + MAGIC_NUMBER.to_bytes(10, "little")
+_COUNT = 8
 
 
 def sniff(head: bytes) -> bool:
@@ -39,63 +44,82 @@ def sniff(head: bytes) -> bool:
     return head.startswith(b"\x80") and MAGIC in head[:32]
 
 
-def read(path: Path) -> Checkpoint:
-    with open_binary(path) as file:
-        return _read(path, file)
+def pickle_spans(path: Path, data: mmap.mmap, limits: Limits = LIMITS) -> list[tuple[int, int]]:
+    """Where each of the five pickles starts and ends (found by scanning, not loading)."""
+    from paramctl.formats._pickle_scan import scan_pickle
+
+    spans, position = [], 0
+    for index in range(PICKLES):
+        end = scan_pickle(data, position, limits=limits, what=f"{path}: pickle {index + 1} of {PICKLES}")
+        spans.append((position, end))
+        position = end
+    return spans
 
 
-def _read(path: Path, file: BinaryIO) -> Checkpoint:
-    if restricted_load(file) != MAGIC_NUMBER:
+def read(path: Path, limits: Limits = LIMITS) -> Checkpoint:
+    with mapped(path) as data:
+        return _read(path, data, limits)
+
+
+def _load(path: Path, data: mmap.mmap, start: int, what: str, **options: Any) -> tuple[Any, int]:
+    return restricted_load_at(data, start, whole=False, what=f"{path}: {what}", **options)
+
+
+def _read(path: Path, data: mmap.mmap, limits: Limits) -> Checkpoint:
+    magic, position = _load(path, data, 0, "the magic number", limits=limits)
+    if magic != MAGIC_NUMBER:
         raise CorruptCheckpoint(f"{path}: not a legacy PyTorch checkpoint")
-    if restricted_load(file) != PROTOCOL_VERSION:
+    protocol, position = _load(path, data, position, "the protocol version", limits=limits)
+    if protocol != PROTOCOL_VERSION:
         raise CorruptCheckpoint(f"{path}: unsupported legacy protocol version")
-    sys_info = restricted_load(file)
-    byteorder = "little" if not isinstance(sys_info, dict) or sys_info.get("little_endian", True) else "big"
-
-    refs: dict[str, StorageRef] = {}
-
-    def storage_ref(pid: tuple[Any, ...]) -> StorageRef:
-        ref = storage_ref_from_pid(pid)
-        refs.setdefault(ref.key, ref)
-        return ref
-
-    payload = restricted_load(file, storage_ref)
-    keys = restricted_load(file)
-    if not isinstance(keys, list):
+    # The system info names the writer's byte order; torch reads the data as little endian.
+    _, position = _load(path, data, position, "the system info", limits=limits)
+    refs, storage_ref = storage_collector()
+    payload, position = _load(
+        path, data, position, "the object pickle", storage_ref=storage_ref, limits=limits
+    )
+    keys, position = _load(path, data, position, "the storage keys", limits=limits)
+    if not isinstance(keys, list) or not all(type(key) is str for key in keys):
         raise CorruptCheckpoint(f"{path}: the storage key list is damaged")
-    storages = _locate_storages(path, file, keys, refs, byteorder)
-    storages.update(inline_storages(payload, path, byteorder))
-    payload, entries = name_tensors(payload)
+    check_count(f"{path}: the storage key list", "storages", len(keys), limits.tensors)
+    storages = _locate_storages(path, data, position, keys, refs)
+    storages.update(inline_storages(payload, path, "little"))
+    payload, entries = name_tensors(payload, limits=limits)
     for entry in entries:
         check_entry_fits(entry, storages[entry.storage_key].nbytes)
-    return Checkpoint(path, NAME, entries, storages, payload, byteorder=byteorder)
+    return Checkpoint(path, NAME, entries, storages, payload, byteorder="little")
 
 
 def _locate_storages(
-    path: Path, file: BinaryIO, keys: list[Any], refs: dict[str, StorageRef], byteorder: str
+    path: Path, data: mmap.mmap, position: int, keys: list[str], refs: dict[str, StorageRef]
 ) -> dict[str, Storage]:
     """Walk the storage section, reading only each 8-byte count, to find every storage."""
-    count_format = struct.Struct("<q" if byteorder == "little" else ">q")
-    position = file.tell()
-    file_size = file.seek(0, 2)
     storages: dict[str, Storage] = {}
-    for raw_key in keys:
-        key = str(raw_key)
+    for key in keys:
         ref = refs.get(key)
         if ref is None:
             raise CorruptCheckpoint(f"{path}: storage {key} is listed but never used")
-        file.seek(position)
-        count_bytes = file.read(count_format.size)
-        if len(count_bytes) != count_format.size:
+        if key in storages:
+            raise CorruptCheckpoint(
+                f"{path}: storage {key} is listed twice: torch would read its bytes twice"
+            )
+        if position + _COUNT > len(data):
             raise CorruptCheckpoint(f"{path}: truncated in the storage section")
-        (count,) = count_format.unpack(count_bytes)
+        count = int.from_bytes(data[position : position + _COUNT], "little", signed=True)
+        if count != ref.numel:
+            raise CorruptCheckpoint(
+                f"{path}: storage {key} holds {count:,} elements where its pickle says {ref.numel:,} "
+                "(torch.load refuses it)"
+            )
         nbytes = count * lookup_dtype(ref.dtype).itemsize
-        offset = position + count_format.size
-        if count < 0 or offset + nbytes > file_size:
+        offset = position + _COUNT
+        if offset + nbytes > len(data):
             raise CorruptCheckpoint(f"{path}: storage {key} runs past the end of the file")
         storages[key] = Storage(key, path, ref.dtype, nbytes, offset, ref.location)
         position = offset + nbytes
     missing = set(refs) - set(storages)
     if missing:
         raise CorruptCheckpoint(f"{path}: storages {sorted(missing)[:3]} have no data")
+    if position != len(data):
+        raise CorruptCheckpoint(f"{path}: {len(data) - position:,} bytes follow the last storage")
     return storages

@@ -6,15 +6,15 @@
 
 from __future__ import annotations
 
-import zipfile
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from paramctl.errors import CorruptCheckpoint
 from paramctl.formats._format import Format, Holds, Progress, Verification, Writer
-from paramctl.formats._source import open_binary
-from paramctl.formats.torch_zip.read import MAGIC, NAME, find_root, read
+from paramctl.formats._limits import LIMITS
+from paramctl.formats.torch_zip.archive import open_torch_zip
+from paramctl.formats.torch_zip.read import MAGIC, NAME, read
 
 if TYPE_CHECKING:
     from paramctl.checkpoint import Checkpoint
@@ -52,13 +52,10 @@ class TorchZip(Format):
         return verify_zip(path, checkpoint, on_progress)
 
     def pickles(self, path: Path) -> Iterator[IO[bytes]]:
-        try:
-            with open_binary(path) as file, zipfile.ZipFile(file) as archive:
-                root = find_root(archive.namelist())
-                with archive.open(f"{root}data.pkl") as pickle:
-                    yield pickle
-        except zipfile.BadZipFile as exc:
-            raise CorruptCheckpoint(f"{path}: damaged or truncated zip archive ({exc})") from exc
+        # A zip that could be read two ways is refused here as it is by read().
+        with open_torch_zip(path) as archive:
+            archive.refuse_problems()
+            yield io.BytesIO(archive.member("data.pkl", LIMITS.pickle_bytes))
 
 
 FORMAT = TorchZip()

@@ -2,7 +2,9 @@
 
 The archive holds ``<root>/data.pkl`` (the object tree, tensors as persistent ids) and one
 record ``<root>/data/<key>`` per storage. Records are stored uncompressed, so each
-storage's bytes sit at a fixed offset that the local file header gives.
+storage's bytes sit at a fixed offset that the local file header gives. The file is read
+once, in one way: :mod:`~paramctl.formats.torch_zip.archive` refuses zips that readers
+could read differently, before the pickle is unpickled.
 """
 
 from __future__ import annotations
@@ -11,15 +13,16 @@ import struct
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from paramctl.checkpoint import Checkpoint, Storage
 from paramctl.dtypes import dtype as lookup_dtype
-from paramctl.errors import CorruptCheckpoint
+from paramctl.errors import CorruptCheckpoint, LimitExceeded
+from paramctl.formats._limits import LIMITS, Limits
 from paramctl.formats._numpy_pickle import inline_storages
-from paramctl.formats._pickle import StorageRef, restricted_load, storage_ref_from_pid
-from paramctl.formats._source import open_binary
-from paramctl.formats._torch_pickle import check_entry_fits, name_tensors
+from paramctl.formats._pickle import StorageRef, restricted_load
+from paramctl.formats._torch_pickle import check_entry_fits, name_tensors, storage_collector
+from paramctl.formats.torch_zip.archive import TorchArchive, open_torch_zip
 
 NAME = "torch-zip"
 MAGIC = b"PK\x03\x04"
@@ -42,66 +45,107 @@ def record_data_offset(file: BinaryIO, info: zipfile.ZipInfo) -> int:
 
 
 def find_root(names: list[str]) -> str:
-    """The archive's top folder (``archive`` now, the file's stem in older torch).
+    """The archive's top folder, as torch finds it: the first record's (``archive`` now,
+    the file's stem in older torch).
 
     >>> find_root(["model/data.pkl", "model/data/0", "model/version"])
     'model/'
     """
-    pickles = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
-    if len(pickles) != 1:
-        raise CorruptCheckpoint("a zip file, but not a PyTorch checkpoint (no <root>/data.pkl)")
-    return pickles[0][: -len("data.pkl")]
+    if not names or "/" not in names[0]:
+        raise CorruptCheckpoint("a zip file, but not a PyTorch checkpoint (its first record is in no folder)")
+    return names[0].partition("/")[0] + "/"
 
 
 def read_zip(path: Path, read_archive: Callable[[Path, BinaryIO, zipfile.ZipFile], Checkpoint]) -> Checkpoint:
-    """``read_archive(path, file, archive)`` on the opened zip; a damaged zip is invalid input."""
-    try:
-        with open_binary(path) as file, zipfile.ZipFile(file) as archive:
-            return read_archive(path, file, archive)
-    except zipfile.BadZipFile as exc:
-        raise CorruptCheckpoint(f"{path}: damaged or truncated zip archive ({exc})") from exc
+    """``read_archive(path, file, archive)`` on the opened zip, once its structure is read
+    one way (the checks of :mod:`~paramctl.formats.torch_zip.structure`); a damaged zip is
+    invalid input."""
+    with open_torch_zip(path, torch_rules=False) as archive:
+        archive.refuse_problems()
+        try:
+            return read_archive(path, archive.file, archive.archive)
+        except zipfile.BadZipFile as exc:
+            raise CorruptCheckpoint(f"{path}: damaged or truncated zip archive ({exc})") from exc
 
 
-def read(path: Path) -> Checkpoint:
-    return read_zip(path, _read)
+def read_record(archive: zipfile.ZipFile, name: str, limits: Limits = LIMITS) -> bytes:
+    """A small record (a pickle, a config) of an archive :func:`read_zip` opened, refused
+    beyond ``limits.pickle_bytes`` before anything is inflated."""
+    info = archive.getinfo(name)
+    if info.file_size > limits.pickle_bytes:
+        raise LimitExceeded(
+            name, f"{info.file_size:,} bytes", f"paramctl reads at most {limits.pickle_bytes:,}"
+        )
+    return archive.read(info)
 
 
-def _read(path: Path, file: BinaryIO, archive: zipfile.ZipFile) -> Checkpoint:
+def read(path: Path, limits: Limits = LIMITS) -> Checkpoint:
+    with open_torch_zip(path, limits) as archive:
+        archive.refuse_problems()
+        return _read(path, archive, limits)
+
+
+def _read(path: Path, archive: TorchArchive, limits: Limits) -> Checkpoint:
+    refs, storage_ref = storage_collector()
+    data = archive.member("data.pkl", limits.pickle_bytes)
+    payload = restricted_load(data, storage_ref, limits=limits, what=f"{path}: data.pkl")
+    byteorder = archive.byteorder()
+    storages: dict[str, Storage] = {}
+    for key, ref in refs.items():
+        record = archive.record(f"data/{key}")
+        if record is None:
+            raise CorruptCheckpoint(f"{path}: storage record data/{key} is missing")
+        stored = record.info.compress_type == zipfile.ZIP_STORED
+        storages[key] = _storage(path, key, ref, record.info, record.data_offset if stored else None)
+    storages.update(inline_storages(payload, path, byteorder))
+    return _checkpoint(path, payload, storages, byteorder, limits)
+
+
+def read_archive_file(
+    path: Path, file: BinaryIO, archive: zipfile.ZipFile, limits: Limits = LIMITS
+) -> Checkpoint:
+    """A ``torch.save`` archive opened by :mod:`zipfile` on any file object (a DCP item,
+    a window of a larger file), with the same rules as :func:`read` minus the structure
+    checks a file descriptor allows."""
     infos = {info.filename: info for info in archive.infolist()}
     root = find_root(list(infos))
+    if f"{root}data.pkl" not in infos:
+        raise CorruptCheckpoint(f"{path}: a zip file, but not a PyTorch checkpoint (no {root}data.pkl)")
+    refs, storage_ref = storage_collector()
+    data = read_record(archive, f"{root}data.pkl", limits)
+    payload = restricted_load(data, storage_ref, limits=limits, what=f"{path}: data.pkl")
     byteorder = "little"
     if f"{root}byteorder" in infos:
-        byteorder = archive.read(f"{root}byteorder").decode().strip() or "little"
-
-    refs: dict[str, StorageRef] = {}
-
-    def storage_ref(pid: tuple[Any, ...]) -> StorageRef:
-        ref = storage_ref_from_pid(pid)
-        refs.setdefault(ref.key, ref)
-        return ref
-
-    payload = restricted_load(archive.read(f"{root}data.pkl"), storage_ref)
+        byteorder = read_record(archive, f"{root}byteorder", limits).decode("ascii", "replace").strip()
+        if byteorder not in ("little", "big"):
+            raise CorruptCheckpoint(f"{path}: byteorder {byteorder[:20]!r} is neither little nor big")
     storages: dict[str, Storage] = {}
     for key, ref in refs.items():
         info = infos.get(f"{root}data/{key}")
         if info is None:
             raise CorruptCheckpoint(f"{path}: storage record data/{key} is missing")
-        expected = ref.numel * lookup_dtype(ref.dtype).itemsize
-        if info.file_size < expected:
-            raise CorruptCheckpoint(
-                f"{path}: storage data/{key} holds {info.file_size} bytes, needs {expected}"
-            )
         offset = record_data_offset(file, info) if info.compress_type == zipfile.ZIP_STORED else None
-        storages[key] = Storage(key, path, ref.dtype, expected, offset, ref.location)
+        storages[key] = _storage(path, key, ref, info, offset)
     storages.update(inline_storages(payload, path, byteorder))
-    payload, entries = name_tensors(payload)
+    return _checkpoint(path, payload, storages, byteorder, limits)
+
+
+def _storage(path: Path, key: str, ref: StorageRef, info: zipfile.ZipInfo, offset: int | None) -> Storage:
+    expected = ref.numel * lookup_dtype(ref.dtype).itemsize
+    if info.file_size != expected:
+        raise CorruptCheckpoint(
+            f"{path}: storage data/{key} holds {info.file_size:,} bytes, its storage is "
+            f"{expected:,} (torch.load refuses any other size)"
+        )
+    return Storage(key, path, ref.dtype, expected, offset, ref.location)
+
+
+def _checkpoint(
+    path: Path, payload: object, storages: dict[str, Storage], byteorder: str, limits: Limits
+) -> Checkpoint:
+    payload, entries = name_tensors(payload, limits=limits)
     for entry in entries:
         check_entry_fits(entry, storages[entry.storage_key].nbytes)
     return Checkpoint(
-        path=path,
-        format=NAME,
-        entries=entries,
-        storages=storages,
-        payload=payload,
-        byteorder=byteorder,
+        path=path, format=NAME, entries=entries, storages=storages, payload=payload, byteorder=byteorder
     )

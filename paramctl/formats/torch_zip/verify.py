@@ -1,60 +1,71 @@
-"""A torch zip's own check: every record read to its end, so :mod:`zipfile` compares each
-CRC-32 (``torch.load`` does not, so a flipped bit in tensor data loads silently).
+"""A torch zip's own check: its structure read one way (every problem
+:mod:`~paramctl.formats.torch_zip.archive` finds, not only the first), then every record
+read to its end and its CRC-32 compared (``torch.load`` does not, so a flipped bit in
+tensor data loads silently).
 
 >>> import os, tempfile, torch
 >>> path = os.path.join(tempfile.mkdtemp(), "m.pt")
 >>> torch.save({"w": torch.ones(2)}, path)
 >>> verification = verify_zip(Path(path), None, None)
 >>> verification.checked, verification.errors
-(['zip CRC-32'], 0)
+(['zip structure', 'zip CRC-32'], 0)
 """
 
 from __future__ import annotations
 
-import contextlib
-import zipfile
 import zlib
 from pathlib import Path
 
 from paramctl.checkpoint import Checkpoint
 from paramctl.errors import CorruptCheckpoint
 from paramctl.formats._format import Progress, Verification
-from paramctl.formats._source import open_binary
-from paramctl.formats.torch_zip.read import find_root
-
-_READ_CHUNK = 1 << 20
+from paramctl.formats.torch_zip.archive import TorchArchive, open_torch_zip
+from paramctl.formats.torch_zip.structure import member_chunks
 
 
-def verify_zip(path: Path, checkpoint: Checkpoint | None, on_progress: Progress | None) -> Verification:
-    """Read every record to its end; zipfile compares each CRC-32 when a record is done."""
+def verify_zip(
+    path: Path, checkpoint: Checkpoint | None, on_progress: Progress | None, *, torch_rules: bool = True
+) -> Verification:
+    """Every structural problem, then every record read through its CRC-32 (``torch_rules``:
+    also what torch.load asks of a checkpoint's records)."""
     result = Verification()
-    owners = _record_owners(checkpoint)
     try:
-        archive = zipfile.ZipFile(open_binary(path))
-    except zipfile.BadZipFile as exc:
-        result.add("error", "zip", "", f"the archive is damaged or truncated ({exc})")
-        return result
-    result.checked.append("zip CRC-32")
-    with archive:
-        root = ""
-        with contextlib.suppress(CorruptCheckpoint):
-            root = find_root(archive.namelist())
-        for info in archive.infolist():
-            result.records += 1
-            name = info.filename
-            try:
-                with archive.open(info) as record:
-                    while chunk := record.read(_READ_CHUNK):
-                        if on_progress:
-                            on_progress(len(chunk))
-            except zipfile.BadZipFile as exc:
-                detail = "CRC-32 mismatch: its bytes changed after writing" if "CRC" in str(exc) else str(exc)
-                owner = owners.get(name.removeprefix(root))
-                result.add("error", "crc", name, detail + (f" (tensor {owner})" if owner else ""))
-            # zipfile raises NotImplementedError for compression methods it cannot decode.
-            except (OSError, EOFError, NotImplementedError, zlib.error) as exc:
-                result.add("error", "zip", name, f"cannot be read ({exc})")
+        with open_torch_zip(path, torch_rules=torch_rules) as archive:
+            result.checked.append("zip structure")
+            for problem in archive.layout.problems:
+                result.add(problem.severity, "zip", problem.name, problem.message)
+            # The reader refuses a file for the first blocking problem: already a finding.
+            result.covers_metadata = any(problem.blocks for problem in archive.layout.problems)
+            result.checked.append("zip CRC-32")
+            _check_crcs(archive, result, _record_owners(checkpoint), on_progress)
+    except CorruptCheckpoint as exc:
+        result.add("error", "zip", "", str(exc).replace(f"{path}: ", ""))
+        result.covers_metadata = True  # the reader stops at the same error
     return result
+
+
+def _check_crcs(
+    archive: TorchArchive, result: Verification, owners: dict[str, str], on_progress: Progress | None
+) -> None:
+    troubled = {problem.name for problem in archive.layout.problems}
+    for info in archive.archive.infolist():
+        result.records += 1
+        record = archive.layout.placed.get(id(info))
+        if record is None or info.filename in troubled:
+            continue  # its problem is already a finding
+        crc = 0
+        try:
+            for chunk in member_chunks(archive.reading(record), record, info.filename):
+                crc = zlib.crc32(chunk, crc)
+                if on_progress:
+                    on_progress(len(chunk))
+        except CorruptCheckpoint as exc:
+            result.add("error", "zip", info.filename, f"cannot be read ({exc})")
+            continue
+        if crc != info.CRC:
+            owner = owners.get(info.filename.removeprefix(archive.root))
+            detail = "CRC-32 mismatch: its bytes changed after writing"
+            result.add("error", "crc", info.filename, detail + (f" (tensor {owner})" if owner else ""))
 
 
 def _record_owners(checkpoint: Checkpoint | None) -> dict[str, str]:

@@ -6,15 +6,14 @@
 
 from __future__ import annotations
 
-import zipfile
+import io
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from paramctl.errors import CorruptCheckpoint
 from paramctl.formats._format import Format, Holds, Progress, Verification
-from paramctl.formats._source import open_binary
-from paramctl.formats.torch_zip.read import MAGIC, find_root
+from paramctl.formats._limits import LIMITS
+from paramctl.formats.torch_zip.read import MAGIC
 from paramctl.formats.torchscript.read import NAME, is_torchscript, read
 
 if TYPE_CHECKING:
@@ -47,20 +46,19 @@ class TorchScript(Format):
         return ScriptEditor
 
     def pickles(self, path: Path) -> Iterator[IO[bytes]]:
-        # torch.load hands a TorchScript archive to torch.jit.load, which unpickles both.
-        try:
-            with open_binary(path) as file, zipfile.ZipFile(file) as archive:
-                root = find_root(archive.namelist())
-                for name in ("data.pkl", "constants.pkl"):
-                    with archive.open(f"{root}{name}") as pickle:
-                        yield pickle
-        except zipfile.BadZipFile as exc:
-            raise CorruptCheckpoint(f"{path}: damaged or truncated zip archive ({exc})") from exc
+        # torch.load hands a TorchScript archive to torch.jit.load, which unpickles both;
+        # a zip that could be read two ways is refused here as it is by read().
+        from paramctl.formats.torch_zip.archive import open_torch_zip
+
+        with open_torch_zip(path, torch_rules=False) as archive:
+            archive.refuse_problems()
+            for name in ("data.pkl", "constants.pkl"):
+                yield io.BytesIO(archive.member(name, LIMITS.pickle_bytes))
 
     def verify(self, path: Path, checkpoint: Checkpoint | None, on_progress: Progress | None) -> Verification:
         from paramctl.formats.torch_zip.verify import verify_zip
 
-        return verify_zip(path, checkpoint, on_progress)
+        return verify_zip(path, checkpoint, on_progress, torch_rules=False)
 
 
 FORMAT = TorchScript()

@@ -23,9 +23,10 @@ from typing import Any, BinaryIO, ClassVar
 from paramctl.checkpoint import Checkpoint, Storage
 from paramctl.dtypes import dtype as lookup_dtype
 from paramctl.errors import CorruptCheckpoint
-from paramctl.formats._pickle import RestrictedUnpickler, StorageRef, restricted_load, storage_ref_from_pid
+from paramctl.formats._allowlist import RestrictedUnpickler
+from paramctl.formats._pickle import StorageRef, restricted_load, storage_ref_from_pid
 from paramctl.formats._torch_pickle import check_entry_fits, name_tensors
-from paramctl.formats.torch_zip.read import find_root, read_zip, record_data_offset
+from paramctl.formats.torch_zip.read import find_root, read_record, read_zip, record_data_offset
 
 NAME = "torchscript"
 CONSTANTS = "constants"
@@ -114,9 +115,9 @@ def _read(path: Path, file: BinaryIO, archive: zipfile.ZipFile) -> Checkpoint:
 
         return storage_ref
 
-    module = restricted_load(archive.read(f"{root}data.pkl"), ref_in(""), unpickler=_ScriptUnpickler)
+    module = restricted_load(read_record(archive, f"{root}data.pkl"), ref_in(""), unpickler=_ScriptUnpickler)
     constants = restricted_load(
-        archive.read(f"{root}{CONSTANTS}.pkl"), ref_in(f"{CONSTANTS}/"), unpickler=_ScriptUnpickler
+        read_record(archive, f"{root}{CONSTANTS}.pkl"), ref_in(f"{CONSTANTS}/"), unpickler=_ScriptUnpickler
     )
     metadata = {"module": getattr(module, "qualified_name", type(module).__name__)}
     payload = _plain(module)
@@ -130,7 +131,7 @@ def _read(path: Path, file: BinaryIO, archive: zipfile.ZipFile) -> Checkpoint:
         check_entry_fits(entry, storages[entry.storage_key].nbytes)
     byteorder = "little"
     if f"{root}byteorder" in infos:
-        byteorder = archive.read(f"{root}byteorder").decode().strip() or "little"
+        byteorder = read_record(archive, f"{root}byteorder").decode("ascii", "replace").strip() or "little"
     return Checkpoint(path, NAME, entries, storages, payload, metadata, byteorder)
 
 
