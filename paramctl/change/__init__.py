@@ -18,6 +18,7 @@ Data flows one way, a module per step:
 
 Importing this package does not import torch; filling values does.
 
+>>> from paramctl.change import Change
 >>> from paramctl.schemes.catalog import make_scheme
 >>> Change(scheme=make_scheme("normal", std=0.01)).describe()
 'normal(mean=0.0, std=0.01)'
