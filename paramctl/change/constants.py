@@ -110,11 +110,13 @@ def apply_constants(
     import numpy as np
 
     from paramctl.change.fill import ChangedTensor
+    from paramctl.formats._limits import check_readable
 
     order = plan.checkpoint.byteorder
     changed = []
     for planned in plan.tensors:
         entry = planned.entry
+        check_readable(plan.checkpoint, entry, writing=True)  # as the torch path does, first
         element = constant_element(planned, order)
         assert element is not None, "apply_constants needs a plan that fills_without_torch"
         start, end = entry.byte_span
