@@ -144,7 +144,7 @@ def split_tensor(reader: ValueReader, entry: TensorEntry) -> torch.Tensor:
     import numpy as np
     import torch
 
-    from paramctl.values import torch_dtype
+    from paramctl.torch_values import torch_dtype
 
     whole = assemble(reader, entry, reader_stored(reader, entry))
     raw = torch.from_numpy(np.ascontiguousarray(whole).view(np.uint8).reshape(-1).copy())

@@ -31,6 +31,13 @@ class TorchValues:
     indices: Array | None = None  # a sparse tensor's coordinates
 
 
+def torch_dtype(name: str) -> torch.dtype:
+    """torch's dtype of that name (``float32``, ``bfloat16``)."""
+    import torch
+
+    return getattr(torch, name)  # type: ignore[no-any-return]
+
+
 def from_torch(tensor: torch.Tensor, *, dense: bool = False) -> TorchValues:
     """A torch tensor's values as numpy numbers, shared with the tensor where possible.
 

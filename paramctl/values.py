@@ -48,7 +48,7 @@ from paramctl.errors import CorruptCheckpoint, ParamctlError, UsageError
 from paramctl.formats import _source
 from paramctl.formats._io import CHUNK, read_at
 from paramctl.formats._limits import check_readable
-from paramctl.torch_values import TorchValues, from_torch
+from paramctl.torch_values import TorchValues, from_torch, torch_dtype
 
 if TYPE_CHECKING:
     import torch
@@ -58,12 +58,6 @@ if TYPE_CHECKING:
 
 # One chunk: 4 MiB of float32, small enough to stay in cache across the reductions.
 CHUNK_ELEMENTS = 1 << 20
-
-
-def torch_dtype(name: str) -> torch.dtype:
-    import torch
-
-    return getattr(torch, name)  # type: ignore[no-any-return]
 
 
 def stored_dtype(name: str, byteorder: str = "little") -> np.dtype[Any]:

@@ -178,7 +178,8 @@ def apply_plan(
     import torch
 
     from paramctl.formats._limits import check_readable
-    from paramctl.values import ValueReader, torch_dtype
+    from paramctl.torch_values import torch_dtype
+    from paramctl.values import ValueReader
 
     copy = plan.change.copy
     reader = ValueReader(copy.checkpoint) if copy is not None else None

@@ -76,7 +76,7 @@ class RoutingEditor(StorageEditor):
         scattered back to every chunk's storage when the block ends."""
         import torch
 
-        from paramctl.values import torch_dtype
+        from paramctl.torch_values import torch_dtype
 
         if (start, end) != (0, entry.nbytes):
             raise ValueError(f"{entry.name}: a tensor split in chunks is written whole")
