@@ -39,13 +39,13 @@ def element_bytes(value: float, dtype: str, byteorder: str = "little") -> bytes 
     Low-precision floats get the float32 value rounded to nearest even, as torch fills
     them in float32 and casts back.
     """
+    info = lookup_dtype(dtype)
+    if value == 0 and math.copysign(1.0, value) > 0 and info.array_code and info.block_size == 1:
+        return bytes(info.itemsize)  # +0 is all zero bits in every type
     import numpy as np
 
     from paramctl.values import stored_dtype
 
-    info = lookup_dtype(dtype)
-    if value == 0 and math.copysign(1.0, value) > 0 and info.array_code and info.block_size == 1:
-        return bytes(info.itemsize)  # +0 is all zero bits in every type
     order = "<" if byteorder == "little" else ">"
     if dtype != "float64" and math.isfinite(value) and abs(value) > _FLOAT32_MAX:
         return None  # torch refuses to fill a float32 with it: its error is the answer
