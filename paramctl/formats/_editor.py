@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from paramctl.checkpoint import Checkpoint, Storage
 from paramctl.errors import UsageError
-from paramctl.formats._io import copy_range, read_at, start_writeback, write_at
+from paramctl.formats._io import copy_range, read_at, write_at
 
 if TYPE_CHECKING:
     import torch
@@ -183,7 +183,7 @@ class StorageEditor:
         for start, end in [*holes, (self._size, self._size)]:
             if start > position:
                 self._submit(
-                    _copy_written_back,
+                    copy_range,
                     self._in_fd,
                     self._out_fd,
                     position,
@@ -270,7 +270,7 @@ class StorageEditor:
     def _copy_storage(self, storage: Storage) -> None:
         assert storage.offset is not None
         self._submit(
-            _copy_written_back,
+            copy_range,
             self._in_fd,
             self._out_fd,
             storage.offset,
@@ -315,27 +315,15 @@ def _write_span(fd: int, data: bytes | memoryview, offset: int, checksum: bool) 
     if not data:
         return zlib.crc32(b"") if checksum else None
     write_at(fd, data, offset)
-    crc = zlib.crc32(data) if checksum else None
-    start_writeback(fd, offset, len(data))
-    return crc
+    return zlib.crc32(data) if checksum else None
 
 
 def _write_batch(fd: int, batch: list[tuple[bytes, int, bool]]) -> list[int | None]:
     crcs: list[int | None] = []
-    low, high = None, 0
     for data, offset, checksum in batch:
         write_at(fd, data, offset)
         crcs.append(zlib.crc32(data) if checksum else None)
-        low = offset if low is None else min(low, offset)
-        high = max(high, offset + len(data))
-    if low is not None:
-        start_writeback(fd, low, high - low)
     return crcs
-
-
-def _copy_written_back(source: int, target: int, source_offset: int, target_offset: int, length: int) -> None:
-    copy_range(source, target, source_offset, target_offset, length)
-    start_writeback(target, target_offset, length)
 
 
 def _only_file(checkpoint: Checkpoint) -> Path:

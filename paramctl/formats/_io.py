@@ -14,7 +14,6 @@ several readers and writers can share one open file without seeking it.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 from collections.abc import Iterator
@@ -89,16 +88,3 @@ def read_chunks(
         read_at(fd, part, offset)
         yield part
         offset, length = offset + len(part), length - len(part)
-
-
-def start_writeback(fd: int, offset: int, length: int) -> None:
-    """Let the disk start on bytes just written while the next ones are computed.
-
-    On Linux, ``POSIX_FADV_DONTNEED`` starts writing dirty pages back without waiting for
-    them, and drops them from the cache once clean: the final fsync has little left to do
-    and a large output does not crowd the page cache.
-    """
-    advise = getattr(os, "posix_fadvise", None)
-    if advise is not None:
-        with contextlib.suppress(OSError):
-            advise(fd, offset, length, os.POSIX_FADV_DONTNEED)
