@@ -80,6 +80,12 @@ def test_commands_that_only_read_values_need_no_torch(samples, tmp_path):
     assert "tensor([[" in result.stdout and "0 errors" in result.stdout + result.stderr
 
 
+def test_import_paramctl_and_cli_leaves_the_formats_out():
+    # Every command starts by importing these; the format registry waits for the command.
+    result = run_python("import sys, paramctl, paramctl.cli; print('paramctl.formats' in sys.modules)")
+    assert result.stdout.strip() == "False", result.stderr
+
+
 def test_the_registry_imports_what_detection_needs_and_no_reader():
     assert format_modules_loaded("import paramctl.formats") == []
 
