@@ -23,7 +23,8 @@ import atheris
 with atheris.instrument_imports():
     from paramctl import read_checkpoint
     from paramctl.errors import ParamctlError
-    from paramctl.formats._pickle import NeedsTorch, restricted_load
+    from paramctl.formats._format import NeedsTorch
+    from paramctl.formats._pickle import restricted_load
     from paramctl.formats._torch_pickle import name_tensors, storage_collector
 
 _FOLDER = Path(tempfile.mkdtemp(prefix="paramctl-fuzz-"))

@@ -7,11 +7,11 @@ Importing paramctl never imports torch; only reading tensor values does.
 <ExitCode.UNSAFE: 4>
 """
 
+from importlib import import_module as _import_module
 from os import PathLike as _PathLike
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
-from paramctl.checkpoint import Checkpoint, Extra, ModelView, Storage, TensorEntry, model_view
 from paramctl.errors import (
     AlreadyInitialized,
     CheckpointIOError,
@@ -23,13 +23,14 @@ from paramctl.errors import (
     UnsafePickle,
     UsageError,
 )
-from paramctl.formats import FORMATS, read_checkpoint
-from paramctl.select import Selection
 
 if _TYPE_CHECKING:
     from paramctl.api import CheckpointFile, TensorSelection
+    from paramctl.checkpoint import Checkpoint, Extra, ModelView, Storage, TensorEntry, model_view
+    from paramctl.formats import FORMATS, read_checkpoint
     from paramctl.live.collection import ParameterCollection
     from paramctl.loader import load, save
+    from paramctl.select import Selection
 
 __version__ = "0.1.0"
 
@@ -46,17 +47,30 @@ def open(
     return _open(source, key=key, all_tensors=all_tensors)
 
 
+# Names whose modules load on first use, so that importing paramctl (which every command
+# does, ``--help`` too) pays only for the errors: the checkpoint model; the selection; the
+# format registry, which imports every format's detection; the API's classes; the safe
+# loader (load(path) in place of torch.load(path, weights_only=True)).
+_ON_FIRST_USE = {
+    "Checkpoint": "paramctl.checkpoint",
+    "Extra": "paramctl.checkpoint",
+    "ModelView": "paramctl.checkpoint",
+    "Storage": "paramctl.checkpoint",
+    "TensorEntry": "paramctl.checkpoint",
+    "model_view": "paramctl.checkpoint",
+    "Selection": "paramctl.select",
+    "FORMATS": "paramctl.formats",
+    "read_checkpoint": "paramctl.formats",
+    "CheckpointFile": "paramctl.api",
+    "TensorSelection": "paramctl.api",
+    "load": "paramctl.loader",
+    "save": "paramctl.loader",
+}
+
+
 def __getattr__(name: str) -> _Any:
-    # The API's classes load with it, on first use.
-    if name in ("CheckpointFile", "TensorSelection"):
-        from paramctl import api
-
-        return getattr(api, name)
-    # The safe loader (paramctl.loader): load(path) in place of torch.load(path, weights_only=True).
-    if name in ("load", "save"):
-        from paramctl import loader
-
-        return getattr(loader, name)
+    if name in _ON_FIRST_USE:
+        return getattr(_import_module(_ON_FIRST_USE[name]), name)
     raise AttributeError(f"module 'paramctl' has no attribute {name!r}")
 
 
@@ -101,5 +115,5 @@ __all__ = [
 
 
 def __dir__() -> list[str]:
-    # The API's classes load on first use (above); dir() lists them all the same.
-    return sorted({*globals(), "CheckpointFile", "TensorSelection", "load", "save"})
+    # Names that load on first use (above) are listed all the same.
+    return sorted({*globals(), *_ON_FIRST_USE})

@@ -203,6 +203,19 @@ class LongArray:
         return (list, (list(self.items),))
 
 
+def contiguous_stride(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Row-major strides for ``shape``.
+
+    >>> contiguous_stride((2, 3, 4))
+    (12, 4, 1)
+    """
+    stride, step = [], 1
+    for size in reversed(shape):
+        stride.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(stride))
+
+
 def join_path(parts: Sequence[PathPart]) -> str:
     """The dotted name of a path inside a checkpoint.
 

@@ -20,10 +20,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from paramctl.checkpoint import Chunk, TensorEntry
+from paramctl.checkpoint import Chunk, TensorEntry, contiguous_stride
 from paramctl.formats._io import read_at
 from paramctl.formats._source import fetch
-from paramctl.formats.safetensors.read import contiguous_stride
 
 if TYPE_CHECKING:
     import numpy as np

@@ -7,7 +7,6 @@ no positive criterion at all, every name is selected.
 
 from __future__ import annotations
 
-import difflib
 import re
 import sys
 from collections.abc import Iterable, Sequence
@@ -16,7 +15,6 @@ from fnmatch import fnmatchcase
 from typing import Protocol, TypeVar
 
 from paramctl.errors import CheckpointIOError, NothingSelected, UsageError
-from paramctl.formats import STDIN
 from paramctl.units import plural
 
 
@@ -110,6 +108,8 @@ def read_name_file(path: str, *, stdin_taken: bool = False) -> frozenset[str]:
     ``stdin_taken`` says standard input already carries the checkpoint, which makes ``-``
     a usage error rather than a read that would swallow the checkpoint's bytes.
     """
+    from paramctl.formats import STDIN
+
     if path == STDIN:
         if stdin_taken:
             raise UsageError("standard input cannot carry both the checkpoint and --names-from")
@@ -127,6 +127,8 @@ def did_you_mean(word: str, choices: Sequence[str]) -> str:
     >>> did_you_mean("nromal", ["uniform", "normal"]), did_you_mean("zzz", ["normal"])
     ('; did you mean normal?', '')
     """
+    import difflib
+
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f"; did you mean {close[0]}?" if close else ""
 
@@ -160,6 +162,8 @@ def nothing_selected(selection: Selection, available: Sequence[str]) -> NothingS
         if not hint and available:
             hint = f"; names look like: {', '.join(available[:3])}"
         return NothingSelected(f"no tensor named {name!r}{hint}")
+    import difflib
+
     probes = [*selection.match, *selection.regex, *(selection.names or ())]
     close: list[str] = []
     for probe in probes:

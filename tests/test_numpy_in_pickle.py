@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -82,6 +84,19 @@ def test_other_ndarray_subclasses_are_refused():
     data = pickle.dumps(np.ma.masked_array([1.0, 2.0]), protocol=2)
     with pytest.raises(UnsafePickle, match=r"numpy\.ma\.core"):
         restricted_load(data)
+
+
+@pytest.mark.parametrize("first", ["paramctl.formats._pickle", "paramctl.formats._numpy_pickle"])
+def test_the_stand_ins_are_on_the_allowlist_whichever_module_loads_first(first):
+    # Readers load when a file of their format is read, so the allowlist (which a DCP
+    # .metadata or --trust consults too) cannot depend on which reader came first.
+    code = (
+        f"import {first}\n"
+        "from paramctl.formats._pickle import refuses\n"
+        "print(refuses('numpy', 'ndarray'), refuses('numpy._core.multiarray', '_reconstruct'))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.stdout.split() == ["False", "False"], result.stderr
 
 
 def test_edits_keep_the_arrays_and_refuse_to_rewrite_them(mixed, tmp_path, cli):

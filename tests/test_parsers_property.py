@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 from paramctl import read_checkpoint
 from paramctl.checkpoint import Checkpoint
 from paramctl.errors import ParamctlError
-from paramctl.formats._pickle import NeedsTorch, restricted_load
+from paramctl.formats._format import NeedsTorch
+from paramctl.formats._pickle import restricted_load
 from paramctl.formats._pickle_scan import scan_pickle
 from paramctl.formats._torch_pickle import name_tensors, storage_collector
 

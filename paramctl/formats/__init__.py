@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import atexit
 import os
-import shutil
 import sys
-import tempfile
 import weakref
-import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,9 +31,8 @@ from paramctl.formats import (
     torch_zip,
     torchscript,
 )
-from paramctl.formats._allowlist import collection_paused
-from paramctl.formats._format import Finding, Format, Holds, Severity, Verification
-from paramctl.formats._pickle import NeedsTorch
+from paramctl.formats._format import Finding, Format, Holds, NeedsTorch, Severity, Verification
+from paramctl.formats._gc import collection_paused
 from paramctl.formats._source import as_path, open_binary, open_zip
 from paramctl.remote.url import url_of
 
@@ -170,6 +166,8 @@ def _sniffed(path: Path) -> Format:
 def _zip_members(file: BinaryIO) -> list[str]:
     """The member names of a zip archive, or none when its directory cannot be read (the
     format that claims every zip then reports the damage)."""
+    import zipfile
+
     try:
         with open_zip(file) as archive:
             return archive.namelist()
@@ -254,6 +252,9 @@ def spool_stdin() -> Path:
 
     Checkpoints need random access (zip's directory is at the end), which a pipe lacks.
     """
+    import shutil
+    import tempfile
+
     stream = sys.stdin.buffer
     path = _spooled.get(stream)
     if path is None:

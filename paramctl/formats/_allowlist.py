@@ -28,7 +28,6 @@ from __future__ import annotations
 import _compat_pickle
 import collections
 import contextlib
-import gc
 import io
 import pickle
 from collections.abc import Callable, Iterator, Mapping
@@ -37,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from paramctl.errors import CorruptCheckpoint, LimitExceeded, UnsafePickle
+from paramctl.formats._gc import collection_paused
 from paramctl.formats._limits import LIMITS, Limits
 from paramctl.formats._pickle_scan import Buffer, scan_pickle
 
@@ -249,23 +249,6 @@ class RestrictedUnpickler(pickle.Unpickler):
         if self._persistent is None:
             raise CorruptCheckpoint("the pickle has a persistent id where none belongs")
         return self._persistent(pid)
-
-
-@contextlib.contextmanager
-def collection_paused() -> Iterator[None]:
-    """Pause the garbage collector for a block that builds many objects and no cycles.
-
-    Reading a checkpoint makes millions of small objects (directory entries, unpickled
-    records, entries); the collector would walk the growing heap again and again (it
-    halves the time to read a 100,000-tensor file).
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @contextlib.contextmanager

@@ -2,10 +2,12 @@
 
 A format is a folder under ``paramctl/formats/`` whose ``__init__.py`` defines one
 :class:`Format` subclass and an instance of it, ``FORMAT``; the registry in
-``paramctl/formats/__init__.py`` lists those instances. Nothing outside ``formats/`` names a
-format: commands ask the registry (detection, the output format for a suffix, the choices of
-``--to``) and the format object (reading, editing, writing, verifying, its pickles, what it
-can hold).
+``paramctl/formats/__init__.py`` lists those instances. The registry imports every
+``__init__.py``, so each imports only what detection needs (its ``layout.py``), and a method
+that reads, edits, writes or verifies imports its module when it is called. Nothing
+outside ``formats/`` names a format: commands ask the registry (detection, the output format
+for a suffix, the choices of ``--to``) and the format object (reading, editing, writing,
+verifying, its pickles, what it can hold).
 
 >>> from paramctl.formats import FORMATS_BY_NAME
 >>> zip_format = FORMATS_BY_NAME["torch-zip"]
@@ -139,6 +141,15 @@ class Verification:
         return sum(1 for finding in self.findings if finding.severity == "error")
 
 
+class NeedsTorch(Exception):
+    """The pickle uses a torch feature the fast reader does not model (sparse, quantized...):
+    :meth:`Format.read` raises it, and the registry reads the file with torch instead."""
+
+    def __init__(self, global_name: str) -> None:
+        super().__init__(f"the pickle uses {global_name}, which the metadata reader does not model")
+        self.global_name = global_name
+
+
 class Format(ABC):
     """One checkpoint format: how to recognise, read, edit, write and verify it."""
 
@@ -191,7 +202,7 @@ class Format(ABC):
     def read(self, path: Path) -> Checkpoint:
         """The checkpoint's metadata (names, shapes, dtypes, where each storage's bytes are).
 
-        Raises :class:`~paramctl.formats._pickle.NeedsTorch` for features only torch reads.
+        Raises :class:`NeedsTorch` for features only torch reads.
         """
 
     @abstractmethod

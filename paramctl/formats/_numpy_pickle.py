@@ -23,11 +23,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from paramctl.checkpoint import Storage, walk
+from paramctl.checkpoint import Storage, contiguous_stride, walk
 from paramctl.dtypes import BY_NUMPY_CODE, DTYPES
 from paramctl.errors import CorruptCheckpoint, UnsafePickle
 from paramctl.formats._pickle import ALLOWED_GLOBALS, StorageRef, TensorRecord
-from paramctl.formats.safetensors.read import contiguous_stride
 
 KEY_PREFIX = "numpy-"
 
@@ -116,8 +115,8 @@ NUMPY_GLOBALS: dict[str, Any] = {
 for _module in ("numpy.core.multiarray", "numpy._core.multiarray"):
     NUMPY_GLOBALS[f"{_module}._reconstruct"] = _reconstruct
     NUMPY_GLOBALS[f"{_module}.scalar"] = _scalar
-# The stand-ins join the allowlist when this module is imported, which every reader of
-# torch pickles does (it collects the arrays' storages with inline_storages).
+# The stand-ins join the allowlist when this module is imported, which importing the
+# allowlist's own module does.
 ALLOWED_GLOBALS.update(NUMPY_GLOBALS)
 
 

@@ -5,8 +5,8 @@ checked as torch checks them (sizes and strides of plain integers, a boolean
 ``requires_grad``, ...), dtypes and storage classes become names, plain containers come
 from :data:`~paramctl.formats._allowlist.PLAIN_GLOBALS`, and every other global is refused
 before anything runs. torch's other rebuild functions (sparse, quantized, subclass
-tensors) raise :class:`NeedsTorch`, and the reader falls back to torch's own weights-only
-loader.
+tensors) raise :class:`~paramctl.formats._format.NeedsTorch`, and the reader falls back
+to torch's own weights-only loader.
 """
 
 from __future__ import annotations
@@ -21,16 +21,9 @@ from paramctl.dtypes import BY_STORAGE_CLASS, DTYPES, UNTYPED
 from paramctl.errors import CorruptCheckpoint, UnsafePickle
 from paramctl.formats import _allowlist
 from paramctl.formats._allowlist import PLAIN_GLOBALS, Constructor, RestrictedUnpickler, Sealed, wrong_call
+from paramctl.formats._format import NeedsTorch
 from paramctl.formats._limits import LIMITS, Limits
 from paramctl.formats._pickle_scan import Buffer
-
-
-class NeedsTorch(Exception):
-    """The pickle uses a torch feature the fast reader does not model (sparse, quantized...)."""
-
-    def __init__(self, global_name: str) -> None:
-        super().__init__(f"the pickle uses {global_name}, which the metadata reader does not model")
-        self.global_name = global_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,3 +307,9 @@ def restricted_load_at(
         passing=(NeedsTorch,),
         unpickler=unpickler,
     )
+
+
+# numpy arrays pickled inside torch's pickles (``torch.save({"mask": np.ones(3)})``) have
+# stand-ins of their own, built on the records above: importing them puts them on
+# ALLOWED_GLOBALS, so the table is whole whichever of the two modules is imported first.
+from paramctl.formats import _numpy_pickle  # noqa: E402, F401

@@ -16,7 +16,8 @@ import pickle
 from typing import Any
 
 from paramctl.errors import UnsafePickle
-from paramctl.formats._allowlist import collection_paused, pickle_errors, python3_name
+from paramctl.formats._allowlist import pickle_errors, python3_name
+from paramctl.formats._gc import collection_paused
 from paramctl.formats._limits import LIMITS, Limits
 from paramctl.formats._pickle_scan import Buffer, scan_pickle
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
-import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -30,6 +29,8 @@ from paramctl.formats._io import read_at, read_chunks
 from paramctl.remote.url import scheme_of, url_of
 
 if TYPE_CHECKING:
+    import zipfile
+
     from paramctl.checkpoint import Checkpoint, Storage, TensorEntry
 
 
@@ -219,6 +220,8 @@ def open_zip(file: BinaryIO) -> zipfile.ZipFile:
     metadata records (pickles, small ones) are fetched at once, in one request where the
     server can send several ranges: reading a member needs its local header, and a
     checkpoint's headers lie all over the file."""
+    import zipfile
+
     archive = zipfile.ZipFile(file)
     remote = getattr(file, "remote", None)
     if remote is not None:

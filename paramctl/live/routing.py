@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from paramctl.change.destination import IN_PLACE_NEEDS_FILE
 from paramctl.errors import UnsafePickle, UsageError
 
 if TYPE_CHECKING:
@@ -111,6 +110,8 @@ def check_live_change(live: LiveRequest, *, copying: bool, all_tensors: bool, in
     if all_tensors:
         raise UsageError("--all lists a file's every tensor; a live module has its own names")
     if in_place and live.model is None:
+        from paramctl.change.destination import IN_PLACE_NEEDS_FILE
+
         raise UsageError(IN_PLACE_NEEDS_FILE)
 
 

@@ -115,31 +115,35 @@ class ListingView:
 
 def view_report(listing: Listing, view: ListingView, fmt: OutputFormat) -> Report:
     """The report of ``list`` as ``view`` asks; a plot is what a terminal's table becomes."""
-    from paramctl.render.plot import chart_rows
-
     title = f"{listing.source} ({listing.format})"
     if not view.tree:
         report = listing_report(listing)
-        labels = [str(row["name"]) for row in report.rows]
-        chart = chart_rows(labels, [row.stats for row in listing.rows], view.plot or "std")
     else:
         from paramctl.inspect.tree import leaves_of, module_tree
-        from paramctl.render.tree import guides, tree_report
+        from paramctl.render.tree import tree_report
 
         root = module_tree(leaves_of(listing), view.sort)
         with_stats = any(row.stats is not None for row in listing.rows)
         report = tree_report(
             root, depth=view.depth, stats=with_stats, title=title, footer=listing_footer(listing)
         )
-        drawn = guides(root, view.depth)
-        nodes = list(root.walk(view.depth))
-        chart = chart_rows([drawn[n.path] for n in nodes], [n.stats for n in nodes], view.plot or "std")
-        chart.fold_labels = False
     if view.plot is None or fmt is not OutputFormat.table:
         return report
+    from paramctl.render.plot import chart_rows
+
+    if not view.tree:
+        labels = [str(row["name"]) for row in report.rows]
+        chart = chart_rows(labels, [row.stats for row in listing.rows], view.plot)
+    else:
+        from paramctl.render.tree import guides
+
+        drawn = guides(root, view.depth)
+        nodes = list(root.walk(view.depth))
+        chart = chart_rows([drawn[n.path] for n in nodes], [n.stats for n in nodes], view.plot)
+        chart.fold_labels = False
     chart.log = view.log
     chart.title = f"{title}: {view.plot} per {'module' if view.tree else 'tensor'}"
-    return replace(report, human=lambda: chart, footer=[chart.legend(view.plot or "std"), *report.footer])
+    return replace(report, human=lambda: chart, footer=[chart.legend(view.plot), *report.footer])
 
 
 def how_read(checkpoint: Checkpoint) -> str:

@@ -15,7 +15,8 @@ import torch._utils
 from corpus import Item
 from corpus.pickles import ROUTES, route_body, wrap
 from corpus.zips import Writer
-from paramctl.formats.torch_legacy.read import MAGIC_NUMBER, PROTOCOL_VERSION
+from paramctl.formats.torch_legacy.layout import MAGIC_NUMBER
+from paramctl.formats.torch_legacy.read import PROTOCOL_VERSION
 
 SYS_INFO = {
     "protocol_version": PROTOCOL_VERSION,

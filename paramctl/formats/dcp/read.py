@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from paramctl.checkpoint import Checkpoint, Chunk, Storage, TensorEntry
+from paramctl.checkpoint import Checkpoint, Chunk, Storage, TensorEntry, contiguous_stride
 from paramctl.dtypes import DTYPES
 from paramctl.errors import CorruptCheckpoint, ExitCode, LimitExceeded
 from paramctl.formats._limits import LIMITS, check_count
@@ -40,7 +40,6 @@ from paramctl.formats.dcp._metadata import (
     load_metadata,
 )
 from paramctl.formats.dcp.layout import METADATA, NAME
-from paramctl.formats.safetensors.read import contiguous_stride
 
 
 class UnsafeItemPath(CorruptCheckpoint):

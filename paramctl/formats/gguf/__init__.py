@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from paramctl.dtypes import BY_GGML_CODE
 from paramctl.formats._format import Format, Holds, Progress, Verification, Writer
-from paramctl.formats.gguf.read import NAME, SHAPE_ORDER, read, sniff
+from paramctl.formats.gguf.layout import NAME, SHAPE_ORDER, sniff
 
 if TYPE_CHECKING:
     from paramctl.checkpoint import Checkpoint
@@ -36,6 +36,8 @@ class GGUF(Format):
         return sniff(head)
 
     def read(self, path: Path) -> Checkpoint:
+        from paramctl.formats.gguf.read import read
+
         return read(path)
 
     def editor_class(self) -> type[StorageEditor]:

@@ -23,24 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from paramctl.checkpoint import Checkpoint, LongArray, Storage, TensorEntry
+from paramctl.checkpoint import Checkpoint, LongArray, Storage, TensorEntry, contiguous_stride
 from paramctl.dtypes import BY_GGML_CODE
 from paramctl.errors import CorruptCheckpoint, LimitExceeded
 from paramctl.formats._limits import LIMITS, Limits, check_count
-from paramctl.formats.safetensors.read import contiguous_stride
+from paramctl.formats.gguf.layout import NAME
 
 if TYPE_CHECKING:
     from gguf import GGUFReader
 
-NAME = "gguf"
-MAGIC = b"GGUF"
 # GGUFReader's own bookkeeping fields, not key-values of the file.
 _PSEUDO_FIELDS = ("GGUF.version", "GGUF.tensor_count", "GGUF.kv_count")
-SHAPE_ORDER = "PyTorch order (GGUF's dimensions reversed)"
-
-
-def sniff(head: bytes) -> bool:
-    return head.startswith(MAGIC)
 
 
 @dataclass(frozen=True)

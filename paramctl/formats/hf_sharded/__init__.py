@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paramctl.formats._format import FileSet, Format, Holds, Progress, SetWriter, Verification
-from paramctl.formats.hf_sharded.read import NAME, candidates, companions, parse_index, read
+from paramctl.formats.hf_sharded.layout import NAME, candidates
 
 if TYPE_CHECKING:
     from paramctl.checkpoint import Checkpoint
@@ -32,6 +32,8 @@ class HfSharded(Format):
         return False  # an index is JSON like many files: it is claimed by its name
 
     def read(self, path: Path) -> Checkpoint:
+        from paramctl.formats.hf_sharded.read import read
+
         return read(path)
 
     def editor_class(self) -> type[StorageEditor]:
@@ -45,6 +47,8 @@ class HfSharded(Format):
         return write_hf_sharded
 
     def file_set(self, checkpoint: Checkpoint) -> FileSet:
+        from paramctl.formats.hf_sharded.read import companions, parse_index
+
         index = parse_index(checkpoint.path)
         members = (*index.shards, *companions(checkpoint.path.parent), checkpoint.path.name)
         return FileSet(checkpoint.path.parent, members, checkpoint.path.name)

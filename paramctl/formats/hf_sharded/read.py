@@ -6,8 +6,9 @@ beside ``model.safetensors.index.json``: ``{"metadata": {"total_size": N}, "weig
 pickles), so only metadata is read; their storages are renamed ``shard/key`` to keep keys
 unique across the checkpoint.
 
->>> is_index(Path("diffusion_pytorch_model.safetensors.index.json")), is_index(Path("a.json"))
-(True, False)
+>>> index = Index(Path("m/model.safetensors.index.json"), {"a": "s-2", "b": "s-1", "c": "s-2"}, None)
+>>> index.shards, str(index.shard_path("s-1"))
+(['s-1', 's-2'], 'm/s-1')
 """
 
 from __future__ import annotations
@@ -20,11 +21,8 @@ from paramctl.checkpoint import Checkpoint, Storage, TensorEntry
 from paramctl.errors import CorruptCheckpoint, ExitCode, LimitExceeded
 from paramctl.formats._json import load_json
 from paramctl.formats._limits import LIMITS, Limits, check_count
+from paramctl.formats.hf_sharded.layout import NAME, is_index
 
-NAME = "hf-sharded"
-INDEX_SUFFIXES = (".safetensors.index.json", ".bin.index.json")
-# A directory holding one of these (and no index) is that one file.
-SINGLE_FILES = ("model.safetensors", "pytorch_model.bin")
 # An index beyond this is no index save_pretrained writes (100,000 names take about 8 MB).
 MAX_INDEX_BYTES = 256 << 20
 
@@ -33,23 +31,6 @@ class UnsafeShardPath(CorruptCheckpoint):
     """An index names a shard outside its own directory (``../``, an absolute path)."""
 
     exit_code = ExitCode.UNSAFE
-
-
-def is_index(path: Path) -> bool:
-    return path.name.endswith(INDEX_SUFFIXES)
-
-
-def candidates(path: Path) -> list[Path]:
-    """The checkpoints at ``path``: itself when it is an index file; in a directory, each
-    index file, else each single-file checkpoint by its conventional name."""
-    if path.is_file():
-        return [path] if is_index(path) else []
-    if not path.is_dir():
-        return []
-    indexes = sorted(child for child in path.iterdir() if is_index(child) and child.is_file())
-    if indexes:
-        return indexes
-    return [path / name for name in SINGLE_FILES if (path / name).is_file()]
 
 
 # Files beside the shards that are weights of some other checkpoint, not the model's own.

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from paramctl.errors import CorruptCheckpoint
 from paramctl.formats._format import Verification
-from paramctl.formats.hf_sharded.read import candidates, inspect
+from paramctl.formats.hf_sharded.layout import candidates
+from paramctl.formats.hf_sharded.read import inspect
 
 
 def verify_index(path: Path) -> Verification:

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paramctl.formats._format import Format, Holds, Writer
-from paramctl.formats.mxnet.layout import WRITTEN
-from paramctl.formats.mxnet.read import NAME, read, sniff
+from paramctl.formats.mxnet.layout import NAME, WRITTEN, sniff
 
 if TYPE_CHECKING:
     from paramctl.checkpoint import Checkpoint
@@ -29,6 +28,8 @@ class MXNet(Format):
         return sniff(head)
 
     def read(self, path: Path) -> Checkpoint:
+        from paramctl.formats.mxnet.read import read
+
         return read(path)
 
     def editor_class(self) -> type[StorageEditor]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import struct
 
+NAME = "mxnet"
 LIST_MAGIC = 0x112
 V1_MAGIC = 0xF993FAC8
 V2_MAGIC = 0xF993FAC9
@@ -65,3 +66,15 @@ FLAG_OF = {name: flag for flag, name in TYPE_FLAGS.items()}
 WRITTEN = frozenset(FLAG_OF) - {"bfloat16"}
 # More dimensions than any array has: a larger count is a damaged file, not a big array.
 MAX_NDIM = 32
+
+
+def sniff(head: bytes) -> bool:
+    """An NDArray list starts with magic 0x112, a zero, and its first array's magic.
+
+    >>> sniff(bytes.fromhex("1201000000000000") + bytes(8)), sniff(b"GGUF" + bytes(12))
+    (True, False)
+    """
+    if len(head) < HEADER.size:
+        return False
+    magic, reserved = HEADER.unpack_from(head)
+    return bool(magic == LIST_MAGIC and reserved == 0)

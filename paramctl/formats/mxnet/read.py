@@ -26,16 +26,7 @@ from paramctl.errors import CorruptCheckpoint
 from paramctl.formats._limits import LIMITS, check_count
 from paramctl.formats._source import open_binary
 from paramctl.formats.mxnet import layout as L
-
-NAME = "mxnet"
-
-
-def sniff(head: bytes) -> bool:
-    """An NDArray list starts with magic 0x112, a zero, and its first array's magic."""
-    if len(head) < L.HEADER.size:
-        return False
-    magic, reserved = L.HEADER.unpack_from(head)
-    return bool(magic == L.LIST_MAGIC and reserved == 0)
+from paramctl.formats.mxnet.layout import NAME
 
 
 class _Cursor:

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paramctl.formats._format import Format, Holds, Progress, Verification
-from paramctl.formats.npy.read import NPY as NPY_NAME
-from paramctl.formats.npy.read import NPZ as NPZ_NAME
-from paramctl.formats.npy.read import NUMPY_DTYPES, read_npy, read_npz, sniff_npy, sniff_npz
+from paramctl.formats.npy.layout import NPY as NPY_NAME
+from paramctl.formats.npy.layout import NPZ as NPZ_NAME
+from paramctl.formats.npy.layout import NUMPY_DTYPES, sniff_npy, sniff_npz
 
 if TYPE_CHECKING:
     from paramctl.checkpoint import Checkpoint
@@ -42,6 +42,8 @@ class Npy(Format):
         return sniff_npy(head)
 
     def read(self, path: Path) -> Checkpoint:
+        from paramctl.formats.npy.read import read_npy
+
         return read_npy(path)
 
     def editor_class(self) -> type[StorageEditor]:
@@ -63,6 +65,8 @@ class Npz(Format):
         return sniff_npz(head)
 
     def read(self, path: Path) -> Checkpoint:
+        from paramctl.formats.npy.read import read_npz
+
         return read_npz(path)
 
     def editor_class(self) -> type[StorageEditor]:

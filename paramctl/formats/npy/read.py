@@ -10,65 +10,39 @@ An ``.npz`` is a zip of ``.npy`` members named ``<key>.npy``. Stored (``np.savez
 members keep their elements at a fixed offset in the archive; deflated ones
 (``np.savez_compressed``) are listed from their decompressed headers and their values are
 read by inflating the member (``Storage.member``), one array at a time.
+
+>>> import os, tempfile, numpy as np
+>>> path = os.path.join(tempfile.mkdtemp(), "w.npy")
+>>> np.save(path, np.zeros((2, 3), np.float16))
+>>> [(e.name, e.shape, e.dtype) for e in read_npy(Path(path)).entries]
+[('w', (2, 3), 'float16')]
 """
 
 from __future__ import annotations
 
-import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from paramctl.checkpoint import Checkpoint, Storage, TensorEntry
+from paramctl.checkpoint import Checkpoint, Storage, TensorEntry, contiguous_stride
 from paramctl.errors import CorruptCheckpoint, ExitCode, ParamctlError
 from paramctl.formats._limits import LIMITS, check_count
 from paramctl.formats._source import open_binary
-from paramctl.formats.safetensors.read import contiguous_stride
+from paramctl.formats.npy.layout import NPY, NPZ, NUMPY_DTYPES
 from paramctl.formats.torch_zip.read import read_zip, record_data_offset
 
 if TYPE_CHECKING:
     import numpy as np
 
-NPY = "npy"
-NPZ = "npz"
-MAGIC = b"\x93NUMPY"
-_ZIP_MAGIC = b"PK\x03\x04"
-_NAME_LENGTH = struct.Struct("<H")
-_LOCAL_NAME_AT = 30
 # numpy's own limit on a header it parses without allow_pickle-like trust.
 MAX_HEADER_BYTES = 10_000
-# numpy's kind and size, to paramctl's dtype names.
-NUMPY_DTYPES = {
-    "f8": "float64", "f4": "float32", "f2": "float16",
-    "c16": "complex128", "c8": "complex64",
-    "i8": "int64", "i4": "int32", "i2": "int16", "i1": "int8",
-    "u8": "uint64", "u4": "uint32", "u2": "uint16", "u1": "uint8",
-    "b1": "bool",
-}  # fmt: skip
 
 
 class UnsafeArray(ParamctlError):
     """An array of Python objects: its elements are pickles, which paramctl never runs."""
 
     exit_code = ExitCode.UNSAFE
-
-
-def sniff_npy(head: bytes) -> bool:
-    return head.startswith(MAGIC)
-
-
-def sniff_npz(head: bytes) -> bool:
-    """A zip whose first member is a ``.npy`` (a torch zip starts with ``<root>/data.pkl``).
-
-    >>> sniff_npz(b"PK\\x03\\x04" + bytes(22) + b"\\x05\\x00\\x00\\x00w.npy")
-    True
-    """
-    if not head.startswith(_ZIP_MAGIC) or len(head) < _LOCAL_NAME_AT:
-        return False
-    (length,) = _NAME_LENGTH.unpack_from(head, 26)
-    name = head[_LOCAL_NAME_AT : _LOCAL_NAME_AT + length]
-    return len(name) == length and name.endswith(b".npy")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from paramctl.dtypes import BY_SAFETENSORS_CODE
 from paramctl.formats._format import Format, Holds, Progress, Verification, Writer
-from paramctl.formats.safetensors.read import NAME, read, sniff
+from paramctl.formats.safetensors.layout import NAME, sniff
 
 if TYPE_CHECKING:
     from paramctl.checkpoint import Checkpoint
@@ -35,6 +35,8 @@ class Safetensors(Format):
         return sniff(head)
 
     def read(self, path: Path) -> Checkpoint:
+        from paramctl.formats.safetensors.read import read
+
         return read(path)
 
     def editor_class(self) -> type[StorageEditor]:

@@ -12,6 +12,9 @@ non-standard constants, each entry a known dtype, a shape of plain non-negative 
 entries tiling the data section exactly, in offset order, with no hole, overlap or byte
 after the last. :func:`header_problems` lists every problem (``check`` reports them all);
 :func:`read` refuses a file for the first.
+
+>>> parse_header(b'{"w": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]}}')["w"]["shape"]
+[2, 3]
 """
 
 from __future__ import annotations
@@ -22,39 +25,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from paramctl.checkpoint import Checkpoint, Storage, TensorEntry
+from paramctl.checkpoint import Checkpoint, Storage, TensorEntry, contiguous_stride
 from paramctl.dtypes import BY_SAFETENSORS_CODE
 from paramctl.errors import CorruptCheckpoint
 from paramctl.formats._json import load_json
 from paramctl.formats._limits import LIMITS, Limits, check_count
 from paramctl.formats._source import open_binary
+from paramctl.formats.safetensors.layout import NAME
 
-NAME = "safetensors"
 METADATA_KEY = "__metadata__"
-# The reference implementation refuses headers above 100 MB; so does this reader.
-MAX_HEADER_BYTES = LIMITS.header_bytes
 # Sizes and offsets are unsigned 64-bit integers in the reference implementation.
 _U64 = 1 << 64
-
-
-def sniff(head: bytes) -> bool:
-    if len(head) < 9:
-        return False
-    (length,) = struct.unpack("<Q", head[:8])
-    return 2 <= length <= MAX_HEADER_BYTES and head[8:9] == b"{"
-
-
-def contiguous_stride(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Row-major strides for ``shape``.
-
-    >>> contiguous_stride((2, 3, 4))
-    (12, 4, 1)
-    """
-    stride, step = [], 1
-    for size in reversed(shape):
-        stride.append(step)
-        step *= max(size, 1)
-    return tuple(reversed(stride))
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paramctl.formats._format import Format, Holds, Progress, Verification
-from paramctl.formats.torch_export.read import NAME, export_root, read
-from paramctl.formats.torch_zip.read import MAGIC
+from paramctl.formats.torch_export.layout import NAME, export_root
+from paramctl.formats.torch_zip.layout import MAGIC
 
 if TYPE_CHECKING:
     from paramctl.checkpoint import Checkpoint
@@ -36,6 +36,8 @@ class TorchExport(Format):
         return export_root(members) is not None
 
     def read(self, path: Path) -> Checkpoint:
+        from paramctl.formats.torch_export.read import read
+
         return read(path)
 
     def editor_class(self) -> type[StorageEditor]:

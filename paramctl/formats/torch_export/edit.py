@@ -10,7 +10,7 @@ storage's record; the graph, configs and sample inputs are copied byte for byte.
 from __future__ import annotations
 
 from paramctl.errors import CorruptCheckpoint
-from paramctl.formats.torch_export.read import export_root
+from paramctl.formats.torch_export.layout import export_root
 from paramctl.formats.torch_zip.edit import ZipEditor
 
 

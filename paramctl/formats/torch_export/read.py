@@ -17,7 +17,6 @@ subclass is pickled instead (``use_pickle``): that one paramctl does not read.
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -26,10 +25,9 @@ from paramctl.dtypes import dtype as lookup_dtype
 from paramctl.errors import CorruptCheckpoint
 from paramctl.formats._json import load_json
 from paramctl.formats._torch_pickle import check_entry_fits
+from paramctl.formats.torch_export.layout import ARCHIVE_FORMAT, NAME, export_root
 from paramctl.formats.torch_zip.read import read_record, read_zip, record_data_offset
 
-NAME = "torch-export"
-ARCHIVE_FORMAT = "archive_format"
 _STRIDED = 7
 _MAIN_MODEL = "model"
 # torch/_export/serde/schema.py ScalarType: the code each dtype is serialized as.
@@ -60,19 +58,6 @@ _KINDS = (
     ("weights", "data/weights/{}_weights_config.json"),
     ("constants", "data/constants/{}_constants_config.json"),
 )
-
-
-def export_root(members: Sequence[str]) -> str | None:
-    """The archive's root folder, when its members are a PT2 archive's.
-
-    >>> export_root(["m/archive_format", "m/models/model.json"]), export_root(["m/data.pkl"])
-    ('m/', None)
-    """
-    for name in members:
-        root, _, leaf = name.rpartition("/")
-        if leaf == ARCHIVE_FORMAT and f"{root}/models/" in {n[: len(root) + 8] for n in members}:
-            return f"{root}/"
-    return None
 
 
 def read(path: Path) -> Checkpoint:

@@ -2,7 +2,7 @@
 ``torch.save(obj, f, _use_new_zipfile_serialization=False)``.
 
 >>> import pickle
->>> from paramctl.formats.torch_legacy.read import MAGIC_NUMBER
+>>> from paramctl.formats.torch_legacy.layout import MAGIC_NUMBER
 >>> FORMAT.sniff(pickle.dumps(MAGIC_NUMBER, protocol=2))
 True
 """
@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from paramctl.formats._format import Format, Holds
-from paramctl.formats._source import mapped
-from paramctl.formats.torch_legacy.read import NAME, pickle_spans, read, sniff
-from paramctl.formats.torch_zip import TORCH_SUFFIXES
+from paramctl.formats.torch_legacy.layout import NAME, sniff
+from paramctl.formats.torch_zip.layout import TORCH_SUFFIXES
 
 if TYPE_CHECKING:
     from paramctl.checkpoint import Checkpoint
@@ -36,6 +35,8 @@ class TorchLegacy(Format):
         return sniff(head)
 
     def read(self, path: Path) -> Checkpoint:
+        from paramctl.formats.torch_legacy.read import read
+
         return read(path)
 
     def editor_class(self) -> type[StorageEditor]:
@@ -47,6 +48,9 @@ class TorchLegacy(Format):
 
     def pickles(self, path: Path) -> Iterator[IO[bytes]]:
         # Each pickle on its own, ending where its STOP is, as torch's loader reads them.
+        from paramctl.formats._source import mapped
+        from paramctl.formats.torch_legacy.read import pickle_spans
+
         with mapped(path) as data:
             spans = pickle_spans(path, data)
             for start, end in spans:

@@ -6,6 +6,12 @@ storage keys) followed by each storage as an 8-byte element count and its raw by
 endian whatever the writing machine was (torch's loader reads them so). The file is read one
 way: each pickle ends where its STOP is, every listed storage is found once with the count
 its pickle gave, and nothing follows the last one.
+
+>>> import os, tempfile, torch
+>>> path = os.path.join(tempfile.mkdtemp(), "m.pt")
+>>> torch.save({"w": torch.ones(2, 3)}, path, _use_new_zipfile_serialization=False)
+>>> [(e.name, e.shape, e.dtype) for e in read(Path(path)).entries]
+[('w', (2, 3), 'float32')]
 """
 
 from __future__ import annotations
@@ -22,26 +28,12 @@ from paramctl.formats._numpy_pickle import inline_storages
 from paramctl.formats._pickle import StorageRef, restricted_load_at
 from paramctl.formats._source import mapped
 from paramctl.formats._torch_pickle import check_entry_fits, name_tensors, storage_collector
+from paramctl.formats.torch_legacy.layout import MAGIC_NUMBER, NAME
 
-NAME = "torch-legacy"
-MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
 # A legacy file is five pickles in a row: magic number, protocol, system info, objects, keys.
 PICKLES = 5
-# The file's first pickle holds only the magic number: LONG1 of 10 bytes, little-endian,
-# after the protocol opcode (and, from protocol 4, a FRAME opcode).
-MAGIC = b"\x8a\x0a" + MAGIC_NUMBER.to_bytes(10, "little")
 _COUNT = 8
-
-
-def sniff(head: bytes) -> bool:
-    r"""Legacy files open with the pickled magic number.
-
-    >>> import pickle
-    >>> [sniff(pickle.dumps(MAGIC_NUMBER, protocol=p)) for p in (2, 4, 5)], sniff(b"PK\x03\x04")
-    ([True, True, True], False)
-    """
-    return head.startswith(b"\x80") and MAGIC in head[:32]
 
 
 def pickle_spans(path: Path, data: mmap.mmap, limits: Limits = LIMITS) -> list[tuple[int, int]]:

@@ -12,15 +12,11 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from paramctl.formats._format import Format, Holds, Progress, Verification, Writer
-from paramctl.formats._limits import LIMITS
-from paramctl.formats.torch_zip.archive import open_torch_zip
-from paramctl.formats.torch_zip.read import MAGIC, NAME, read
+from paramctl.formats.torch_zip.layout import MAGIC, NAME, TORCH_SUFFIXES
 
 if TYPE_CHECKING:
     from paramctl.checkpoint import Checkpoint
     from paramctl.formats._editor import StorageEditor
-
-TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".tar", ".pkl")
 
 
 class TorchZip(Format):
@@ -34,6 +30,8 @@ class TorchZip(Format):
         return head.startswith(MAGIC)
 
     def read(self, path: Path) -> Checkpoint:
+        from paramctl.formats.torch_zip.read import read
+
         return read(path)
 
     def editor_class(self) -> type[StorageEditor]:
@@ -53,6 +51,9 @@ class TorchZip(Format):
 
     def pickles(self, path: Path) -> Iterator[IO[bytes]]:
         # A zip that could be read two ways is refused here as it is by read().
+        from paramctl.formats._limits import LIMITS
+        from paramctl.formats.torch_zip.archive import open_torch_zip
+
         with open_torch_zip(path) as archive:
             archive.refuse_problems()
             yield io.BytesIO(archive.member("data.pkl", LIMITS.pickle_bytes))

@@ -23,14 +23,9 @@ from paramctl.formats._numpy_pickle import inline_storages
 from paramctl.formats._pickle import StorageRef, restricted_load
 from paramctl.formats._torch_pickle import check_entry_fits, name_tensors, storage_collector
 from paramctl.formats.torch_zip.archive import TorchArchive, open_torch_zip
+from paramctl.formats.torch_zip.layout import MAGIC, NAME
 
-NAME = "torch-zip"
-MAGIC = b"PK\x03\x04"
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")
-
-
-def sniff(head: bytes) -> bool:
-    return head.startswith(MAGIC)
 
 
 def record_data_offset(file: BinaryIO, info: zipfile.ZipInfo) -> int:

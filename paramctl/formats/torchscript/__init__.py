@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from paramctl.formats._format import Format, Holds, Progress, Verification
-from paramctl.formats._limits import LIMITS
-from paramctl.formats.torch_zip.read import MAGIC
-from paramctl.formats.torchscript.read import NAME, is_torchscript, read
+from paramctl.formats.torch_zip.layout import MAGIC
+from paramctl.formats.torchscript.layout import NAME, is_torchscript
 
 if TYPE_CHECKING:
     from paramctl.checkpoint import Checkpoint
@@ -38,6 +37,8 @@ class TorchScript(Format):
         return is_torchscript(members)
 
     def read(self, path: Path) -> Checkpoint:
+        from paramctl.formats.torchscript.read import read
+
         return read(path)
 
     def editor_class(self) -> type[StorageEditor]:
@@ -48,6 +49,7 @@ class TorchScript(Format):
     def pickles(self, path: Path) -> Iterator[IO[bytes]]:
         # torch.load hands a TorchScript archive to torch.jit.load, which unpickles both;
         # a zip that could be read two ways is refused here as it is by read().
+        from paramctl.formats._limits import LIMITS
         from paramctl.formats.torch_zip.archive import open_torch_zip
 
         with open_torch_zip(path, torch_rules=False) as archive:

@@ -14,7 +14,7 @@ it keeps the attributes and the class's name and never looks at the code.
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
@@ -27,21 +27,9 @@ from paramctl.formats._allowlist import RestrictedUnpickler
 from paramctl.formats._pickle import StorageRef, restricted_load, storage_ref_from_pid
 from paramctl.formats._torch_pickle import check_entry_fits, name_tensors
 from paramctl.formats.torch_zip.read import find_root, read_record, read_zip, record_data_offset
+from paramctl.formats.torchscript.layout import NAME
 
-NAME = "torchscript"
 CONSTANTS = "constants"
-
-
-def is_torchscript(members: Sequence[str]) -> bool:
-    """Whether a zip's members are a TorchScript archive's: ``constants.pkl`` and ``code/``.
-
-    >>> is_torchscript(["m/data.pkl", "m/constants.pkl", "m/code/__torch__.py"])
-    True
-    >>> is_torchscript(["m/data.pkl", "m/data/0"])
-    False
-    """
-    roots = {name[: -len("constants.pkl")] for name in members if name.endswith("/constants.pkl")}
-    return any(f"{root}data.pkl" in members and f"{root}code/" in n for root in roots for n in members)
 
 
 class ScriptObject(dict[str, Any]):
