@@ -39,14 +39,14 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from paramctl.checkpoint import Checkpoint, ModelView, TensorEntry, model_view
 from paramctl.errors import UsageError
 from paramctl.formats import read_checkpoint
-from paramctl.inspect.listing import ListedTensor, Listing, build_listing
-from paramctl.inspect.sharing import SharingReport, find_shared
 from paramctl.select import Selection, select
 
 if TYPE_CHECKING:
     import torch
 
     from paramctl.change import Change, InitResult, Plan
+    from paramctl.inspect.listing import ListedTensor, Listing
+    from paramctl.inspect.sharing import SharingReport
 
 
 @dataclass
@@ -126,6 +126,8 @@ class CheckpointFile:
 
     def listing(self, selection: Selection = Selection()) -> Listing:
         """What ``paramctl list`` shows: rows, totals, the model-dict prefix."""
+        from paramctl.inspect.listing import build_listing
+
         return build_listing(self.checkpoint, selection, key=self.key, all_tensors=self.all_tensors)
 
     def entries(self) -> list[ListedTensor]:
@@ -152,6 +154,8 @@ class CheckpointFile:
 
     def sharing(self, *, by_value: bool = False) -> SharingReport:
         """What ``paramctl shared`` reports: each group's names, relation and saved bytes."""
+        from paramctl.inspect.sharing import find_shared
+
         return find_shared(self.checkpoint, key=self.key, all_tensors=self.all_tensors, by_value=by_value)
 
     def select(

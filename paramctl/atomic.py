@@ -109,13 +109,13 @@ class WriteBack:
     them has little left to wait for.
 
     Written pages otherwise sit in the page cache until the fsync, and the disk idles while
-    they are made: every few hundredths of a second the files' dirty pages are handed to the
-    disk (``POSIX_FADV_DONTNEED``: write-back started, not waited for; pages dropped from the
+    they are made: every hundredth of a second the files' dirty pages are handed to the disk
+    (``POSIX_FADV_DONTNEED``: write-back started, not waited for; pages dropped from the
     cache once clean). A 1 GiB conversion takes about a fifth less time than with the disk
-    left to the fsync.
+    left to the fsync; polling less often leaves the disk idle at the start of a short write.
     """
 
-    EVERY = 0.05
+    EVERY = 0.01
 
     def __init__(self) -> None:
         self._descriptors: list[int] = []

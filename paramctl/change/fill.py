@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -54,6 +53,8 @@ def draw_seed(seed: int | None = None) -> int:
     True
     """
     if seed is None:
+        import secrets
+
         seed = secrets.randbelow(2**32)
     if not 0 <= seed < _SEED_LIMIT:
         raise UsageError(f"--seed {seed}: a seed is a whole number from 0 to 2**64-1")
