@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 import warnings
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed.checkpoint as dcp
+from corpus.dcp import item_archives, real_checkpoint, replace_item
 from torch.distributed.checkpoint.metadata import TensorStorageMetadata
 
 from paramctl import read_checkpoint
@@ -175,3 +177,24 @@ def test_a_hostile_metadata_is_refused_and_never_runs(two_ranks, tmp_path, cli):
         result = cli(command, two_ranks, *(["model.layer.weight"] if command == "show" else []))
         assert result.exit_code == ExitCode.UNSAFE, (command, result.stderr)
     assert not marker.exists()
+
+
+def test_an_item_is_refused_as_a_pt_file_of_its_bytes_is(tmp_path, cli):
+    """Each item is a torch.save zip inside a rank file. One that zip readers could read two
+    ways (two records of one name, a local header that disagrees with the directory, bytes
+    before or after it), or that torch.load refuses (no version record), is refused as the
+    same bytes are in a .pt file, and the error names the item."""
+    template = tmp_path / "template"
+    real_checkpoint(template)
+    for number, (name, archive, code, message) in enumerate(item_archives(template, str(tmp_path / "ran"))):
+        alone = tmp_path / f"{number}.pt"
+        alone.write_bytes(archive)
+        directory = tmp_path / f"dcp-{number}"
+        shutil.copytree(template, directory)
+        replace_item(directory, "b", archive)
+        as_file, as_item = cli("list", alone), cli("list", directory)
+        assert as_item.exit_code == as_file.exit_code == code, (name, as_item.stderr, as_file.stderr)
+        assert message in as_item.stderr, (name, as_item.stderr)
+        if code:
+            assert "__0_0.distcp@" in as_item.stderr, (name, as_item.stderr)
+    assert not (tmp_path / "ran").exists()

@@ -19,6 +19,7 @@ runs past the directory).
 >>> with tempfile.TemporaryFile() as file:
 ...     _ = file.write(b"rank file: ")
 ...     torch.save(torch.ones(2), file)
+...     file.flush()
 ...     archive = open_item(file, 11, file.tell() - 11, "item")
 ...     archive.root, [entry.filename for entry in archive.entries][:2], archive.layout.problems
 ('archive/', ['archive/data.pkl', 'archive/.format_version'], [])
