@@ -21,9 +21,8 @@ import math
 import operator
 import zipfile
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from paramctl.checkpoint import Checkpoint, Chunk, Storage, TensorEntry
 from paramctl.dtypes import DTYPES
@@ -67,8 +66,7 @@ def parse_item_key(key: str) -> tuple[str, int, int]:
     return relative_path, int(offset), int(length)
 
 
-@dataclass(frozen=True)
-class Item:
+class Item(NamedTuple):
     """One saved item's archive: where it is, its pickle's payload, its storage if any."""
 
     key: str
@@ -77,8 +75,7 @@ class Item:
     entry: TensorEntry | None
 
 
-@dataclass(frozen=True)
-class _Unpickled:
+class _Unpickled(NamedTuple):
     """What an item's ``data.pkl`` holds: its payload (tensors as entries, each checked to
     fit its storage) and the storage records it names; ``plain`` is its tensor when it is
     what a chunk's item holds: one contiguous tensor from the first byte of one record."""
@@ -122,12 +119,13 @@ class ItemReader:
     def read(self, info: Any) -> Item:
         """The ``torch.save`` archive one ``_StorageInfo`` points to, its structure checked
         as a whole ``.pt`` file's is."""
-        directory = self.directory
-        relative = str(info.get("relative_path"))
-        offset, length = int(info.get("offset")), int(info.get("length"))
+        directory, fields = self.directory, vars(info)  # StorageInfo's fields, each of its type
+        relative, offset, length = fields.get("relative_path"), fields.get("offset"), fields.get("length")
+        if type(relative) is not str or type(offset) is not int or type(length) is not int:
+            raise CorruptCheckpoint(f"{directory}: .metadata places an item nowhere ({relative!r:.60})")
         if "/" in relative or "\\" in relative or relative in ("", ".", ".."):
             raise UnsafeItemPath(f"{directory}: .metadata names the file {relative!r} outside the directory")
-        if info.get("transform_descriptors"):
+        if fields.get("transform_descriptors"):
             raise CorruptCheckpoint(f"{directory}: {relative}: transformed (compressed) items are not read")
         file, size, path = self._rank_file(relative)
         key = item_key(relative, offset, length)

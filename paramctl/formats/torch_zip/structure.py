@@ -160,13 +160,13 @@ def reader_of(fd: int) -> Pread:
 
 
 # Where the end record is first looked for: an archive without a long comment has it there.
-_NEAR_END = 4 << 10
+NEAR_END = 2 << 10
 
 
 def find_end_record(pread: Pread, size: int) -> EndRecord | None:
     """The end record zipfile and miniz both take: the last signature in the file's tail
-    (looked for in its last few KiB first: the last one there is the last one of all)."""
-    tail_start = max(0, size - _NEAR_END)
+    (looked for in its last KiB first: the last one there is the last one of all)."""
+    tail_start = max(0, size - NEAR_END)
     tail = pread(size - tail_start, tail_start)
     position = tail.rfind(_END_SIGNATURE)
     if position < 0 and tail_start > 0:

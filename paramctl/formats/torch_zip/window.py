@@ -27,6 +27,7 @@ runs past the directory).
 
 from __future__ import annotations
 
+import os
 import struct
 from typing import BinaryIO, NamedTuple
 
@@ -40,7 +41,7 @@ from paramctl.formats.torch_zip.archive import (
     end_record,
     root_of,
 )
-from paramctl.formats.torch_zip.structure import EndRecord, Pread
+from paramctl.formats.torch_zip.structure import NEAR_END, EndRecord, Pread
 
 _CENTRAL = struct.Struct("<4s4B4HL2L5H2L")
 _CENTRAL_SIGNATURE = b"PK\x01\x02"
@@ -53,17 +54,28 @@ _NEWEST_EXTRACT = 63
 
 class WindowBytes:
     """The :data:`~paramctl.formats.torch_zip.structure.Pread` of bytes ``[start, start +
-    length)`` of an open file. Reading an archive touches only its first and last few KiB
-    (local headers and the pickle; the last records, the directory and the end record):
-    both are read once, in one ``pread`` each; any other read goes to the file."""
+    length)`` of an open file. Reading a ``torch.save`` archive touches only its first and
+    last KiB (local headers and the pickle; the last records, the directory and the end
+    record): both are read once, in one ``pread`` each; any other read goes to the file."""
 
-    EDGE = 4 << 10
+    # The end record is first looked for in the last NEAR_END bytes: the tail holds them.
+    EDGE = NEAR_END
 
     def __init__(self, file: BinaryIO, start: int, length: int) -> None:
         self.file, self.start, self.length = file, start, length
-        self.head = read_part(file, min(length, self.EDGE), start)
+        self._fd = None if getattr(file, "remote", None) is not None else file.fileno()
+        self.head = self._read(min(length, self.EDGE), start)
         self.tail_start = max(len(self.head), length - self.EDGE)
-        self.tail = read_part(file, length - self.tail_start, start + self.tail_start)
+        self.tail = self._read(length - self.tail_start, start + self.tail_start)
+
+    def _read(self, size: int, offset: int) -> bytes:
+        """One ``pread`` of a local file; :func:`read_part` reads a remote one, or the rest
+        of a short read."""
+        if self._fd is not None:
+            data = os.pread(self._fd, size, offset)
+            if len(data) == size:
+                return data
+        return read_part(self.file, size, offset)
 
     def __call__(self, size: int, offset: int) -> bytes:
         end = offset + size
@@ -77,7 +89,7 @@ class WindowBytes:
         tail_start = self.tail_start
         if offset >= tail_start:
             return self.tail[offset - tail_start : end - tail_start]
-        return read_part(self.file, end - offset, self.start + offset)
+        return self._read(end - offset, self.start + offset)
 
 
 class CentralEntry(NamedTuple):
