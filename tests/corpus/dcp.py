@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from corpus import Item
@@ -205,8 +206,28 @@ def item_archives(template: Path, canary: str) -> Iterator[tuple[str, bytes, int
     yield "an item whose directory is damaged", bytes(damaged), 3, "damaged"
 
 
+def big_endian(template: Path, fqn: str) -> bytes:
+    """The item of float32 tensor ``fqn`` as a big-endian machine's torch.save writes it."""
+    records = []
+    for record in _item_records(template, fqn):
+        if record.name.endswith("/byteorder"):
+            record = Member(record.name, b"big")
+        elif "/data/" in record.name:
+            record = Member(record.name, np.frombuffer(record.data, "<f4").astype(">f4").tobytes())
+        records.append(record)
+    return build_zip(records)
+
+
 def _items(write: _Writer, template: Path, canary: str) -> Iterator[Item]:
     for name, archive, code, message in item_archives(template, canary):
         item = write(name, "dcp", None, code, message)
         replace_item(item.path, "b", archive)
         yield item
+    # Read in their byte order; written back only as a big-endian .pt file is (not in place).
+    both = write("every item saved on a big-endian machine", "valid", None, 0, init=3)
+    for fqn in ("w", "b"):
+        replace_item(both.path, fqn, big_endian(template, fqn))
+    yield both
+    mixed = write("items saved in both byte orders", "dcp", None, 3, "both byte orders")
+    replace_item(mixed.path, "b", big_endian(template, "b"))
+    yield mixed

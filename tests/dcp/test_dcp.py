@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed.checkpoint as dcp
-from corpus.dcp import item_archives, real_checkpoint, replace_item
+from corpus.dcp import big_endian, item_archives, real_checkpoint, replace_item
 from torch.distributed.checkpoint.metadata import TensorStorageMetadata
 
 from paramctl import read_checkpoint
-from paramctl.errors import ExitCode, UnsafePickle, UsageError
+from paramctl.errors import CorruptCheckpoint, ExitCode, UnsafePickle, UsageError
 from paramctl.formats.dcp.edit import crc_positions
 from paramctl.inspect.check import check_checkpoint
 from paramctl.values import ValueReader
@@ -198,3 +198,28 @@ def test_an_item_is_refused_as_a_pt_file_of_its_bytes_is(tmp_path, cli):
         if code:
             assert "__0_0.distcp@" in as_item.stderr, (name, as_item.stderr)
     assert not (tmp_path / "ran").exists()
+
+
+def test_items_saved_on_a_big_endian_machine_read_as_dcp_load_gives(tmp_path):
+    """torch.load swaps each item's bytes from the byte order its archive records; paramctl
+    reads the directory in that order, and refuses one whose items disagree."""
+    template = tmp_path / "template"
+    real_checkpoint(template)
+    big = tmp_path / "big"
+    shutil.copytree(template, big)
+    for name in ("w", "b"):
+        replace_item(big, name, big_endian(template, name))
+    checkpoint = read_checkpoint(big)
+    assert checkpoint.byteorder == "big"
+    expected = {"w": torch.empty(2, 4), "b": torch.empty(4)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dcp.load(expected, checkpoint_id=big)
+    with ValueReader(checkpoint) as values:
+        for name, tensor in expected.items():
+            assert torch.equal(values.tensor(checkpoint.entry(name)), tensor), name
+    mixed = tmp_path / "mixed"
+    shutil.copytree(template, mixed)
+    replace_item(mixed, "b", big_endian(template, "b"))
+    with pytest.raises(CorruptCheckpoint, match="both byte orders"):
+        read_checkpoint(mixed)

@@ -95,6 +95,8 @@ class ItemReader:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        # The byte orders of the tensors' items (their byteorder records, little without).
+        self.byteorders: set[str] = set()
         self._files: dict[str, tuple[BinaryIO, int, Path]] = {}
         self._tensors: dict[bytes, _Unpickled] = {}
 
@@ -144,6 +146,7 @@ class ItemReader:
         if entry is None or start is None:
             raise CorruptCheckpoint(f"{where}: the chunk is not a plain contiguous tensor")
         dtype = unpickled.refs[entry.storage_key].dtype
+        self.byteorders.add(archive.byteorder())
         return Item(key, None, Storage(key, path, dtype, entry.nbytes, offset + start), entry)
 
     def _unpickle(self, data: bytes, where: str, path: Path, byteorder: str) -> _Unpickled:
@@ -246,7 +249,12 @@ def read(directory: Path) -> Checkpoint:
                 payload[fqn] = entry
             else:
                 raise CorruptCheckpoint(f"{directory}: {fqn}: an item of unknown kind")
-    return Checkpoint(directory, NAME, entries, storages, payload=payload)
+    # torch.load swaps each item's bytes from its own byte order; paramctl reads a whole
+    # checkpoint in one (a DCP directory saved on a big-endian machine reads as such).
+    if len(items.byteorders) > 1:
+        raise CorruptCheckpoint(f"{directory}: its items were saved in both byte orders")
+    byteorder = next(iter(items.byteorders), "little")
+    return Checkpoint(directory, NAME, entries, storages, payload=payload, byteorder=byteorder)
 
 
 def _tensor(
