@@ -159,12 +159,18 @@ class ItemReader:
         sizes.update((name, storage.nbytes) for name, storage in inline.items())
         for entry in entries:
             check_entry_fits(entry, sizes[entry.storage_key])
-        lone = entries[0] if len(entries) == 1 else None
-        plain = lone.storage_key in refs and lone.is_contiguous and not lone.storage_offset if lone else False
-        unpickled = _Unpickled(payload, refs, tuple(entries), lone if plain else None)
+        unpickled = _Unpickled(payload, refs, tuple(entries), _plain(entries, refs))
         if isinstance(payload, TensorEntry) and not inline:
             self._tensors[data] = unpickled
         return unpickled
+
+
+def _plain(entries: list[TensorEntry], refs: dict[str, StorageRef]) -> TensorEntry | None:
+    """The tensor of a chunk's item: its one tensor, contiguous from a record's first byte."""
+    if len(entries) != 1:
+        return None
+    (entry,) = entries
+    return entry if entry.storage_key in refs and not entry.storage_offset and entry.is_contiguous else None
 
 
 def _data_start(archive: TorchArchive, key: str, ref: StorageRef, where: str) -> int | None:

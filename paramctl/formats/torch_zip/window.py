@@ -55,8 +55,8 @@ _NEWEST_EXTRACT = 63
 class WindowBytes:
     """The :data:`~paramctl.formats.torch_zip.structure.Pread` of bytes ``[start, start +
     length)`` of an open file. Reading a ``torch.save`` archive touches only its first and
-    last KiB (local headers and the pickle; the last records, the directory and the end
-    record): both are read once, in one ``pread`` each; any other read goes to the file."""
+    last KiB or so (local headers and the pickle; the last records, the directory and the
+    end record): both are read once, in one ``pread`` each; any other read goes to the file."""
 
     # The end record is first looked for in the last NEAR_END bytes: the tail holds them.
     EDGE = NEAR_END
