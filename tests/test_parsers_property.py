@@ -175,6 +175,38 @@ def test_any_zip_of_torch_record_names_reads_or_raises(names, contents):
     read_bytes(buffer.getvalue(), ".pt")
 
 
+# -- an archive inside a larger file (a DCP item): its directory parsed by hand ---------------
+
+
+@FUZZ
+@given(
+    flips=st.lists(st.tuples(st.integers(0, len(SAVED) - 1), st.integers(1, 255)), max_size=4),
+    cut=st.integers(0, 64),
+    around=st.tuples(st.binary(max_size=8), st.binary(max_size=8)),
+)
+def test_an_item_without_problems_has_the_directory_zipfile_reads(flips, cut, around):
+    from paramctl.formats.torch_zip.window import open_item
+
+    data = bytearray(SAVED)
+    for position, value in flips:
+        data[position] ^= value
+    item = bytes(data[: len(data) - cut])
+    before, after = around
+    with tempfile.TemporaryFile() as file:
+        file.write(before + item + after)
+        file.flush()
+        try:
+            archive = open_item(file, len(before), len(item), "item")
+            archive.refuse_problems()
+        except ParamctlError:
+            return
+    with zipfile.ZipFile(io.BytesIO(item)) as reference:
+        fields = ("filename", "orig_filename", "flag_bits", "compress_type", "CRC", "compress_size")
+        fields += ("file_size", "header_offset")
+        expected = [tuple(getattr(info, field) for field in fields) for info in reference.infolist()]
+    assert [tuple(getattr(entry, field) for field in fields) for entry in archive.entries] == expected
+
+
 # -- the other formats: a valid file of each, damaged ----------------------------------------
 
 

@@ -73,20 +73,28 @@ class PickledRecord:
     fields: ClassVar[Mapping[str, type | tuple[type, ...]]] = {}
 
     def __setstate__(self, state: Any) -> None:
-        name = type(self).__name__
+        # A DCP .metadata builds one of these per tensor and chunk: the checks are one pass.
         if "_built" in self.__dict__:
-            raise CorruptCheckpoint(f"the pickle builds a {name} twice")
+            raise CorruptCheckpoint(f"the pickle builds a {type(self).__name__} twice")
         if isinstance(state, tuple) and len(state) == 2 and state[0] is None:
             state = state[1]  # (None, slots): a dataclass with __slots__
-        if not isinstance(state, dict) or not all(isinstance(key, str) for key in state):
-            raise CorruptCheckpoint(f"the pickle builds a {name} from {type(state).__name__}")
+        if not isinstance(state, dict):
+            raise self._refused(state)
+        fields = self.fields
         for key, value in state.items():
-            kind = self.fields.get(key)
+            kind = fields.get(key)
             if kind is None or not isinstance(value, kind):
-                raise CorruptCheckpoint(
-                    f"the pickle gives a {name} the field {key!r:.40} as {type(value).__name__}"
-                )
+                raise self._refused(state)
         self.__dict__.update(state, _built=True)
+
+    def _refused(self, state: Any) -> CorruptCheckpoint:
+        """What is wrong with a state :meth:`__setstate__` refuses: its kind or its keys,
+        else its first field that is not one of this record's, of its type."""
+        name = type(self).__name__
+        if not isinstance(state, dict) or not all(isinstance(key, str) for key in state):
+            return CorruptCheckpoint(f"the pickle builds a {name} from {type(state).__name__}")
+        key, value = next((k, v) for k, v in state.items() if not isinstance(v, self.fields.get(k, ())))
+        return CorruptCheckpoint(f"the pickle gives a {name} the field {key!r:.40} as {type(value).__name__}")
 
 
 @dataclass

@@ -1,22 +1,28 @@
 """torch.distributed.checkpoint directories whose ``.metadata`` runs code by every route a
 pickle has, amplifies, or lies (wrong types, items outside the directory, overlapping
-chunks), and rank files cut short; each a directory of its own."""
+chunks), rank files cut short, and items (each a ``torch.save`` zip inside a rank file)
+that readers could read two ways, each refused as the same zip is as a ``.pt`` file; each
+a directory of its own."""
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import pickle
 import shutil
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from corpus import Item
 from corpus.pickles import ROUTES, amplification, harmless_looking, route_body, wrap
 from corpus.zips import helper_files
+from corpus.ziptools import Layout, Member, build_zip
 
 METADATA = ".metadata"
 
@@ -72,6 +78,7 @@ def items(folder: Path, canary: str) -> Iterator[Item]:
             message = "too large or too complex" if limited else "not a torch.distributed.checkpoint"
             yield write(f".metadata: {name}", "amplification", data, 3, message)
     yield from _lies(write, template)
+    yield from _items(write, template, canary)
 
 
 def _lies(write: _Writer, template: Path) -> Iterator[Item]:
@@ -137,3 +144,90 @@ def _lies(write: _Writer, template: Path) -> Iterator[Item]:
     for rank in cut.path.glob("*.distcp"):
         rank.write_bytes(rank.read_bytes()[:100])
     yield cut
+
+
+def _item_records(template: Path, fqn: str) -> list[Member]:
+    """The records of the item holding ``fqn`` (a tensor of one chunk), as torch wrote them."""
+    metadata = pickle.loads((template / METADATA).read_bytes())
+    (info,) = [info for index, info in metadata.storage_data.items() if index.fqn == fqn]
+    data = (template / info.relative_path).read_bytes()[info.offset : info.offset + info.length]
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return [Member(record.filename, archive.read(record)) for record in archive.infolist()]
+
+
+def replace_item(directory: Path, fqn: str, archive: bytes) -> None:
+    """Put ``archive`` in place of the item holding ``fqn`` (a tensor of one chunk): it is
+    appended to the item's rank file, and ``.metadata`` points at it."""
+    metadata = pickle.loads((directory / METADATA).read_bytes())
+    (index,) = [index for index in metadata.storage_data if index.fqn == fqn]
+    info = metadata.storage_data[index]
+    rank = directory / info.relative_path
+    end = rank.stat().st_size
+    with open(rank, "ab") as file:
+        file.write(archive)
+    metadata.storage_data[index] = dataclasses.replace(info, offset=end, length=len(archive))
+    (directory / METADATA).write_bytes(pickle.dumps(metadata))
+
+
+def item_archives(template: Path, canary: str) -> Iterator[tuple[str, bytes, int, str]]:
+    """Archives to put in place of tensor b's item: (what it is, its bytes, paramctl list's
+    exit code, a fragment of its error). Zips that readers could read two ways, or that
+    torch.load refuses, are refused as a .pt file of the same bytes is."""
+    records = _item_records(template, "b")
+    pickled, *others = records
+    evil = Member(pickled.name, wrap(route_body("GLOBAL", f"touch {canary}", 2), 2))
+    renamed = Member(pickled.name, pickled.data, local_name="archive/other.pkl")
+    resized = Member(pickled.name, pickled.data, local_sizes=(5, 5))
+    twins = [*records[:2], Member(records[2].name, records[2].data, header_of=1), *records[3:]]
+    nul = Member(pickled.name, pickled.data, raw_name=b"archive/data.pkl\0.txt")
+    encrypted = Member(pickled.name, pickled.data, flags=1)
+    unversioned = [record for record in records if not record.name.endswith("version")]
+    undecodable = Member(pickled.name, pickled.data, raw_name=b"archive/\xff.pkl", flags=0x800)
+    cases: list[tuple[str, list[Member], Layout | None, int, str]] = [
+        ("an item written by another zip writer (no data descriptors, no padding)", records, None, 0, ""),
+        ("an item with two records named data.pkl", [*records, pickled], None, 3, "two records"),
+        ("an item whose second data.pkl runs code", [*records, evil], None, 4, "system"),
+        ("an item whose local header names another record", [renamed, *others], None, 3, "local header"),
+        ("an item whose local header gives other sizes", [resized, *others], None, 3, "other sizes"),
+        ("an item with two records over one local header", twins, None, 3, "local header"),
+        ("an item whose data.pkl's name holds a NUL byte", [nul, *others], None, 3, "NUL"),
+        ("an item whose data.pkl is encrypted", [encrypted, *others], None, 3, "encrypted"),
+        ("an item without a version record", unversioned, None, 3, "version"),
+        ("an item with bytes after its end record", records, Layout(after=bytes(40)), 3, "follow"),
+        ("an item with bytes before its first record", records, Layout(before=bytes(64)), 3, "directory"),
+        ("an item whose end record counts other records", records, Layout(entries=3), 3, "counts"),
+        ("an item whose name is flagged UTF-8 and is not", [*records, undecodable], None, 3, "damaged"),
+    ]
+    for name, members, layout, code, message in cases:
+        yield name, build_zip(members, layout), code, message
+    damaged = bytearray(build_zip(records))
+    directory = damaged.rfind(b"PK\x01\x02")
+    damaged[directory : directory + 4] = b"PK\x01\x09"
+    yield "an item whose directory is damaged", bytes(damaged), 3, "damaged"
+
+
+def big_endian(template: Path, fqn: str) -> bytes:
+    """The item of float32 tensor ``fqn`` as a big-endian machine's torch.save writes it."""
+    records = []
+    for record in _item_records(template, fqn):
+        if record.name.endswith("/byteorder"):
+            record = Member(record.name, b"big")
+        elif "/data/" in record.name:
+            record = Member(record.name, np.frombuffer(record.data, "<f4").astype(">f4").tobytes())
+        records.append(record)
+    return build_zip(records)
+
+
+def _items(write: _Writer, template: Path, canary: str) -> Iterator[Item]:
+    for name, archive, code, message in item_archives(template, canary):
+        item = write(name, "dcp", None, code, message)
+        replace_item(item.path, "b", archive)
+        yield item
+    # Read in their byte order; written back only as a big-endian .pt file is (not in place).
+    both = write("every item saved on a big-endian machine", "valid", None, 0, init=3)
+    for fqn in ("w", "b"):
+        replace_item(both.path, fqn, big_endian(template, fqn))
+    yield both
+    mixed = write("items saved in both byte orders", "dcp", None, 3, "both byte orders")
+    replace_item(mixed.path, "b", big_endian(template, "b"))
+    yield mixed

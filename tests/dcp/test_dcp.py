@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 import warnings
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed.checkpoint as dcp
+from corpus.dcp import big_endian, item_archives, real_checkpoint, replace_item
 from torch.distributed.checkpoint.metadata import TensorStorageMetadata
 
 from paramctl import read_checkpoint
-from paramctl.errors import ExitCode, UnsafePickle, UsageError
+from paramctl.errors import CorruptCheckpoint, ExitCode, UnsafePickle, UsageError
 from paramctl.formats.dcp.edit import crc_positions
 from paramctl.inspect.check import check_checkpoint
 from paramctl.values import ValueReader
@@ -175,3 +177,49 @@ def test_a_hostile_metadata_is_refused_and_never_runs(two_ranks, tmp_path, cli):
         result = cli(command, two_ranks, *(["model.layer.weight"] if command == "show" else []))
         assert result.exit_code == ExitCode.UNSAFE, (command, result.stderr)
     assert not marker.exists()
+
+
+def test_an_item_is_refused_as_a_pt_file_of_its_bytes_is(tmp_path, cli):
+    """Each item is a torch.save zip inside a rank file. One that zip readers could read two
+    ways (two records of one name, a local header that disagrees with the directory, bytes
+    before or after it), or that torch.load refuses (no version record), is refused as the
+    same bytes are in a .pt file, and the error names the item."""
+    template = tmp_path / "template"
+    real_checkpoint(template)
+    for number, (name, archive, code, message) in enumerate(item_archives(template, str(tmp_path / "ran"))):
+        alone = tmp_path / f"{number}.pt"
+        alone.write_bytes(archive)
+        directory = tmp_path / f"dcp-{number}"
+        shutil.copytree(template, directory)
+        replace_item(directory, "b", archive)
+        as_file, as_item = cli("list", alone), cli("list", directory)
+        assert as_item.exit_code == as_file.exit_code == code, (name, as_item.stderr, as_file.stderr)
+        assert message in as_item.stderr, (name, as_item.stderr)
+        if code:
+            assert "__0_0.distcp@" in as_item.stderr, (name, as_item.stderr)
+    assert not (tmp_path / "ran").exists()
+
+
+def test_items_saved_on_a_big_endian_machine_read_as_dcp_load_gives(tmp_path):
+    """torch.load swaps each item's bytes from the byte order its archive records; paramctl
+    reads the directory in that order, and refuses one whose items disagree."""
+    template = tmp_path / "template"
+    real_checkpoint(template)
+    big = tmp_path / "big"
+    shutil.copytree(template, big)
+    for name in ("w", "b"):
+        replace_item(big, name, big_endian(template, name))
+    checkpoint = read_checkpoint(big)
+    assert checkpoint.byteorder == "big"
+    expected = {"w": torch.empty(2, 4), "b": torch.empty(4)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dcp.load(expected, checkpoint_id=big)
+    with ValueReader(checkpoint) as values:
+        for name, tensor in expected.items():
+            assert torch.equal(values.tensor(checkpoint.entry(name)), tensor), name
+    mixed = tmp_path / "mixed"
+    shutil.copytree(template, mixed)
+    replace_item(mixed, "b", big_endian(template, "b"))
+    with pytest.raises(CorruptCheckpoint, match="both byte orders"):
+        read_checkpoint(mixed)

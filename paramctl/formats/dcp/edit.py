@@ -5,16 +5,19 @@ in place (same offsets and lengths, so ``.metadata`` stays as it is) and its arc
 CRC-32 follows: in the data descriptor after the bytes, and in the archive's central
 directory.
 
->>> import struct
->>> struct.calcsize(CENTRAL_HEADER)
-46
+>>> import os, tempfile, torch, zlib
+>>> with tempfile.TemporaryFile() as file:
+...     torch.save(torch.ones(2), file)
+...     file.flush()
+...     positions = crc_positions(file, f"__0_0.distcp@0+{file.tell()}")
+...     stored = [int.from_bytes(os.pread(file.fileno(), 4, at), "little") for at in positions]
+>>> stored == [zlib.crc32(torch.ones(2).numpy().tobytes())] * 2
+True
 """
 
 from __future__ import annotations
 
-import io
 import struct
-import zipfile
 import zlib
 from typing import BinaryIO
 
@@ -22,9 +25,9 @@ from paramctl.checkpoint import Storage
 from paramctl.errors import CorruptCheckpoint
 from paramctl.formats._editor import StorageEditor
 from paramctl.formats._io import read_chunks, write_at
-from paramctl.formats.dcp.read import _Window, parse_item_key
+from paramctl.formats.dcp.read import parse_item_key
+from paramctl.formats.torch_zip.window import CentralEntry, open_item
 
-CENTRAL_HEADER = "<4s4B4HL2L5H2L"
 _CENTRAL_CRC = 16
 _LOCAL_CRC = 14
 _DESCRIPTOR = b"PK\x07\x08"
@@ -58,36 +61,19 @@ def crc_positions(file: BinaryIO, key: str) -> list[int]:
     """Where the CRC-32 of an item's tensor record sits in the rank file: its local header
     or data descriptor, and its central-directory entry."""
     _, start, length = parse_item_key(key)
-    window = io.BufferedReader(_Window(file, start, length))
-    with zipfile.ZipFile(window) as archive:
-        infos = archive.infolist()
-        records = [info for info in infos if "/data/" in info.filename]
-        if len(records) != 1:
-            raise CorruptCheckpoint(f"{key}: the item's archive holds {len(records)} tensor records")
-        (record,) = records
-        central = archive.start_dir
-    positions = [start + _local_crc(window, record)]
-    for info in infos:
-        if info is record:
-            positions.append(start + central + _CENTRAL_CRC)
-        central += (
-            struct.calcsize(CENTRAL_HEADER)
-            + len(info.orig_filename.encode())
-            + len(info.extra)
-            + len(info.comment)
-        )
-    return positions
-
-
-def _local_crc(window: BinaryIO, record: zipfile.ZipInfo) -> int:
-    from paramctl.formats.torch_zip.read import record_data_offset
-
-    if not record.flag_bits & _DATA_DESCRIPTOR_FLAG:
-        return record.header_offset + _LOCAL_CRC
-    end = record_data_offset(window, record) + record.compress_size
-    window.seek(end)
-    signature = window.read(4)
-    return end + (4 if signature == _DESCRIPTOR else 0)
+    archive = open_item(file, start, length, key)
+    archive.refuse_problems()
+    records = [entry for entry in archive.entries if "/data/" in entry.filename]
+    if len(records) != 1:
+        raise CorruptCheckpoint(f"{key}: the item's archive holds {len(records)} tensor records")
+    (entry,) = records
+    record = archive.layout.placed.get(id(entry))
+    assert isinstance(entry, CentralEntry) and record is not None  # a window's, placed once checked
+    local = entry.header_offset + _LOCAL_CRC
+    if entry.flag_bits & _DATA_DESCRIPTOR_FLAG:
+        signature = archive.pread(len(_DESCRIPTOR), record.end)
+        local = record.end + (len(_DESCRIPTOR) if signature == _DESCRIPTOR else 0)
+    return [start + local, start + entry.central_offset + _CENTRAL_CRC]
 
 
 __all__ = ["RankFileEditor", "crc_positions"]

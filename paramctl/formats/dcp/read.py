@@ -3,7 +3,8 @@
 ``.metadata`` (a pickle, read with stand-ins: :mod:`paramctl.formats.dcp._metadata`) gives
 every tensor's global shape and dtype, its chunks (offsets and sizes in the whole tensor),
 and where each chunk's bytes are: a ``torch.save`` archive at an offset in a rank file. Each
-archive's zip directory is read to find where its tensor bytes start; nothing else is read.
+archive is checked as a whole ``.pt`` file is (its zip read one way, torch's rules) and its
+pickle read to find its tensor and where the tensor's bytes start; nothing else is read.
 A tensor in one chunk is a plain entry on that chunk's storage; a tensor in several has
 :attr:`~paramctl.checkpoint.TensorEntry.chunks` and a storage with no bytes of its own.
 
@@ -15,19 +16,22 @@ A tensor in one chunk is a plain entry on that chunk's storage; a tensor in seve
 
 from __future__ import annotations
 
-import io
 import itertools
+import math
+import operator
 import zipfile
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, NamedTuple
 
 from paramctl.checkpoint import Checkpoint, Chunk, Storage, TensorEntry, contiguous_stride
 from paramctl.dtypes import DTYPES
 from paramctl.errors import CorruptCheckpoint, ExitCode, LimitExceeded
 from paramctl.formats._limits import LIMITS, check_count
-from paramctl.formats._source import open_binary, read_part
+from paramctl.formats._numpy_pickle import inline_storages
+from paramctl.formats._pickle import StorageRef, restricted_load
+from paramctl.formats._source import descriptor_of, open_binary
+from paramctl.formats._torch_pickle import check_entry_fits, name_tensors, storage_collector
 from paramctl.formats.dcp._metadata import (
     MAX_METADATA_BYTES,
     BytesStorageMetadata,
@@ -40,6 +44,8 @@ from paramctl.formats.dcp._metadata import (
     load_metadata,
 )
 from paramctl.formats.dcp.layout import METADATA, NAME
+from paramctl.formats.torch_zip.archive import TorchArchive
+from paramctl.formats.torch_zip.window import open_item
 
 
 class UnsafeItemPath(CorruptCheckpoint):
@@ -59,55 +65,7 @@ def parse_item_key(key: str) -> tuple[str, int, int]:
     return relative_path, int(offset), int(length)
 
 
-class _Window(io.RawIOBase):
-    """Bytes ``[start, start + length)`` of an open file, as a file of their own.
-
-    An item is a ``torch.save`` archive whose zip reading touches only its first and last
-    few KiB (local headers, the pickle; the central directory): both are read once, in one
-    ``pread`` each, and every other read goes to the file (a thousand items, two reads each).
-    """
-
-    _EDGE = 4 << 10
-
-    def __init__(self, file: BinaryIO, start: int, length: int) -> None:
-        self._file, self._start, self._length, self._position = file, start, length, 0
-        self._head = self._pread(0, min(length, self._EDGE))
-        self._tail_start = max(len(self._head), length - self._EDGE)
-        self._tail = self._pread(self._tail_start, length - self._tail_start)
-
-    def _pread(self, position: int, size: int) -> bytes:
-        return read_part(self._file, size, self._start + position)
-
-    def seekable(self) -> bool:
-        return True
-
-    def readable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = (0, self._position, self._length)[whence]
-        self._position = max(0, base + offset)
-        return self._position
-
-    def readinto(self, buffer: Any) -> int:
-        position = self._position
-        size = max(0, min(len(buffer), self._length - position))
-        if position + size <= len(self._head):
-            data = self._head[position : position + size]
-        elif position >= self._tail_start:
-            data = self._tail[position - self._tail_start : position - self._tail_start + size]
-        else:
-            data = self._pread(position, size)
-        buffer[: len(data)] = data
-        self._position += len(data)
-        return len(data)
-
-
-@dataclass(frozen=True)
-class Item:
+class Item(NamedTuple):
     """One saved item's archive: where it is, its pickle's payload, its storage if any."""
 
     key: str
@@ -116,44 +74,128 @@ class Item:
     entry: TensorEntry | None
 
 
-def read_item(directory: Path, files: dict[str, BinaryIO], info: Any) -> Item:
-    """The ``torch.save`` archive one ``_StorageInfo`` points to, read by the zip reader."""
-    from paramctl.formats.torch_zip.read import read_archive_file
+class _Unpickled(NamedTuple):
+    """What an item's ``data.pkl`` holds: its payload (tensors as entries, each checked to
+    fit its storage) and the storage records it names; ``plain`` is its tensor when it is
+    what a chunk's item holds: one contiguous tensor from the first byte of one record."""
 
-    relative = str(info.get("relative_path"))
-    offset, length = int(info.get("offset")), int(info.get("length"))
-    if "/" in relative or "\\" in relative or relative in ("", ".", ".."):
-        raise UnsafeItemPath(f"{directory}: .metadata names the file {relative!r} outside the directory")
-    if info.get("transform_descriptors"):
-        raise CorruptCheckpoint(f"{directory}: {relative}: transformed (compressed) items are not read")
-    path = directory / relative
-    if relative not in files:
-        if not path.is_file():
-            raise CorruptCheckpoint(f"{directory}: rank file {relative} does not exist")
-        files[relative] = open_binary(path)
-    # A file object as zipfile and the zip reader use one: read, seek, tell.
-    window = cast(BinaryIO, _Window(files[relative], offset, length))
-    key = item_key(relative, offset, length)
-    try:
-        with zipfile.ZipFile(window) as archive:
-            part = read_archive_file(path, window, archive)
-    except zipfile.BadZipFile as exc:
-        raise CorruptCheckpoint(f"{directory}: {key}: damaged item archive ({exc})") from exc
-    if not part.entries:
-        return Item(key, part.payload, None, None)
-    (entry,) = part.entries
-    storage = part.storage_of(entry)
-    if storage.offset is None or not entry.is_contiguous or entry.storage_offset:
-        raise CorruptCheckpoint(f"{directory}: {key}: the chunk is not a plain contiguous tensor")
-    placed = Storage(key, path, storage.dtype, entry.nbytes, offset + storage.offset)
-    return Item(key, None, placed, entry)
+    payload: Any
+    refs: dict[str, StorageRef]
+    entries: tuple[TensorEntry, ...]
+    plain: TensorEntry | None
 
 
-def _sizes(value: Any, what: str) -> tuple[int, ...]:
+class ItemReader:
+    """Reads the items of one DCP directory: its rank files opened once each, and each
+    distinct ``data.pkl`` unpickled once. Every chunk of a tensor's shape and dtype holds
+    the same pickle, and the same bytes always unpickle alike (only the allowlist's
+    stand-ins run, and they depend on their arguments alone); only a pickle that is a lone
+    tensor, whose result is immutable, is kept."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        # The byte orders of the tensors' items (their byteorder records, little without).
+        self.byteorders: set[str] = set()
+        self._files: dict[str, tuple[BinaryIO, int, Path]] = {}
+        self._tensors: dict[bytes, _Unpickled] = {}
+
+    def __enter__(self) -> ItemReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for file, _, _ in self._files.values():
+            file.close()
+
+    def _rank_file(self, relative: str) -> tuple[BinaryIO, int, Path]:
+        """The open rank file, its size and its path."""
+        opened = self._files.get(relative)
+        if opened is None:
+            path = self.directory / relative
+            if not path.is_file():
+                raise CorruptCheckpoint(f"{self.directory}: rank file {relative} does not exist")
+            file = open_binary(path)
+            opened = self._files[relative] = (file, descriptor_of(file)[1], path)
+        return opened
+
+    def read(self, info: Any) -> Item:
+        """The ``torch.save`` archive one ``_StorageInfo`` points to, its structure checked
+        as a whole ``.pt`` file's is."""
+        directory, fields = self.directory, vars(info)  # StorageInfo's fields, each of its type
+        relative, offset, length = fields.get("relative_path"), fields.get("offset"), fields.get("length")
+        if type(relative) is not str or type(offset) is not int or type(length) is not int:
+            raise CorruptCheckpoint(f"{directory}: .metadata places an item nowhere ({relative!r:.60})")
+        if "/" in relative or "\\" in relative or relative in ("", ".", ".."):
+            raise UnsafeItemPath(f"{directory}: .metadata names the file {relative!r} outside the directory")
+        if fields.get("transform_descriptors"):
+            raise CorruptCheckpoint(f"{directory}: {relative}: transformed (compressed) items are not read")
+        file, size, path = self._rank_file(relative)
+        key = item_key(relative, offset, length)
+        where = f"{directory}: {key}"
+        if offset < 0 or length < 0 or offset + length > size:
+            raise CorruptCheckpoint(f"{where}: the item runs past the end of its rank file ({size:,} bytes)")
+        archive = open_item(file, offset, length, where)
+        archive.refuse_problems()
+        data = archive.member("data.pkl", LIMITS.pickle_bytes)
+        unpickled = self._tensors.get(data) or self._unpickle(data, where, path, archive.byteorder())
+        starts = {name: _data_start(archive, name, ref, where) for name, ref in unpickled.refs.items()}
+        if not unpickled.entries:
+            return Item(key, unpickled.payload, None, None)
+        entry = unpickled.plain
+        start = None if entry is None else starts[entry.storage_key]
+        if entry is None or start is None:
+            raise CorruptCheckpoint(f"{where}: the chunk is not a plain contiguous tensor")
+        dtype = unpickled.refs[entry.storage_key].dtype
+        self.byteorders.add(archive.byteorder())
+        return Item(key, None, Storage(key, path, dtype, entry.nbytes, offset + start), entry)
+
+    def _unpickle(self, data: bytes, where: str, path: Path, byteorder: str) -> _Unpickled:
+        refs, storage_ref = storage_collector()
+        payload = restricted_load(data, storage_ref, what=f"{where}: data.pkl")
+        inline = inline_storages(payload, path, byteorder)
+        payload, entries = name_tensors(payload)
+        # A storage record holds exactly its storage's bytes (_data_start refuses any other).
+        sizes = {name: ref.numel * DTYPES[ref.dtype].itemsize for name, ref in refs.items()}
+        sizes.update((name, storage.nbytes) for name, storage in inline.items())
+        for entry in entries:
+            check_entry_fits(entry, sizes[entry.storage_key])
+        unpickled = _Unpickled(payload, refs, tuple(entries), _plain(entries, refs))
+        if isinstance(payload, TensorEntry) and not inline:
+            self._tensors[data] = unpickled
+        return unpickled
+
+
+def _plain(entries: list[TensorEntry], refs: dict[str, StorageRef]) -> TensorEntry | None:
+    """The tensor of a chunk's item: its one tensor, contiguous from a record's first byte."""
+    if len(entries) != 1:
+        return None
+    (entry,) = entries
+    return entry if entry.storage_key in refs and not entry.storage_offset and entry.is_contiguous else None
+
+
+def _data_start(archive: TorchArchive, key: str, ref: StorageRef, where: str) -> int | None:
+    """Where the bytes of a storage record a pickle names start in the item (none when it
+    is compressed); the record must be there, of the size torch insists on."""
+    record = archive.record(f"data/{key}")
+    if record is None:
+        raise CorruptCheckpoint(f"{where}: storage record data/{key} is missing")
+    expected = ref.numel * DTYPES[ref.dtype].itemsize
+    if record.info.file_size != expected:
+        raise CorruptCheckpoint(
+            f"{where}: storage data/{key} holds {record.info.file_size:,} bytes, its storage is "
+            f"{expected:,} (torch.load refuses any other size)"
+        )
+    return record.data_offset if record.info.compress_type == zipfile.ZIP_STORED else None
+
+
+def _sizes(value: Any, where: str, what: str) -> tuple[int, ...]:
     """A shape or chunk offsets: a tuple of plain non-negative integers, as torch writes."""
-    if not isinstance(value, tuple) or len(value) > 64 or not all(type(n) is int and n >= 0 for n in value):
-        raise CorruptCheckpoint(f"{what} is {value!r:.60}, not a tuple of sizes")
-    return value
+    if isinstance(value, tuple) and len(value) <= 64:
+        for size in value:
+            if type(size) is not int or size < 0:
+                break
+        else:
+            return value
+    raise CorruptCheckpoint(f"{where}: {what} is {value!r:.60}, not a tuple of sizes")
 
 
 def _index(directory: Path, metadata: Metadata) -> dict[tuple[str, tuple[int, ...] | None], StorageInfo]:
@@ -167,7 +209,7 @@ def _index(directory: Path, metadata: Metadata) -> dict[tuple[str, tuple[int, ..
                 f"{directory}: .metadata's storage_data holds {type(index).__name__} keys"
             )
         offset, fqn = index.get("offset"), index.get("fqn")
-        where = None if offset is None else _sizes(offset, f"{directory}: {fqn}: a chunk offset")
+        where = None if offset is None else _sizes(offset, f"{directory}: {fqn}", "a chunk offset")
         found[(str(fqn), where)] = info
     return found
 
@@ -197,8 +239,7 @@ def read(directory: Path) -> Checkpoint:
     entries: list[TensorEntry] = []
     storages: dict[str, Storage] = {}
     payload: dict[Any, Any] = {}
-    files: dict[str, BinaryIO] = {}
-    try:
+    with ItemReader(directory) as items:
         for fqn, item in (metadata.get("state_dict_metadata") or {}).items():
             # Keyed by the fully-qualified name, as torch.distributed.checkpoint names them.
             path = (str(fqn),)
@@ -206,88 +247,81 @@ def read(directory: Path) -> Checkpoint:
                 info = where.get((fqn, None))
                 if info is None:
                     raise CorruptCheckpoint(f"{directory}: {fqn}: .metadata says not where it is")
-                payload[fqn] = read_item(directory, files, info).payload
+                payload[fqn] = items.read(info).payload
             elif isinstance(item, TensorStorageMetadata):
-                entry = _tensor(directory, files, fqn, path, item, where, storages)
+                entry = _tensor(directory, items, fqn, path, item, where, storages)
                 entries.append(entry)
                 payload[fqn] = entry
             else:
                 raise CorruptCheckpoint(f"{directory}: {fqn}: an item of unknown kind")
-    finally:
-        for file in files.values():
-            file.close()
-    return Checkpoint(directory, NAME, entries, storages, payload=payload)
+    # torch.load swaps each item's bytes from its own byte order; paramctl reads a whole
+    # checkpoint in one (a DCP directory saved on a big-endian machine reads as such).
+    if len(items.byteorders) > 1:
+        raise CorruptCheckpoint(f"{directory}: its items were saved in both byte orders")
+    byteorder = next(iter(items.byteorders), "little")
+    return Checkpoint(directory, NAME, entries, storages, payload=payload, byteorder=byteorder)
 
 
 def _tensor(
     directory: Path,
-    files: dict[str, BinaryIO],
+    items: ItemReader,
     fqn: str,
     path: tuple[Any, ...],
     item: TensorStorageMetadata,
     where: dict[tuple[str, tuple[int, ...] | None], StorageInfo],
     storages: dict[str, Storage],
 ) -> TensorEntry:
+    named = f"{directory}: {fqn}"
     properties = item.get("properties")
     dtype = str(properties.get("dtype") if isinstance(properties, TensorProperties) else "")
-    shape = _sizes(item.get("size") or (), f"{directory}: {fqn}: the shape")
+    shape = _sizes(item.get("size") or (), named, "the shape")
     if dtype not in DTYPES:
-        raise CorruptCheckpoint(f"{directory}: {fqn}: unknown dtype {dtype!r:.40}")
+        raise CorruptCheckpoint(f"{named}: unknown dtype {dtype!r:.40}")
     chunks = []
     for chunk in item.get("chunks") or []:
         if not isinstance(chunk, ChunkStorageMetadata):
-            raise CorruptCheckpoint(f"{directory}: {fqn}: a chunk is a {type(chunk).__name__}")
-        offsets = _sizes(chunk.get("offsets"), f"{directory}: {fqn}: a chunk's offsets")
-        sizes = _sizes(chunk.get("sizes"), f"{directory}: {fqn}: a chunk's sizes")
+            raise CorruptCheckpoint(f"{named}: a chunk is a {type(chunk).__name__}")
+        offsets = _sizes(chunk.get("offsets"), named, "a chunk's offsets")
+        sizes = _sizes(chunk.get("sizes"), named, "a chunk's sizes")
         info = where.get((fqn, offsets))
         if info is None:
-            raise CorruptCheckpoint(f"{directory}: {fqn}: chunk at {list(offsets)} is in no file")
-        found = read_item(directory, files, info)
+            raise CorruptCheckpoint(f"{named}: chunk at {list(offsets)} is in no file")
+        found = items.read(info)
+        entry = found.entry
+        if entry is None or found.storage is None or entry.shape != sizes or entry.dtype != dtype:
+            raise CorruptCheckpoint(f"{named}: chunk at {list(offsets)} is not a {dtype} {list(sizes)}")
         if (
-            found.entry is None
-            or found.storage is None
-            or (found.entry.shape, found.entry.dtype) != (sizes, dtype)
+            len(offsets) != len(shape)
+            or len(sizes) != len(shape)
+            or any(o + s > n for o, s, n in zip(offsets, sizes, shape, strict=True))
         ):
-            raise CorruptCheckpoint(
-                f"{directory}: {fqn}: chunk at {list(offsets)} is not a {dtype} {list(sizes)}"
-            )
-        if len(offsets) != len(shape) or any(
-            o + s > n for o, s, n in zip(offsets, sizes, shape, strict=True)
-        ):
-            raise CorruptCheckpoint(
-                f"{directory}: {fqn}: chunk at {list(offsets)} falls outside {list(shape)}"
-            )
+            raise CorruptCheckpoint(f"{named}: chunk at {list(offsets)} falls outside {list(shape)}")
         storages[found.key] = found.storage
         chunks.append(Chunk(found.key, offsets, sizes))
-    entry = TensorEntry(fqn, path, shape, dtype, contiguous_stride(shape), "", requires_grad=False)
-    _check_tiling(directory, fqn, chunks)
-    if sum(chunk.numel for chunk in chunks) != entry.numel:
-        raise CorruptCheckpoint(
-            f"{directory}: {fqn}: its chunks hold {sum(c.numel for c in chunks)} of {entry.numel} elements"
-        )
+    if len(chunks) > 1:
+        _check_tiling(named, chunks)
+    numel, held = math.prod(shape), sum(chunk.numel for chunk in chunks)
+    if held != numel:
+        raise CorruptCheckpoint(f"{named}: its chunks hold {held} of {numel} elements")
+    stride = contiguous_stride(shape)
     if len(chunks) == 1:
-        return _replace(entry, storage_key=chunks[0].storage_key)
+        return TensorEntry(fqn, path, shape, dtype, stride, chunks[0].storage_key)
     key = f"{fqn}@chunks"
-    storages[key] = Storage(key, directory, dtype, entry.nbytes, None, chunked=True)
-    return _replace(entry, storage_key=key, chunks=tuple(sorted(chunks, key=lambda c: c.offsets)))
+    storages[key] = Storage(key, directory, dtype, DTYPES[dtype].nbytes_for(numel), None, chunked=True)
+    return TensorEntry(fqn, path, shape, dtype, stride, key, chunks=tuple(sorted(chunks, key=_OFFSETS)))
 
 
-def _replace(entry: TensorEntry, **changes: Any) -> TensorEntry:
-    from dataclasses import replace
-
-    return replace(entry, **changes)
-
-
+_OFFSETS = operator.attrgetter("offsets")
 # Beyond this many chunks of one tensor, only neighbours (in offset order) are compared: a
 # split along one dimension, as FSDP and tensor parallelism write, overlaps only there.
 _PAIRWISE_CHUNKS = 512
 
 
-def _check_tiling(directory: Path, fqn: str, chunks: list[Chunk]) -> None:
+def _check_tiling(named: str, chunks: list[Chunk]) -> None:
     """No two chunks share an element (with the count of elements checked, they tile the
     tensor): where they overlapped, torch's load and paramctl's reads could take different
     bytes for one element."""
-    ordered = sorted(chunks, key=lambda chunk: chunk.offsets)
+    ordered = sorted(chunks, key=_OFFSETS)
     if len(ordered) <= _PAIRWISE_CHUNKS:
         pairs: Iterable[tuple[Chunk, Chunk]] = itertools.combinations(ordered, 2)
     else:
@@ -296,5 +330,5 @@ def _check_tiling(directory: Path, fqn: str, chunks: list[Chunk]) -> None:
         bounds = tuple((o, o + s) for o, s in zip(first.offsets, first.sizes, strict=True))
         if first.numel and second.numel and second.selects(bounds):
             raise CorruptCheckpoint(
-                f"{directory}: {fqn}: chunks at {list(first.offsets)} and {list(second.offsets)} overlap"
+                f"{named}: chunks at {list(first.offsets)} and {list(second.offsets)} overlap"
             )

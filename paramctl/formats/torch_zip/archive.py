@@ -1,5 +1,7 @@
-"""A PyTorch zip opened for reading: zipfile's directory, the structure checks of
-:mod:`~paramctl.formats.torch_zip.structure`, and the rules ``torch.load`` adds.
+"""A PyTorch zip opened for reading: its directory, the structure checks of
+:mod:`~paramctl.formats.torch_zip.structure`, and the rules ``torch.load`` adds; a whole
+file (zipfile reads its directory) or an archive inside a larger file (a DCP item, read
+by :mod:`~paramctl.formats.torch_zip.window`), checked alike.
 
 torch takes the archive's folder from the first record's name, reads ``<folder>/version``
 (or ``.data/version``) and refuses a file without one, insists on a ``byteorder`` of
@@ -21,7 +23,7 @@ import contextlib
 import errno
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -33,12 +35,16 @@ from paramctl.formats._pickle_names import global_pairs
 from paramctl.formats._source import descriptor_of, fetch, open_binary, open_zip
 from paramctl.formats.torch_zip.structure import (
     END_SEARCH,
+    DirectoryEntry,
+    EndRecord,
     Layout,
+    Pread,
     Record,
     check_end,
     check_records,
     find_end_record,
     read_member,
+    reader_of,
 )
 
 # The newest zip layout version torch 2.13's reader accepts (inline_container.cc).
@@ -51,19 +57,19 @@ _RECORDS_BEYOND_TENSORS = 1000
 
 @dataclass
 class TorchArchive:
-    """An open torch zip: its records, what is wrong with it, and its folder."""
+    """An open torch zip: its records, what is wrong with it, and its folder; ``where``
+    names it in messages (a file's path, or a DCP item's)."""
 
-    path: Path
-    file: BinaryIO
-    archive: zipfile.ZipFile
+    where: str
+    entries: Sequence[DirectoryEntry]  # the central directory, in its order
     layout: Layout
     root: str
     limits: Limits
+    pread: Pread
 
-    def reading(self, record: Record) -> int:
-        """The descriptor to read ``record``'s bytes from (a remote file's are fetched first)."""
-        fetch(self.path, record.data_offset, record.end)
-        return descriptor_of(self.file)[0]
+    def reading(self, record: Record) -> Pread:
+        """What reads ``record``'s bytes."""
+        return self.pread
 
     def record(self, name: str) -> Record | None:
         """The record ``<root>/name``."""
@@ -72,8 +78,8 @@ class TorchArchive:
     def member(self, name: str, limit: int) -> bytes:
         record = self.record(name)
         if record is None:
-            raise CorruptCheckpoint(f"{self.path}: no record {self.root}{name}")
-        return read_member(self.reading(record), record, limit, f"{self.path}: {self.root}{name}")
+            raise CorruptCheckpoint(f"{self.where}: no record {self.root}{name}")
+        return read_member(self.reading(record), record, limit, f"{self.where}: {self.root}{name}")
 
     def byteorder(self) -> str:
         return self.member("byteorder", 16).decode() if self.record("byteorder") else "little"
@@ -86,7 +92,7 @@ class TorchArchive:
         if not blocking:
             return
         first = blocking[0]
-        problem = f"{self.path}: {first.name + ': ' if first.name else ''}{first.message}"
+        problem = f"{self.where}: {first.name + ': ' if first.name else ''}{first.message}"
         foreign = self._foreign_global()
         if foreign is not None:
             raise AmbiguousFile(problem, foreign)
@@ -94,7 +100,7 @@ class TorchArchive:
 
     def _foreign_global(self) -> str | None:
         """The first global off the allowlist in any record a reader could take for data.pkl."""
-        for info in self.archive.infolist():
+        for info in self.entries:
             record = self.layout.placed.get(id(info))
             if record is None or "data.pkl" not in info.orig_filename:
                 continue
@@ -104,6 +110,20 @@ class TorchArchive:
                     if refuses(module, name):
                         return f"{module}.{name}" if module else name
         return None
+
+
+@dataclass
+class TorchZipFile(TorchArchive):
+    """A whole file opened as a torch zip, with zipfile's view of it for the readers of
+    other zips torch writes (TorchScript, torch.export, ``.npz``)."""
+
+    path: Path
+    file: BinaryIO
+    archive: zipfile.ZipFile
+
+    def reading(self, record: Record) -> Pread:
+        fetch(self.path, record.data_offset, record.end)  # a remote file's bytes, fetched first
+        return self.pread
 
 
 def _torch_rules(archive: TorchArchive) -> None:
@@ -159,27 +179,53 @@ def _zipfile(file: BinaryIO, path: Path) -> zipfile.ZipFile:
 @contextlib.contextmanager
 def open_torch_zip(
     path: Path, limits: Limits = LIMITS, *, torch_rules: bool = True
-) -> Iterator[TorchArchive]:
+) -> Iterator[TorchZipFile]:
     """Open ``path``, parse and check its structure; problems are listed, not raised.
     ``torch_rules`` adds what ``torch.load`` asks of a checkpoint (other zips torch writes,
     TorchScript and torch.export archives, have only the structure checked)."""
     with open_binary(path) as file:
         fd, size = descriptor_of(file, tail=END_SEARCH)
-        end = find_end_record(fd, size)
-        if end is None:
-            raise CorruptCheckpoint(f"{path}: damaged or truncated zip archive (no end record)")
-        check_count(f"{path}: the zip", "records", end.entries, limits.tensors + _RECORDS_BEYOND_TENSORS)
+        pread = reader_of(fd)
+        end = end_record(pread, size, str(path), limits)
         with _zipfile(file, path) as archive:
-            layout = Layout(size)
-            check_end(end, size, archive, layout)
-            check_records(fd, archive, layout, limits)
             infos = archive.infolist()
-            first = infos[0].filename if infos else ""
-            opened = TorchArchive(path, file, archive, layout, first.partition("/")[0] + "/", limits)
-            if torch_rules and "/" not in first:
-                layout.add(
-                    first, "a zip file, but not a PyTorch checkpoint (its first record is in no folder)"
-                )
-            elif torch_rules:
-                _torch_rules(opened)
+            layout = check_structure(pread, size, end, archive.start_dir, infos, limits)
+            root = root_of(infos)
+            opened = TorchZipFile(str(path), infos, layout, root, limits, pread, path, file, archive)
+            if torch_rules:
+                check_torch_rules(opened)
             yield opened
+
+
+def end_record(pread: Pread, size: int, where: str, limits: Limits) -> EndRecord:
+    """The archive's end record, its count of records within the limits."""
+    end = find_end_record(pread, size)
+    if end is None:
+        raise CorruptCheckpoint(f"{where}: damaged or truncated zip archive (no end record)")
+    check_count(f"{where}: the zip", "records", end.entries, limits.tensors + _RECORDS_BEYOND_TENSORS)
+    return end
+
+
+def check_structure(
+    pread: Pread, size: int, end: EndRecord, start_dir: int, entries: Sequence[DirectoryEntry], limits: Limits
+) -> Layout:
+    """Every record placed and every structural problem listed (none raised)."""
+    layout = Layout(size)
+    check_end(end, size, start_dir, len(entries), layout)
+    check_records(pread, entries, start_dir, layout, limits)
+    return layout
+
+
+def root_of(entries: Sequence[DirectoryEntry]) -> str:
+    """The archive's folder, as torch takes it: the first record's."""
+    return (entries[0].filename if entries else "").partition("/")[0] + "/"
+
+
+def check_torch_rules(archive: TorchArchive) -> None:
+    """What ``torch.load`` asks of a checkpoint's zip, added to its problems."""
+    first = archive.entries[0].filename if archive.entries else ""
+    if "/" not in first:
+        message = "a zip file, but not a PyTorch checkpoint (its first record is in no folder)"
+        archive.layout.add(first, message)
+    else:
+        _torch_rules(archive)

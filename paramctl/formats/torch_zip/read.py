@@ -24,6 +24,7 @@ from paramctl.formats._pickle import StorageRef, restricted_load
 from paramctl.formats._torch_pickle import check_entry_fits, name_tensors, storage_collector
 from paramctl.formats.torch_zip.archive import TorchArchive, open_torch_zip
 from paramctl.formats.torch_zip.layout import MAGIC, NAME
+from paramctl.formats.torch_zip.structure import DirectoryEntry
 
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 
@@ -96,36 +97,7 @@ def _read(path: Path, archive: TorchArchive, limits: Limits) -> Checkpoint:
     return _checkpoint(path, payload, storages, byteorder, limits)
 
 
-def read_archive_file(
-    path: Path, file: BinaryIO, archive: zipfile.ZipFile, limits: Limits = LIMITS
-) -> Checkpoint:
-    """A ``torch.save`` archive opened by :mod:`zipfile` on any file object (a DCP item,
-    a window of a larger file), with the same rules as :func:`read` minus the structure
-    checks a file descriptor allows."""
-    infos = {info.filename: info for info in archive.infolist()}
-    root = find_root(list(infos))
-    if f"{root}data.pkl" not in infos:
-        raise CorruptCheckpoint(f"{path}: a zip file, but not a PyTorch checkpoint (no {root}data.pkl)")
-    refs, storage_ref = storage_collector()
-    data = read_record(archive, f"{root}data.pkl", limits)
-    payload = restricted_load(data, storage_ref, limits=limits, what=f"{path}: data.pkl")
-    byteorder = "little"
-    if f"{root}byteorder" in infos:
-        byteorder = read_record(archive, f"{root}byteorder", limits).decode("ascii", "replace").strip()
-        if byteorder not in ("little", "big"):
-            raise CorruptCheckpoint(f"{path}: byteorder {byteorder[:20]!r} is neither little nor big")
-    storages: dict[str, Storage] = {}
-    for key, ref in refs.items():
-        info = infos.get(f"{root}data/{key}")
-        if info is None:
-            raise CorruptCheckpoint(f"{path}: storage record data/{key} is missing")
-        offset = record_data_offset(file, info) if info.compress_type == zipfile.ZIP_STORED else None
-        storages[key] = _storage(path, key, ref, info, offset)
-    storages.update(inline_storages(payload, path, byteorder))
-    return _checkpoint(path, payload, storages, byteorder, limits)
-
-
-def _storage(path: Path, key: str, ref: StorageRef, info: zipfile.ZipInfo, offset: int | None) -> Storage:
+def _storage(path: Path, key: str, ref: StorageRef, info: DirectoryEntry, offset: int | None) -> Storage:
     expected = ref.numel * lookup_dtype(ref.dtype).itemsize
     if info.file_size != expected:
         raise CorruptCheckpoint(

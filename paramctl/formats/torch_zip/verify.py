@@ -48,7 +48,7 @@ def _check_crcs(
     archive: TorchArchive, result: Verification, owners: dict[str, str], on_progress: Progress | None
 ) -> None:
     troubled = {problem.name for problem in archive.layout.problems}
-    for info in archive.archive.infolist():
+    for info in archive.entries:
         result.records += 1
         record = archive.layout.placed.get(id(info))
         if record is None or info.filename in troubled:
