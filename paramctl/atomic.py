@@ -342,6 +342,7 @@ __all__ = [
     "JOURNAL",
     "TEMP_SUFFIX",
     "FileSetWrite",
+    "WriteBack",
     "WriteLock",
     "atomic_file",
     "atomic_files",

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
-from paramctl.atomic import JOURNAL, TEMP_SUFFIX, FileSetWrite, atomic_files, recover
+from paramctl.atomic import JOURNAL, TEMP_SUFFIX, FileSetWrite, WriteBack, atomic_files, recover
 
 NAMES = ("shard-1.bin", "shard-2.bin", "index.json")
 
@@ -50,6 +52,36 @@ def test_a_failure_inside_the_block_leaves_the_old_set_and_no_temporary(tmp_path
         raise RuntimeError("interrupted")
     assert generations(tmp_path) == {"0"}
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(NAMES)
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise on this system")
+@pytest.mark.parametrize("fails", [False, True], ids=["committed", "discarded"])
+def test_files_go_to_disk_while_written_and_the_write_back_stops_before_they_close(
+    tmp_path, monkeypatch, fails
+):
+    advised = []
+    real_advise = os.posix_fadvise
+
+    def recording(fd, offset, length, advice):
+        advised.append((fd, advice))
+        real_advise(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", recording)
+    with contextlib.suppress(RuntimeError), atomic_files(tmp_path) as files:
+        out = files.open("shard-1.bin")
+        out.write(bytes(1 << 20))
+        out.flush()
+        deadline = time.monotonic() + 5
+        while (out.fileno(), os.POSIX_FADV_DONTNEED) not in advised and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert (out.fileno(), os.POSIX_FADV_DONTNEED) in advised  # before any fsync
+        if fails:
+            raise RuntimeError("interrupted")
+    given = len(advised)
+    assert not [thread for thread in threading.enumerate() if thread.name == "paramctl-writeback"]
+    time.sleep(3 * WriteBack.EVERY)
+    assert len(advised) == given  # nothing advised once the files are closed
+    assert (tmp_path / "shard-1.bin").exists() != fails
 
 
 def test_an_interrupted_commit_is_completed_by_recover(tmp_path, monkeypatch):
