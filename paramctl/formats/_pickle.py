@@ -37,6 +37,11 @@ class StorageRef:
     # Legacy files could store a view of a storage: (view key, element offset, size).
     view: tuple[str, int, int] | None = None
 
+    @property
+    def nbytes(self) -> int:
+        """The bytes its record holds: torch refuses a record of any other size."""
+        return self.numel * DTYPES[self.dtype].itemsize
+
     def __setstate__(self, state: Any) -> None:
         raise CorruptCheckpoint("the pickle changes a storage after building it")
 

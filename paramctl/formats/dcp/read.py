@@ -19,7 +19,6 @@ from __future__ import annotations
 import itertools
 import math
 import operator
-import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
@@ -44,7 +43,7 @@ from paramctl.formats.dcp._metadata import (
     load_metadata,
 )
 from paramctl.formats.dcp.layout import METADATA, NAME
-from paramctl.formats.torch_zip.archive import TorchArchive
+from paramctl.formats.torch_zip.read import data_start
 from paramctl.formats.torch_zip.window import open_item
 
 
@@ -137,7 +136,7 @@ class ItemReader:
         archive.refuse_problems()
         data = archive.member("data.pkl", LIMITS.pickle_bytes)
         unpickled = self._tensors.get(data) or self._unpickle(data, where, path, archive.byteorder())
-        starts = {name: _data_start(archive, name, ref, where) for name, ref in unpickled.refs.items()}
+        starts = {name: data_start(archive, name, ref, where) for name, ref in unpickled.refs.items()}
         if not unpickled.entries:
             return Item(key, unpickled.payload, None, None)
         entry = unpickled.plain
@@ -153,8 +152,8 @@ class ItemReader:
         payload = restricted_load(data, storage_ref, what=f"{where}: data.pkl")
         inline = inline_storages(payload, path, byteorder)
         payload, entries = name_tensors(payload)
-        # A storage record holds exactly its storage's bytes (_data_start refuses any other).
-        sizes = {name: ref.numel * DTYPES[ref.dtype].itemsize for name, ref in refs.items()}
+        # A storage record holds exactly its storage's bytes (data_start refuses any other).
+        sizes = {name: ref.nbytes for name, ref in refs.items()}
         sizes.update((name, storage.nbytes) for name, storage in inline.items())
         for entry in entries:
             check_entry_fits(entry, sizes[entry.storage_key])
@@ -170,21 +169,6 @@ def _plain(entries: list[TensorEntry], refs: dict[str, StorageRef]) -> TensorEnt
         return None
     (entry,) = entries
     return entry if entry.storage_key in refs and not entry.storage_offset and entry.is_contiguous else None
-
-
-def _data_start(archive: TorchArchive, key: str, ref: StorageRef, where: str) -> int | None:
-    """Where the bytes of a storage record a pickle names start in the item (none when it
-    is compressed); the record must be there, of the size torch insists on."""
-    record = archive.record(f"data/{key}")
-    if record is None:
-        raise CorruptCheckpoint(f"{where}: storage record data/{key} is missing")
-    expected = ref.numel * DTYPES[ref.dtype].itemsize
-    if record.info.file_size != expected:
-        raise CorruptCheckpoint(
-            f"{where}: storage data/{key} holds {record.info.file_size:,} bytes, its storage is "
-            f"{expected:,} (torch.load refuses any other size)"
-        )
-    return record.data_offset if record.info.compress_type == zipfile.ZIP_STORED else None
 
 
 def _sizes(value: Any, where: str, what: str) -> tuple[int, ...]:

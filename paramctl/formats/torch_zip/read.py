@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 from paramctl.checkpoint import Checkpoint, Storage
-from paramctl.dtypes import dtype as lookup_dtype
 from paramctl.errors import CorruptCheckpoint, LimitExceeded
 from paramctl.formats._limits import LIMITS, Limits
 from paramctl.formats._numpy_pickle import inline_storages
@@ -24,7 +23,6 @@ from paramctl.formats._pickle import StorageRef, restricted_load
 from paramctl.formats._torch_pickle import check_entry_fits, name_tensors, storage_collector
 from paramctl.formats.torch_zip.archive import TorchArchive, open_torch_zip
 from paramctl.formats.torch_zip.layout import MAGIC, NAME
-from paramctl.formats.torch_zip.structure import DirectoryEntry
 
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 
@@ -86,25 +84,26 @@ def _read(path: Path, archive: TorchArchive, limits: Limits) -> Checkpoint:
     data = archive.member("data.pkl", limits.pickle_bytes)
     payload = restricted_load(data, storage_ref, limits=limits, what=f"{path}: data.pkl")
     byteorder = archive.byteorder()
-    storages: dict[str, Storage] = {}
-    for key, ref in refs.items():
-        record = archive.record(f"data/{key}")
-        if record is None:
-            raise CorruptCheckpoint(f"{path}: storage record data/{key} is missing")
-        stored = record.info.compress_type == zipfile.ZIP_STORED
-        storages[key] = _storage(path, key, ref, record.info, record.data_offset if stored else None)
+    storages = {
+        key: Storage(key, path, ref.dtype, ref.nbytes, data_start(archive, key, ref, str(path)), ref.location)
+        for key, ref in refs.items()
+    }
     storages.update(inline_storages(payload, path, byteorder))
     return _checkpoint(path, payload, storages, byteorder, limits)
 
 
-def _storage(path: Path, key: str, ref: StorageRef, info: DirectoryEntry, offset: int | None) -> Storage:
-    expected = ref.numel * lookup_dtype(ref.dtype).itemsize
-    if info.file_size != expected:
+def data_start(archive: TorchArchive, key: str, ref: StorageRef, where: str) -> int | None:
+    """Where the bytes of the storage record ``data/<key>`` start in ``archive`` (``None``
+    when it is compressed); the record must be there, of the size torch insists on."""
+    record = archive.record(f"data/{key}")
+    if record is None:
+        raise CorruptCheckpoint(f"{where}: storage record data/{key} is missing")
+    if record.info.file_size != ref.nbytes:
         raise CorruptCheckpoint(
-            f"{path}: storage data/{key} holds {info.file_size:,} bytes, its storage is "
-            f"{expected:,} (torch.load refuses any other size)"
+            f"{where}: storage data/{key} holds {record.info.file_size:,} bytes, its storage is "
+            f"{ref.nbytes:,} (torch.load refuses any other size)"
         )
-    return Storage(key, path, ref.dtype, expected, offset, ref.location)
+    return record.data_offset if record.info.compress_type == zipfile.ZIP_STORED else None
 
 
 def _checkpoint(

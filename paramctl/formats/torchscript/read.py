@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
 from paramctl.checkpoint import Checkpoint, Storage
-from paramctl.dtypes import dtype as lookup_dtype
 from paramctl.errors import CorruptCheckpoint
 from paramctl.formats._allowlist import RestrictedUnpickler
 from paramctl.formats._pickle import StorageRef, restricted_load, storage_ref_from_pid
@@ -142,7 +141,7 @@ def _storage(
     info = infos.get(record_name(root, ref.key))
     if info is None:
         raise CorruptCheckpoint(f"{path}: storage record {record_name('', ref.key)} is missing")
-    expected = ref.numel * lookup_dtype(ref.dtype).itemsize
+    expected = ref.nbytes
     if info.file_size < expected:
         raise CorruptCheckpoint(f"{path}: storage {ref.key} holds {info.file_size} bytes, needs {expected}")
     offset = record_data_offset(file, info) if info.compress_type == zipfile.ZIP_STORED else None
